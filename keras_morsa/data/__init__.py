@@ -1,0 +1,1 @@
+"""Image folders, the built-in dataset, splits and tf.data pipelines."""

@@ -1,0 +1,15 @@
+"""User-facing errors.
+
+A :class:`UserError` is a problem with what the user asked for (a missing path, an empty class folder, a
+leaking split, a bad flag value), not a bug. Its message is one line that names the bad input and what would
+have been accepted. ``bin/`` scripts print it without a traceback and exit with status 2 (see
+:func:`keras_morsa.cli.run`).
+"""
+
+
+class UserError(ValueError):
+    """An input problem the user can fix; the message is one line naming the input and what is expected."""
+
+
+class DataError(UserError):
+    """A dataset on disk is missing, empty, malformed or leaks test images into training."""

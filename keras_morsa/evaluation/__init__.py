@@ -1,0 +1,1 @@
+"""The real/synthetic ratio study: runs, statistics, plots and reports."""

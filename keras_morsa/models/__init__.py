@@ -1,0 +1,1 @@
+"""FastGAN networks and classifiers."""

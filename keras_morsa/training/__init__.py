@@ -1,0 +1,1 @@
+"""The GAN game and the training loops behind the ``bin/`` scripts."""
