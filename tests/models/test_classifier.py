@@ -1,0 +1,130 @@
+"""Classifier construction, saving, weights loading, flat view and BatchNorm helpers."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_morsa.errors import UserError
+from keras_morsa.models.backbones import build_backbone
+from keras_morsa.models.classifier import (
+    build_classifier,
+    class_names_of,
+    flat_view,
+    last_spatial_layer,
+    reestimate_bn_statistics,
+    set_bn_momentum,
+)
+
+NAMES = ["jaw", "nut", "pin"]
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return build_classifier("mobilenet_v3_small", 3, 32, bn_momentum=0.8, class_names=NAMES)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+
+
+@pytest.mark.multibackend
+def test_structure_names_and_bn_momentum(small, images):
+    assert [layer.name for layer in small.layers] == [
+        "images", "backbone", "pool", "dropout", "logits", "probabilities"
+    ]
+    assert class_names_of(small) == NAMES
+    probabilities = _numpy(small(images))
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    momenta = {
+        layer.momentum for layer in small.get_layer("backbone").layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    assert momenta == {0.8}
+
+
+@pytest.mark.multibackend
+def test_keras_round_trip_keeps_outputs_and_labels(small, images, tmp_path):
+    small.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(_numpy(loaded(images)), _numpy(small(images)))
+    assert class_names_of(loaded) == NAMES
+
+
+@pytest.mark.multibackend
+def test_flat_view_shares_weights_and_outputs(small, images):
+    flat = flat_view(small)
+    assert {id(v) for v in flat.weights} == {id(v) for v in small.weights}
+    np.testing.assert_allclose(_numpy(flat(images)), _numpy(small(images)), atol=1e-6)
+    name = last_spatial_layer(small)
+    assert flat.get_layer(name) is small.get_layer("backbone").get_layer(name)
+
+
+@pytest.mark.multibackend
+def test_weights_file_reproduces_outputs_and_errors(small, images, tmp_path):
+    small.save_weights(tmp_path / "all.weights.h5")
+    same = build_classifier("mobilenet_v3_small", 3, 32, weights=tmp_path / "all.weights.h5")
+    np.testing.assert_array_equal(_numpy(same(images)), _numpy(small(images)))
+    # A backbone-only file (the pretrained use case) loads into the backbone of a different head.
+    small.get_layer("backbone").save_weights(tmp_path / "backbone.weights.h5")
+    other = build_classifier("mobilenet_v3_small", 5, 32, weights=tmp_path / "backbone.weights.h5")
+    np.testing.assert_array_equal(
+        _numpy(other.get_layer("backbone")(images)), _numpy(small.get_layer("backbone")(images))
+    )
+    with pytest.raises(UserError, match="does not exist"):
+        build_classifier("mobilenet_v3_small", 3, 32, weights=tmp_path / "missing.weights.h5")
+    (tmp_path / "w.bin").write_bytes(b"x")
+    with pytest.raises(UserError, match="unsupported name"):
+        build_classifier("mobilenet_v3_small", 3, 32, weights=tmp_path / "w.bin")
+
+
+def test_bad_arguments_name_the_value():
+    with pytest.raises(UserError, match="resnet"):
+        build_backbone("resnet", 64)
+    with pytest.raises(UserError, match="image_size=16"):
+        build_backbone("vgg16", 16)
+    with pytest.raises(UserError, match="class_names has 2"):
+        build_classifier("mobilenet_v3_small", 3, 32, class_names=["a", "b"])
+
+
+def test_paper_tables_give_keras_cv_parameter_counts():
+    # KerasCV 0.9.0's own preset arguments (same tables) build these counts; its hub metadata says
+    # 933,502 and 2,994,518, which no argument set in its source reproduces.
+    assert build_backbone("mobilenet_v3_small", 32).count_params() == 939_120
+    assert build_backbone("mobilenet_v3_large", 32).count_params() == 2_996_352
+
+
+def test_vgg16_classifier(images, tmp_path):
+    model = build_classifier("vgg16", 3, 32, class_names=NAMES)
+    assert model.get_layer("backbone").count_params() == 14_714_688
+    assert set_bn_momentum(model, 0.9) == 0
+    # At 32 px block5_pool is 1x1, so the last map larger than that is block5_conv3's 2x2.
+    assert last_spatial_layer(model) == "block5_conv3"
+    model.save(tmp_path / "vgg.keras")
+    loaded = keras.saving.load_model(tmp_path / "vgg.keras")
+    np.testing.assert_array_equal(_numpy(loaded(images)), _numpy(model(images)))
+
+
+@pytest.mark.multibackend
+def test_reestimate_bn_statistics_averages_batch_statistics():
+    inputs = keras.Input((4,))
+    norm = keras.layers.BatchNormalization(momentum=0.999)
+    model = keras.Model(inputs, keras.layers.Dense(2)(norm(inputs)))
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(loc=3.0 * k, scale=1.0 + k, size=(8, 4)).astype("float32") for k in range(3)]
+    used = reestimate_bn_statistics(model, [(b, np.zeros(8)) for b in batches], steps=5)
+    assert used == 3
+    np.testing.assert_allclose(
+        _numpy(norm.moving_mean), np.mean([b.mean(axis=0) for b in batches], axis=0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        _numpy(norm.moving_variance), np.mean([b.var(axis=0) for b in batches], axis=0), rtol=1e-4
+    )
+    assert norm.momentum == 0.999
+    with pytest.raises(UserError, match="steps=0"):
+        reestimate_bn_statistics(model, batches, steps=0)
