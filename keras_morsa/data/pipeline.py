@@ -32,7 +32,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def _load_uint8(path):
-    return folder.load_image(os.fsdecode(path))
+    # numpy_function hands over the string as bytes in graph mode and as a 0-d array when called eagerly.
+    return folder.load_image(os.fsdecode(np.asarray(path).item()))
 
 
 def load_resized(path, image_size):
@@ -177,6 +178,7 @@ def mix_real_synthetic(real_files, real_labels, synthetic_files, synthetic_label
     """
     if len(real_files) != len(real_labels) or len(synthetic_files) != len(synthetic_labels):
         raise UserError("files and labels differ in length; expected one label per file")
+    synthetic_count(ratio, 0)  # validates the ratio even when there is nothing to mix
     pools = {}
     for path, label in zip(synthetic_files, synthetic_labels):
         pools.setdefault(int(label), []).append(path)
