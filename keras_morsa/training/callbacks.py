@@ -10,6 +10,7 @@ are not finite, so a diverged run never overwrites good samples or checkpoints.
 
 import collections
 import csv
+import importlib.util
 import math
 import time
 import warnings
@@ -57,19 +58,25 @@ def _healthy(callback, logs):
 class SummaryWriter:
     """TensorBoard scalars and images through ``tf.summary`` (TensorFlow by nature; TF feeds ``fit`` anyway).
 
-    Works under every Keras backend: values are converted to NumPy first. Without TensorFlow it warns once
-    and writes nothing.
+    Works under every Keras backend: values are converted to NumPy first. ``tf.summary`` needs the
+    ``tensorboard`` package; without it (or without TensorFlow) this warns once and writes nothing, and the
+    CSV log and PNG grids remain the record of the run.
     """
 
     def __init__(self, logdir):
-        try:
-            import tensorflow as tf
-        except ImportError:
-            warnings.warn(f"TensorBoard logs disabled ({logdir}): tensorflow is not installed", stacklevel=2)
-            self._tf = self._writer = None
+        self._tf = self._writer = None
+        if importlib.util.find_spec("tensorboard") is None or importlib.util.find_spec("tensorflow") is None:
+            warnings.warn(f"TensorBoard logs disabled ({logdir}): `pip install tensorboard` to enable them; "
+                          "log.csv and the PNG grids are written regardless", stacklevel=2)
             return
+        import tensorflow as tf
+
         self._tf = tf
         self._writer = tf.summary.create_file_writer(str(logdir))
+
+    @property
+    def enabled(self):
+        return self._writer is not None
 
     def scalars(self, step, values):
         if self._writer is None:

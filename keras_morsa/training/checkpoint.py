@@ -42,11 +42,11 @@ class CheckpointMismatch(UserError):
 def checkpoint_variables(model):
     """Returns ``{key: variable}`` for everything a checkpoint of ``model`` holds.
 
-    Keys are ``<owner>/<index>:<path>``: the owner is ``model`` for ``model.variables`` or the attribute name
-    of each optimizer found on the model (sorted by name; an optimizer reachable under two names is stored
-    once, under the first), the index is the variable's position in its owner's list and the path is the
-    variable's path without Keras's per-process ``_<n>`` name suffixes. Optimizers must be built
-    (``FastGAN.compile`` builds both).
+    Keys are ``<owner>/<index>:<path>``. The owner is ``model`` for ``model.variables``, or the attribute
+    name of each optimizer found on the model (sorted by name; an optimizer reachable under two names is
+    stored once, under the first; a variable the model already tracks stays under ``model``). The index is
+    the variable's position in its owner's list; the path is the variable's path without Keras's
+    per-process ``_<n>`` name suffixes. Optimizers must be built (``FastGAN.compile`` builds both).
 
     Args:
         model: a ``keras.Model``; its weights must exist (built).
@@ -58,8 +58,11 @@ def checkpoint_variables(model):
         if isinstance(value, keras.optimizers.Optimizer) and id(value) not in seen:
             seen.add(id(value))
             owners.append((name.lstrip("_"), value.variables))
-    variables = {}
+    variables, stored = {}, set()
     for owner, owned in owners:
+        # A variable tracked twice (FastGAN tracks D's optimizer state among its own) is stored once.
+        owned = [v for v in owned if id(v) not in stored]
+        stored.update(id(v) for v in owned)
         for index, variable in enumerate(owned):
             variables[f"{owner}/{index:05d}:{_UNIQUIFIER.sub('', variable.path)}"] = variable
     return variables

@@ -1,0 +1,15 @@
+"""FastGAN at the paper's settings, 1024 px: ngf = ndf = 64, nz = 256, batch 8, Adam 2e-4 (both), 50k steps.
+
+DiffAugment "color,translation", EMA decay 0.999. One iteration costs seconds on a CPU: a GPU config.
+
+    bin/train_gan --class=jaw --config=configs/fastgan_1024.py
+    bin/train_gan --class=jaw --config=configs/fastgan_1024.py:smoke   # tiny, for tests
+"""
+
+from keras_morsa.training.train_gan import base_config, smoke_variant
+
+
+def get_config(arg=None):
+    config = base_config()
+    config.model.image_size = 1024
+    return smoke_variant(config) if arg == "smoke" else config

@@ -1,0 +1,274 @@
+"""The FastGAN training run behind ``bin/train_gan``: one class (or all) of a dataset, resumable.
+
+``train_gan(config, workdir, class_name)`` trains a :class:`~keras_morsa.training.fastgan.FastGAN` on the
+train split of one class and writes ``<workdir>/<class>/``:
+
+- ``checkpoints/ckpt_<step>.npz``: every variable (G, D, EMA G, both optimizers, seed states) every
+  ``checkpoint_every`` steps and at the end; the last ``keep_checkpoints`` kept (:mod:`.checkpoint`).
+- ``samples/step_<step>.png``: the EMA generator on ``num_samples`` fixed latents every ``sample_every``
+  steps; ``reconstructions/step_<step>.png``: per row, a real image, D's two whole-image reconstructions,
+  then quarter 0 and D's reconstruction of it.
+- ``log.csv`` (step, mean losses over the last ``log_every`` steps, it/s) and ``tb/`` (TensorBoard scalars
+  and the two grids).
+- ``sources.txt``: SHA-256 of the training images (for the leak check), ``generator_ema.keras``: the final
+  EMA generator, and ``done.json``, written last: the class is finished.
+
+Resuming: rerunning on the same workdir restores the newest checkpoint and continues. Training is split in
+segments of ``checkpoint_every`` steps, each fed by a dataset seeded with ``(seed, first step of the
+segment)``; with every variable and seed state restored, a run killed at any moment and resumed sees the
+same batches and random draws as an uninterrupted one and ends at the same step. Rows of ``log.csv``
+after the restored step are dropped, so no step is logged twice. A finished class (``done.json`` at
+``num_steps`` or more) is skipped; raising ``train.num_steps`` continues it.
+
+A non-finite loss stops the run before anything of that epoch is written, and raises
+:class:`NonFiniteLoss` naming the loss, the step and the last good checkpoint (which stays intact).
+"""
+
+import datetime
+import math
+from pathlib import Path
+
+import keras
+import ml_collections
+import numpy as np
+
+from keras_morsa import io
+from keras_morsa.data import pipeline, splits
+from keras_morsa.errors import DataError, UserError
+from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reconstruction_targets
+from keras_morsa.training import callbacks as cbs
+from keras_morsa.training.checkpoint import CheckpointManager
+from keras_morsa.training.fastgan import FastGAN
+
+GENERATOR_FILE = "generator_ema.keras"
+DONE_FILE = "done.json"
+SOURCES_FILE = "sources.txt"
+
+
+class NonFiniteLoss(UserError):
+    """Training produced a NaN or infinite loss; the message names the last good checkpoint."""
+
+
+def base_config():
+    """Every key :func:`train_gan` reads, at the paper's settings (256 px); ``configs/*.py`` start here.
+
+    Keys:
+        seed: seeds the weights, the game's draws, the data order and the sample latents.
+        data.images_per_class, data.image_size, data.seed: the built-in dataset build
+            (``morsa_parts.load``); data.test_fraction, data.val_fraction, data.split_seed: the split made
+            when the dataset has no ``split_manifest.csv`` yet; data.flip: horizontal flips.
+        model.image_size, ngf, ndf, nz, activation ("glu" or "leaky_relu"), attention_resolutions: the
+            networks (``keras_morsa.models.fastgan``).
+        train.batch_size, num_steps, g_lr, d_lr, beta_1, beta_2 (Adam), ema_decay, policy (DiffAugment).
+        log_every, sample_every, checkpoint_every: intervals in steps; keep_checkpoints; num_samples: the
+            size of the sample grid (a square number reads best).
+    """
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.data = ml_collections.ConfigDict(dict(
+        images_per_class=300, image_size=256, seed=0,
+        test_fraction=0.3, val_fraction=0.0, split_seed=0, flip=True,
+    ))
+    config.model = ml_collections.ConfigDict(dict(
+        image_size=256, ngf=64, ndf=64, nz=256, activation="glu", attention_resolutions=(),
+    ))
+    config.train = ml_collections.ConfigDict(dict(
+        batch_size=8, num_steps=50_000, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999,
+        ema_decay=0.999, policy="color,translation",
+    ))
+    config.log_every = 100
+    config.sample_every = 1000
+    config.checkpoint_every = 1000
+    config.keep_checkpoints = 3
+    config.num_samples = 16
+    return config
+
+
+def smoke_variant(config):
+    """Shrinks ``config`` in place to the tiny variant tests use (64 px, widths 8, nz 16, 6 steps)."""
+    config.data.images_per_class = 8
+    config.data.image_size = 64
+    config.model.image_size = 64
+    config.model.ngf = config.model.ndf = 8
+    config.model.nz = 16
+    config.model.attention_resolutions = tuple(r for r in config.model.attention_resolutions if r <= 16)
+    config.train.batch_size = 4
+    config.train.num_steps = 6
+    config.log_every = config.sample_every = config.checkpoint_every = 2
+    config.keep_checkpoints = 2
+    config.num_samples = 4
+    return config
+
+
+def build_gan(config):
+    """The compiled :class:`FastGAN` of ``config`` (weights from ``config.seed``)."""
+    keras.utils.set_random_seed(config.seed)
+    m, t = config.model, config.train
+    generator = Generator(ngf=m.ngf, nz=m.nz, image_size=m.image_size,
+                          attention_resolutions=tuple(m.attention_resolutions), activation=m.activation,
+                          seed=config.seed, name="generator")
+    discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size,
+                                  attention_resolutions=tuple(m.attention_resolutions), name="discriminator")
+    gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed)
+    gan.compile(
+        g_optimizer=keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2),
+        d_optimizer=keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2),
+    )
+    return gan
+
+
+def sample_latents(config):
+    """The fixed latents of the sample grids: ``num_samples`` x ``nz`` standard normals from ``seed``."""
+    rng = np.random.default_rng(config.seed)
+    return rng.standard_normal((config.num_samples, config.model.nz)).astype("float32")
+
+
+def is_finished(class_dir, num_steps):
+    """True when ``class_dir/done.json`` records at least ``num_steps`` steps."""
+    done = Path(class_dir) / DONE_FILE
+    return done.exists() and io.read_json(done).get("step", -1) >= num_steps
+
+
+def _dataset(config, data_dir, class_name):
+    """Validates the class name, then returns the split manifest of the built-in dataset or ``data_dir``."""
+    if data_dir is None:
+        # The built-in dataset renders its images on first use; imported only when it is the source.
+        from keras_morsa.data import morsa_parts
+
+        _check_class(class_name, morsa_parts.CLASS_NAMES, "the built-in dataset")
+        root = morsa_parts.load(images_per_class=config.data.images_per_class,
+                                image_size=config.data.image_size, seed=config.data.seed)
+    else:
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise DataError(f"--data_dir={data_dir}: no such folder; expected <dir>/<class>/<images>")
+    manifest = splits.load_or_create_split(root, test_fraction=config.data.test_fraction,
+                                           val_fraction=config.data.val_fraction, seed=config.data.split_seed)
+    _check_class(class_name, manifest.class_names, str(root))
+    return manifest
+
+
+def _check_class(class_name, valid, where):
+    if class_name != "all" and class_name not in valid:
+        raise UserError(f"--class={class_name!r} is not a class of {where}; expected 'all' or one of: "
+                        + ", ".join(valid))
+
+
+def train_gan(config, workdir, class_name, data_dir=None):
+    """Trains FastGAN on one class's train images (or every class, ``class_name="all"``), resuming.
+
+    Args:
+        config: a ``ConfigDict`` with the keys of :func:`base_config` (``configs/fastgan_*.py``).
+        workdir: the run folder; results go to ``<workdir>/<class>/``.
+        class_name: a class of the dataset, or ``"all"`` to train every class in turn (finished ones are
+            skipped).
+        data_dir: a user image folder (``<dir>/<class>/*``); its ``split_manifest.csv`` is created on first
+            use. ``None``: the built-in dataset, built (or reused from the cache) at ``config.data`` sizes.
+
+    Returns:
+        ``{class_name: class folder}`` for the classes trained or already finished.
+
+    Raises:
+        UserError: an unknown class, a bad folder, or a workdir written with another config.
+        NonFiniteLoss: a loss became NaN or infinite; the last good checkpoint is kept.
+
+    Example:
+        train_gan(get_config(), "workdirs/gan", "jaw")   # -> {"jaw": Path("workdirs/gan/jaw")}
+    """
+    manifest = _dataset(config, data_dir, class_name)
+    names = manifest.class_names if class_name == "all" else [class_name]
+    done = {}
+    for name in names:
+        class_dir = Path(workdir) / name
+        if is_finished(class_dir, config.train.num_steps):
+            print(f"{name}: finished already ({class_dir / DONE_FILE}); samples in {class_dir / 'samples'}")
+        else:
+            _train_class(config, class_dir, manifest, name)
+        done[name] = class_dir
+    return done
+
+
+def _train_class(config, class_dir, manifest, class_name):
+    num_steps, every = config.train.num_steps, config.checkpoint_every
+    intervals = (num_steps, config.log_every, config.sample_every, every, config.keep_checkpoints)
+    if min(intervals) < 1:
+        raise UserError(f"num_steps, log_every, sample_every, checkpoint_every, keep_checkpoints={intervals}: "
+                        "each must be >= 1")
+    # One fit epoch is the largest chunk every interval is a multiple of, so epoch ends hit each of them.
+    chunk = math.gcd(num_steps, config.log_every, config.sample_every, every)
+    train_rows = [r for r in manifest.rows if r["class_name"] == class_name and r["split"] == "train"]
+    if not train_rows:
+        raise DataError(f"class {class_name!r} has no train images in the split of {manifest.image_root}")
+    class_dir.mkdir(parents=True, exist_ok=True)
+    (class_dir / DONE_FILE).unlink(missing_ok=True)
+    with io.atomic_write(class_dir / SOURCES_FILE, "w") as f:
+        f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))
+
+    gan = build_gan(config)
+    manager = CheckpointManager(class_dir / "checkpoints", gan, keep=config.keep_checkpoints)
+    start = manager.restore_latest() or 0
+    size, batch = config.model.image_size, config.train.batch_size
+    print(f"{class_name}: {len(train_rows)} train images, {size} px, steps {start} -> {num_steps}; "
+          f"samples in {class_dir / 'samples'}")
+
+    latents = keras.ops.convert_to_tensor(sample_latents(config))
+    real = keras.ops.convert_to_tensor(
+        next(iter(pipeline.gan_dataset(manifest, class_name, size, batch, seed=config.seed, flip=False))))
+    writer = cbs.SummaryWriter(class_dir / "tb")
+    guard = cbs.NonFiniteGuard()
+    callbacks = [
+        guard,
+        cbs.ProgressBar(start, num_steps),
+        cbs.CsvLog(class_dir / "log.csv", start, writer),
+        cbs.ImageGrid(class_dir / "samples", lambda: _samples(gan, latents), config.sample_every, num_steps,
+                      columns=math.ceil(math.sqrt(config.num_samples)), writer=writer, tag="samples"),
+        cbs.ImageGrid(class_dir / "reconstructions", lambda: _reconstructions(gan, real), config.sample_every,
+                      num_steps, columns=5, writer=writer, tag="reconstructions"),
+        cbs.CheckpointSaver(manager, every, num_steps, {"class_name": class_name, "config": config.to_dict()}),
+    ]
+    for segment in range(start, num_steps, every):
+        dataset = pipeline.gan_dataset(manifest, class_name, size, batch, seed=_data_seed(config.seed, segment),
+                                       flip=config.data.flip)
+        gan.fit(dataset, epochs=min(segment + every, num_steps) // chunk, initial_epoch=segment // chunk,
+                steps_per_epoch=chunk, callbacks=callbacks, shuffle=False, verbose=0)
+        if guard.failure:
+            step, name, value = guard.failure
+            last = manager.latest_step()
+            kept = f"step {last} in {manager.directory}" if last is not None else "none yet"
+            raise NonFiniteLoss(f"{class_name}: {name} became {value} at step {step}; training stopped, last good "
+                                f"checkpoint: {kept}; lower train.g_lr/train.d_lr (or change the seed) and rerun")
+
+    _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
+    io.write_json(class_dir / DONE_FILE, {
+        "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": config.to_dict(),
+    })
+    print(f"{class_name}: done; samples in {class_dir / 'samples'}, generator {class_dir / GENERATOR_FILE}")
+
+
+def _data_seed(seed, step):
+    # Distinct per (seed, segment start) and stable across processes: what makes resume deterministic.
+    return seed * 1_000_003 + step
+
+
+def _samples(gan, latents):
+    images, _ = gan.ema_generator(latents, training=False)
+    return cbs.images_to_uint8(images)
+
+
+def _reconstructions(gan, real):
+    """Rows of [real, D's big-path and small-path reconstructions, real quarter 0, D's reconstruction]."""
+    part = keras.ops.convert_to_tensor(0, "int32")
+    _, (rec_big, rec_small, rec_part) = gan.discriminator.call_with_reconstructions(
+        real, downscale(real, gan.small_size), part, training=False)
+    whole, _, quarter = reconstruction_targets(real, part, int(rec_big.shape[1]))
+    columns = [cbs.images_to_uint8(x) for x in (whole, rec_big, rec_small, quarter, rec_part)]
+    return np.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])
+
+
+def _save_model(model, path):
+    # model.save needs a ".keras" path, so the temporary sibling keeps that suffix; rename is atomic.
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
