@@ -218,7 +218,7 @@ def _verify(manifest, manifest_path):
 
 
 def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction=0.0, seed=0,
-                         min_images_per_class=1, progress=False):
+                         min_images_per_class=1, progress=False, scan=None):
     """Reads ``split_manifest.csv`` if it exists, else scans, splits and writes it.
 
     The manifest lives in ``workdir`` when given, else in ``data_dir``. An existing manifest wins over the
@@ -230,6 +230,7 @@ def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction
       workdir: where to keep the manifest instead of next to the data (e.g. when the data is read-only).
       test_fraction, val_fraction, seed: see :func:`make_split`.
       min_images_per_class, progress: see ``folder.scan_image_folder``.
+      scan: a ``FolderScan`` of ``data_dir`` made already (e.g. for a run report), to avoid decoding twice.
 
     Returns:
       A :class:`SplitManifest` whose paths resolve under the data folder.
@@ -245,7 +246,10 @@ def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction
         manifest = SplitManifest.load(manifest_path, image_root=image_root)
         _verify(manifest, manifest_path)
         return manifest
-    scan = folder.scan_image_folder(data_dir, min_images_per_class=min_images_per_class, progress=progress)
+    if scan is None:
+        scan = folder.scan_image_folder(data_dir, min_images_per_class=min_images_per_class, progress=progress)
+    elif Path(scan.root) != image_root:
+        raise UserError(f"scan of {scan.root} does not belong to data_dir={data_dir}; expected a scan of {image_root}")
     manifest = make_split(scan, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
     manifest.save(manifest_path)
     return manifest

@@ -111,6 +111,11 @@ def test_load_or_create_writes_once_and_reuses(folder_3, tmp_path_factory):
     assert (workdir / splits.MANIFEST_NAME).is_file()
     assert in_workdir.files("train")[0].parent.parent == folder_3
     assert in_workdir.rows != manifest.rows  # its own seed, its own file
+    scan = folder.scan_image_folder(folder_3)
+    from_scan = splits.load_or_create_split(folder_3, workdir=tmp_path_factory.mktemp("work"), seed=5, scan=scan)
+    assert from_scan.rows == in_workdir.rows
+    with pytest.raises(UserError, match="does not belong"):
+        splits.load_or_create_split(workdir, workdir=tmp_path_factory.mktemp("work"), scan=scan)
 
 
 def test_builtin_layout_paths_are_relative_to_images(tmp_path):
