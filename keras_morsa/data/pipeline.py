@@ -8,7 +8,9 @@ Every image is decoded by ``folder.load_image`` (through ``tf.numpy_function``),
 16-bit and transparency are handled exactly as when the folder was scanned. Images are resized to
 ``image_size x image_size`` (bilinear with antialiasing; the aspect ratio is not kept, nothing is cropped),
 rounded to ``uint8`` and cached in memory, so each file is decoded once per pipeline; shuffling (seeded,
-reshuffled each epoch), repetition, random flips, augmentation and scaling happen after the cache.
+reshuffled each epoch), repetition, random flips, augmentation and scaling happen after the cache. The cache
+holds ``N * S * S * 3`` bytes (2100 training images at 256 px: 413 MB; at 64 px: 26 MB). Decoding runs once
+per pipeline, in parallel; after it, batches come from memory far faster than any model here trains.
 
 Ranges: the GAN sees float32 in [-1, 1] (``x / 127.5 - 1``); classifiers see float32 in [0, 255] (the
 KerasCV backbones rescale inside the model).
@@ -140,7 +142,10 @@ def classifier_dataset(files, labels, image_size, batch_size, seed, training, au
     ds = ds.batch(batch_size, drop_remainder=training)
     ds = ds.map(lambda image, label: (tf.cast(image, tf.float32), label), num_parallel_calls=AUTOTUNE)
     if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
+        # Sequential on purpose: augmentation layers draw from a shared seed state, which parallel calls would
+        # consume in a racy order (same seed, different images). It works on whole batches, and prefetch
+        # still overlaps it with training.
+        ds = ds.map(augment)
     return ds.prefetch(AUTOTUNE)
 
 

@@ -239,3 +239,12 @@ def test_root_that_is_a_file_and_bad_minimum(tmp_path):
         folder.scan_image_folder(path)
     with pytest.raises(DataError, match="min_images_per_class=0"):
         folder.scan_image_folder(tmp_path, min_images_per_class=0)
+
+
+def test_progress_bar_and_thread_count_do_not_change_the_scan(corpus, capsys):
+    root, scan, _, _ = corpus
+    with pytest.MonkeyPatch.context() as patch, pytest.warns(folder.DataWarning):
+        patch.setattr(Image, "MAX_IMAGE_PIXELS", SMALL_LIMIT)
+        again = folder.scan_image_folder(root, progress=True, max_workers=1)
+    assert again == scan
+    assert "20/20" in capsys.readouterr().out  # the 20 files with an image extension were decoded
