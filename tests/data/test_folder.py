@@ -3,6 +3,8 @@
 import contextlib
 import io
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -35,6 +37,19 @@ def _exif_rotated(path):
     image.save(path, quality=95, exif=exif)
 
 
+def _png16_rgb(path, array):
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one), written chunk by chunk."""
+    height, width = array.shape[:2]
+    raw = b"".join(b"\0" + array[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+
+
 def _palette_with_transparency(path):
     image = Image.new("P", (4, 4), 0)
     image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
@@ -61,6 +76,7 @@ def _build_corpus(root):
     rgba[0, 2] = (0, 0, 0, 128)      # half-transparent black: mid gray
     Image.fromarray(rgba, "RGBA").save(good / "rgba.png")
     Image.fromarray(np.array([[0, 65535], [257 * 100, 257 * 200]], np.uint16)).save(good / "sixteen_bit.png")
+    _png16_rgb(good / "sixteen_bit_rgb.png", np.array([[[65535, 0, 257 * 100], [0, 257 * 50, 0]]], np.uint16))
     Image.new("CMYK", (8, 8), (0, 255, 0, 0)).save(good / "cmyk.jpg", quality=95)
     frames = [Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 255, 0))]
     frames[0].save(good / "animated.gif", save_all=True, append_images=frames[1:])
@@ -107,9 +123,9 @@ def test_scan_finds_classes_files_and_skips(corpus):
     names = {path.name for path, _ in scan.files}
     assert names == {
         "plain.png", "lossless.webp", "bitmap.bmp", "UPPER.JPG", "photo.jpeg", "gray.png", "palette.png",
-        "palette_transparent.png", "rgba.png", "sixteen_bit.png", "cmyk.jpg", "animated.gif", "rotated.jpg",
+        "palette_transparent.png", "rgba.png", "sixteen_bit.png", "sixteen_bit_rgb.png", "cmyk.jpg", "animated.gif", "rotated.jpg",
         "ñandú 1.png", "ok.png"}
-    assert scan.counts() == {"bad": 1, "good": 13, "écrou_螺母": 1}
+    assert scan.counts() == {"bad": 1, "good": 14, "écrou_螺母": 1}
     skipped = {path.name: reason for path, reason in scan.skipped}
     assert set(skipped) == set(reasons)
     for name, expected in reasons.items():
@@ -125,7 +141,7 @@ def test_warning_lists_every_skipped_file_with_reason(corpus):
 def test_report_is_json_ready(corpus):
     _, scan, _, _ = corpus
     report = json.loads(json.dumps(scan.report()))
-    assert report["num_images"] == 15 and report["num_skipped"] == 6 and report["num_classes"] == 3
+    assert report["num_images"] == 16 and report["num_skipped"] == 6 and report["num_classes"] == 3
     assert report["images_per_class"]["écrou_螺母"] == 1
     assert {entry["path"].rsplit("/", 1)[-1] for entry in report["skipped"]} >= {"bomb.png", "empty.jpg"}
 
@@ -158,6 +174,7 @@ def test_modes_convert_to_rgb(corpus):
     sixteen = folder.load_image(good / "sixteen_bit.png")
     np.testing.assert_array_equal(sixteen[..., 0], [[0, 255], [100, 200]])
     np.testing.assert_array_equal(sixteen[..., 0], sixteen[..., 2])
+    np.testing.assert_array_equal(folder.load_image(good / "sixteen_bit_rgb.png")[0], [[255, 0, 100], [0, 50, 0]])
     cmyk = folder.load_image(good / "cmyk.jpg")
     np.testing.assert_allclose(cmyk[0, 0], (255, 0, 255), atol=3)  # no cyan, full magenta ink
     np.testing.assert_array_equal(folder.load_image(good / "animated.gif")[0, 0], (255, 0, 0))  # first frame
@@ -247,4 +264,4 @@ def test_progress_bar_and_thread_count_do_not_change_the_scan(corpus, capsys):
         patch.setattr(Image, "MAX_IMAGE_PIXELS", SMALL_LIMIT)
         again = folder.scan_image_folder(root, progress=True, max_workers=1)
     assert again == scan
-    assert "20/20" in capsys.readouterr().out  # the 20 files with an image extension were decoded
+    assert "21/21" in capsys.readouterr().out  # the 21 files with an image extension were decoded
