@@ -197,7 +197,8 @@ def list_image_files(root):
     for class_dir in class_dirs:
         candidates = _class_files(class_dir)
         if not candidates:
-            raise DataError(f"class folder {class_dir} is empty; expected image files ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(
+                f"class folder {class_dir} is empty; expected image files ({', '.join(IMAGE_EXTENSIONS)})")
         for path in candidates:
             if path.suffix.lower() in IMAGE_EXTENSIONS:
                 files.append((path, class_dir.name))
@@ -258,7 +259,8 @@ def scan_image_folder(root, min_images_per_class=1, progress=False, max_workers=
     scan = FolderScan(root=image_root, class_names=class_names, files=files, skipped=skipped)
     if skipped:
         listed = "; ".join(f"{path}: {reason}" for path, reason in skipped[:_WARN_LISTED])
-        more = f"; and {len(skipped) - _WARN_LISTED} more (see the scan report)" if len(skipped) > _WARN_LISTED else ""
+        extra = len(skipped) - _WARN_LISTED
+        more = f"; and {extra} more (see the scan report)" if extra > 0 else ""
         warnings.warn(f"skipped {len(skipped)} file(s) in {image_root}: {listed}{more}", DataWarning, stacklevel=2)
     for class_name, count in scan.counts().items():
         if count < min_images_per_class:

@@ -94,7 +94,9 @@ def gan_dataset(manifest, class_name, image_size, batch_size, seed, flip=True):
     def to_gan_range(index, image):
         image = tf.cast(image, tf.float32) / 127.5 - 1.0
         if flip:
-            image = tf.image.stateless_random_flip_left_right(image, seed=tf.stack([tf.cast(seed, tf.int64), index]))
+            # A stateless flip keyed by the example's position: deterministic for a seed, even in parallel.
+            flip_seed = tf.stack([tf.cast(seed, tf.int64), index])
+            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
         return image
 
     ds = ds.enumerate().map(to_gan_range, num_parallel_calls=AUTOTUNE)
@@ -150,7 +152,7 @@ def classifier_dataset(files, labels, image_size, batch_size, seed, training, au
 
 
 def synthetic_count(ratio, n_real):
-    """How many synthetic images ratio ``r`` adds to a class with ``n_real`` real images: round(r * n), halves up."""
+    """How many synthetic images ratio ``r`` adds to a class of ``n_real`` real images: round(r * n), halves up."""
     try:
         value = float(ratio)
     except (TypeError, ValueError):

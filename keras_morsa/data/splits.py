@@ -61,7 +61,8 @@ class SplitManifest:
         self.rows = [{key: str(row[key]) for key in FIELDS} for row in rows]
         bad = [row for row in self.rows if row["split"] not in SPLITS]
         if bad:
-            raise DataError(f"split manifest row {bad[0]['path']} has split {bad[0]['split']!r}; expected one of {SPLITS}")
+            raise DataError(
+                f"split manifest row {bad[0]['path']} has split {bad[0]['split']!r}; expected one of {SPLITS}")
         self.rows.sort(key=lambda row: (row["class_name"], row["path"]))
         self.class_names = sorted({row["class_name"] for row in self.rows})
 
@@ -72,7 +73,8 @@ class SplitManifest:
         if split not in SPLITS:
             raise UserError(f"split={split!r}; expected one of {SPLITS}")
         if class_name is not None and class_name not in self.class_names:
-            raise UserError(f"class_name={class_name!r} is not in this dataset; expected one of {self.class_names}")
+            raise UserError(
+                f"class_name={class_name!r} is not in this dataset; expected one of {self.class_names}")
         return [row for row in self.rows
                 if row["split"] == split and (class_name is None or row["class_name"] == class_name)]
 
@@ -249,7 +251,8 @@ def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction
     if scan is None:
         scan = folder.scan_image_folder(data_dir, min_images_per_class=min_images_per_class, progress=progress)
     elif Path(scan.root) != image_root:
-        raise UserError(f"scan of {scan.root} does not belong to data_dir={data_dir}; expected a scan of {image_root}")
+        raise UserError(
+            f"scan of {scan.root} does not belong to data_dir={data_dir}; expected a scan of {image_root}")
     manifest = make_split(scan, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
     manifest.save(manifest_path)
     return manifest
@@ -286,8 +289,8 @@ def check_no_leak(manifest, synthetic_dirs=()):
         sources = sorted(directory.rglob("sources.txt"))
         if not sources:
             warnings.warn(
-                f"synthetic folder {directory} has no sources.txt: only its files are checked, not the real images "
-                "its generators were trained on", folder.DataWarning, stacklevel=2)
+                f"synthetic folder {directory} has no sources.txt: only its files are checked, not the real "
+                "images its generators were trained on", folder.DataWarning, stacklevel=2)
         for source in sources:
             for sha in read_sources(source):
                 seen.setdefault(sha, f"{source}")

@@ -19,7 +19,8 @@ SMALL_LIMIT = 300
 RNG = np.random.default_rng(0)
 NOISE = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
 # JPEG is lossy (and subsamples colour): compare JPEGs on a smooth image.
-SMOOTH = np.stack([*np.meshgrid(np.arange(16) * 16, np.arange(16) * 16), np.full((16, 16), 128)], -1).astype(np.uint8)
+SMOOTH = np.stack([*np.meshgrid(np.arange(16) * 16, np.arange(16) * 16), np.full((16, 16), 128)], -1)
+SMOOTH = SMOOTH.astype(np.uint8)
 
 
 def _png_bytes(array):
@@ -101,7 +102,8 @@ def _build_corpus(root):
     Image.fromarray(NOISE).save(bad / "ok.png")
     return {
         "corrupt.png": "OSError", "truncated.png": "truncated", "empty.jpg": "empty file",
-        "text.jpg": "not a recognised image", "bomb.png": "decompression-bomb", "notes.txt": "unsupported extension",
+        "text.jpg": "not a recognised image", "bomb.png": "decompression-bomb",
+        "notes.txt": "unsupported extension",
     }
 
 
@@ -123,7 +125,8 @@ def test_scan_finds_classes_files_and_skips(corpus):
     names = {path.name for path, _ in scan.files}
     assert names == {
         "plain.png", "lossless.webp", "bitmap.bmp", "UPPER.JPG", "photo.jpeg", "gray.png", "palette.png",
-        "palette_transparent.png", "rgba.png", "sixteen_bit.png", "sixteen_bit_rgb.png", "cmyk.jpg", "animated.gif", "rotated.jpg",
+        "palette_transparent.png", "rgba.png", "sixteen_bit.png", "sixteen_bit_rgb.png", "cmyk.jpg",
+        "animated.gif", "rotated.jpg",
         "ñandú 1.png", "ok.png"}
     assert scan.counts() == {"bad": 1, "good": 14, "écrou_螺母": 1}
     skipped = {path.name: reason for path, reason in scan.skipped}

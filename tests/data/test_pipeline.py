@@ -205,8 +205,8 @@ def test_no_test_image_in_any_training_pipeline(data):
     test_ids = set(_ids(manifest.files("test")))
     splits.check_no_leak(manifest, synthetic_dirs=[synthetic])
     files, labels = pipeline.mix_real_synthetic(
-        manifest.files("train"), manifest.labels("train"), *pipeline.list_synthetic(synthetic, manifest.class_names),
-        ratio=1.0, seed=0)
+        manifest.files("train"), manifest.labels("train"),
+        *pipeline.list_synthetic(synthetic, manifest.class_names), ratio=1.0, seed=0)
     images, _ = _epoch(pipeline.classifier_dataset(files, labels, SIZE, 2, seed=0, training=True))
     seen = {image_id(image) for image in images}
     for class_name in manifest.class_names:
