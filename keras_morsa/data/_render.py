@@ -12,13 +12,14 @@ tilted camera:
    tilt reveals, a contact shadow and a soft cast shadow;
 4. the camera: exposure, tone curve, vignetting, defocus blur, resampling to the output size, sensor noise.
 
-Scenes are drawn at ``max(image_size, RENDER_MIN_SIZE)`` pixels (at most 4x supersampled) and resampled, so a
-small output averages the detail the way a lens and sensor would. Surface details (threads, serrations, knurls) fade out before they would
-alias. Scene draws come from one generator and size-dependent draws (sensor noise) from a child of it, so a
-seed gives the same scene at every output size.
+Scenes are drawn at ``max(image_size, RENDER_MIN_SIZE)`` pixels (at most 4x supersampled) and resampled,
+so a small output averages the detail the way a lens and sensor would. Surface details (threads, serrations,
+knurls) fade out before they would alias. Scene draws come from one generator and size-dependent draws
+(sensor noise) from a child of it, so a seed gives the same scene at every output size.
 """
 
 import collections
+import math
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -379,7 +380,7 @@ def _pin(rng, alike):
     pitch = 2 * r * rng.uniform(0.3, 0.45)
     step = rng.random() < 0.3
     step_u = rng.uniform(-0.1, 0.3)
-    grooves = rng.uniform(-0.45, 0.45, size=rng.integers(0, 3))
+    grooves = [rng.uniform(-0.45, 0.45) for _ in range(rng.integers(0, 3))]
     cross_hole = rng.random() < 0.35
     hole_u = rng.uniform(0.36, 0.44)
 
@@ -428,7 +429,7 @@ def _clamp(rng, alike):
     top, chamfer = rng.uniform(0.08, 0.14), rng.uniform(0.006, 0.015)
     ribbed, rim = rng.random() < 0.6, rng.uniform(0.018, 0.03)
     boss_r = arm * rng.uniform(0.75, 0.95)
-    boss_side = rng.choice([-1.0, 1.0])
+    boss_side = 1.0 if rng.random() < 0.5 else -1.0
     hole = rng.random() < 0.6
     half = gap / 2 + arm
 
@@ -486,7 +487,7 @@ def _washer(rng, alike):
     top = rng.uniform(*_between((0.03, 0.09), (0.03, 0.4), alike))
     kind = rng.choice(["plain", "split", "toothed"], p=[0.55, 0.2, 0.25])
     kind = "toothed" if kind == "plain" and rng.random() < 0.4 * alike else kind
-    teeth, tooth_depth = rng.integers(6, 13), rng.uniform(0.04, 0.08)
+    teeth, tooth_depth = int(rng.integers(6, 13)), rng.uniform(0.04, 0.08)
     gap, roundness = rng.uniform(0.02, 0.05), min(0.02, top / 2)
 
     def evaluate(u, v, px):
@@ -584,9 +585,24 @@ def _fractal(rng, size, cells, octaves=3, persistence=0.5):
     total, weight = np.zeros((size, size), np.float32), 0.0
     for octave in range(octaves):
         n = int(cells * 2 ** octave)
-        total += persistence ** octave * _upsample(rng.standard_normal((n, n)), size)
+        total += persistence ** octave * _upsample(rng.standard_normal((n, n), np.float32), size)
         weight += persistence ** octave
     return total / weight
+
+
+def _oriented(rng, size, cells_along, cells_across, angle):
+    """Smooth noise stretched along the direction ``angle`` (radians): a rectangular grid, resized and turned."""
+    side = int(np.ceil(size * 1.42)) + 2
+    grid = rng.standard_normal((cells_across, cells_along), np.float32)
+    field = Image.fromarray(grid, mode="F").resize((side, side), Image.BICUBIC)
+    field = field.rotate(-math.degrees(angle), resample=Image.BILINEAR)
+    offset = (side - size) // 2
+    return np.asarray(field)[offset:offset + size, offset:offset + size]
+
+
+def _lines(values, coord):
+    """Periodic 1-D noise ``values`` looked up (linearly) at ``coord``: streaks running across ``coord``."""
+    return np.interp(coord, np.arange(len(values)), values, period=len(values)).astype(np.float32)
 
 
 def _sample(grid, x, y):
@@ -668,13 +684,13 @@ Light = collections.namedtuple("Light", "direction colour ambient ambient_colour
 
 def _light(rng, knobs):
     azimuth = rng.uniform(0.0, _TAU)
-    elevation = np.radians(rng.uniform(*knobs.light_elevation_deg))
+    elevation = math.radians(rng.uniform(*knobs.light_elevation_deg))
     temperature = rng.uniform(*knobs.colour_temperature)
     # The camera's white balance removes only part of the cast, as it does in real photographs.
     balanced = temperature + rng.uniform(0.3, 0.9) * (5500.0 - temperature)
     colour = _kelvin(temperature) / _kelvin(balanced)
     ambient_colour = _kelvin(rng.uniform(4500.0, 9000.0)) / _kelvin(balanced)
-    direction = (np.cos(azimuth) * np.cos(elevation), np.sin(azimuth) * np.cos(elevation), np.sin(elevation))
+    direction = (math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation), math.sin(elevation))
     return Light(direction, colour.astype(np.float32), rng.uniform(0.25, 0.55), ambient_colour.astype(np.float32))
 
 
@@ -699,14 +715,27 @@ def _material(rng, knobs, paint=None):
         paint = _PAINTS[rng.integers(len(_PAINTS))] * rng.uniform(0.7, 1.3)
     chips = rng.uniform(0.0, 0.5) if paint is not None else 0.0
     rust = rng.uniform(0.2, 0.7) if rng.random() < knobs.rust_prob else 0.0
-    grids = {"rust": rng.standard_normal((12, 12)), "fine": rng.standard_normal((48, 48)),
-             "streaks": rng.standard_normal(512)}
+    grids = {"rust": rng.standard_normal((12, 12), np.float32), "fine": rng.standard_normal((48, 48), np.float32),
+             "streaks": rng.standard_normal(512, np.float32)}
     return Material(np.array(tint, np.float32) * rng.uniform(0.85, 1.15), shininess * rng.uniform(0.6, 1.4),
                     paint, chips, rust, rng.uniform(0.0, 0.35), grids)
 
 
-def _shade(nx, ny, nz, view, light, material, u, v, cavity):
-    """Linear RGB of a surface with these normals, in part coordinates (u, v) for the textures."""
+Texture = collections.namedtuple("Texture", "streaks fine blotch")
+
+
+def _texture(material, u, v):
+    """Surface textures at part coordinates (u, v); the fine ones only where paint or rust needs them."""
+    grids = material.grids
+    streaks = _lines(grids["streaks"], v * 180.0)
+    if material.paint is None and not material.rust:
+        return Texture(streaks, None, None)
+    fine = _sample(grids["fine"], u * 40.0, v * 40.0)
+    return Texture(streaks, fine, _sample(grids["rust"], u * 5.0, v * 5.0) + 0.35 * fine)
+
+
+def _shade(nx, ny, nz, view, light, material, texture, cavity):
+    """Linear RGB ``[N, 3]`` of N surface points with these normals (each ``[N]``)."""
     lx, ly, lz = light.direction
     vx, vy, vz = view
     ndl = np.clip(nx * lx + ny * ly + nz * lz, 0.0, 1.0)[..., None]
@@ -716,25 +745,21 @@ def _shade(nx, ny, nz, view, light, material, u, v, cavity):
     rz = 2.0 * ndv * nz - vz
     rl = np.clip((2.0 * ndv * nx - vx) * lx + (2.0 * ndv * ny - vy) * ly + rz * lz, 0.0, 1.0)[..., None]
     sky = np.clip(0.15 + 0.85 * rz, 0.03, 1.0)[..., None]
-    grids = material.grids
-    streaks = np.interp(v * 180.0, np.arange(512), grids["streaks"], period=512)
-    fine = _sample(grids["fine"], u * 40.0, v * 40.0)
-    blotch = _sample(grids["rust"], u * 5.0, v * 5.0) + 0.35 * fine
     soft = max(material.shininess / 12.0, 2.0)
-    gloss = (1.0 + material.brushed * streaks)[..., None]
+    gloss = np.maximum(1.0 + material.brushed * texture.streaks, 0.3)[..., None]
     metal = material.tint * (light.ambient_colour * sky * 0.9 * gloss + light.colour * rl ** soft * 1.2
                              + 0.25 * ndl * light.colour)
     metal = metal + light.colour * (ndh ** material.shininess * 2.5 * gloss)
     colour = metal
     if material.paint is not None:
-        hammer = 1.0 + 0.08 * fine[..., None]
+        hammer = 1.0 + 0.08 * texture.fine[..., None]
         painted = material.paint * hammer * (light.ambient * light.ambient_colour + ndl * light.colour)
         painted = painted + light.colour * 0.12 * ndh ** 18.0
-        chipped = (blotch > 2.2 - 2.0 * material.chips)[..., None]
+        chipped = (texture.blotch > 2.2 - 2.0 * material.chips)[..., None]
         colour = np.where(chipped, metal, painted)
     if material.rust:
-        rusty = _smoothstep(1.2 - 1.6 * material.rust, 1.6 - 1.6 * material.rust, blotch)[..., None]
-        rust_albedo = np.array((0.22, 0.07, 0.02), np.float32) * (1.0 + 0.3 * fine[..., None])
+        rusty = _smoothstep(1.2 - 1.6 * material.rust, 1.6 - 1.6 * material.rust, texture.blotch)[..., None]
+        rust_albedo = np.array((0.22, 0.07, 0.02), np.float32) * (1.0 + 0.3 * texture.fine[..., None])
         rust = rust_albedo * (light.ambient * light.ambient_colour + ndl * light.colour)
         colour = colour * (1.0 - rusty) + rust * rusty
     return colour * cavity[..., None]
@@ -743,17 +768,15 @@ def _shade(nx, ny, nz, view, light, material, u, v, cavity):
 # ---------------------------------------------------------------------------------------------- backgrounds
 def _wood(rng, size, x, y):
     angle = rng.uniform(0.0, np.pi)
-    across = -np.sin(angle) * x + np.cos(angle) * y
-    along = np.cos(angle) * x + np.sin(angle) * y
+    across = -math.sin(angle) * x + math.cos(angle) * y
+    along = math.cos(angle) * x + math.sin(angle) * y
     # The grain meanders slowly along the board and faster across it, so growth lines stay long and thin.
-    meander, fine = rng.standard_normal((16, 16)), rng.standard_normal((32, 32))
-    warp = rng.uniform(0.01, 0.035) * (_sample(meander, along * 1.2, across * 5.0)
-                                       + 0.3 * _sample(fine, along * 2.0, across * 25.0))
+    warp = rng.uniform(0.01, 0.035) * (_oriented(rng, size, 2, 8, angle) + 0.3 * _oriented(rng, size, 3, 36, angle))
     arc = rng.uniform(-0.15, 0.15) * (along - rng.uniform(-0.5, 0.5)) ** 2  # flat-sawn "cathedral" arcs
     band = _tri(rng.uniform(12.0, 35.0) * (across + warp + arc))
     latewood = _smoothstep(0.55, 0.97, band)
-    fibre = np.interp((across + warp) * 1500.0, np.arange(2048), rng.standard_normal(2048), period=2048)
-    blotch = _sample(rng.standard_normal((8, 8)), along * 2.0, across * 4.0)
+    fibre = _lines(rng.standard_normal(2048, np.float32), (across + warp) * 1500.0)
+    blotch = _oriented(rng, size, 3, 5, angle)
     tone = rng.uniform()
     light, dark = np.array((0.55, 0.33, 0.14)), np.array((0.13, 0.06, 0.025))
     base = (dark + tone * (light - dark)).astype(np.float32)
@@ -770,22 +793,26 @@ def _mat(rng, size, x, y):
                         (0.3, 0.2, 0.09), (0.12, 0.12, 0.1)], np.float32)
     base = colours[rng.integers(len(colours))] * rng.uniform(0.8, 1.2)
     angle, spacing = rng.uniform(0.0, np.pi / 2), rng.uniform(0.05, 0.12)
-    p = np.cos(angle) * x + np.sin(angle) * y + rng.uniform()
-    q = -np.sin(angle) * x + np.cos(angle) * y + rng.uniform()
+    p = math.cos(angle) * x + math.sin(angle) * y + rng.uniform()
+    q = -math.sin(angle) * x + math.cos(angle) * y + rng.uniform()
     ink = np.zeros_like(x)
     for coord in (p, q):
         cell = coord / spacing
         dist = np.abs(cell - np.round(cell)) * spacing
-        major = (np.round(cell) % 5 == 0)
-        ink = np.maximum(ink, _smoothstep(0.0035 + 0.003 * major, 0.0015 + 0.003 * major, dist))
+        major = np.where(np.round(cell) % 5 == 0, np.float32(0.003), np.float32(0.0))
+        ink = np.maximum(ink, _smoothstep(0.0035 + major, 0.0015 + major, dist))
     line = np.array((0.45, 0.45, 0.35), np.float32) * rng.uniform(0.6, 1.2)
     texture = 1.0 + 0.06 * _fractal(rng, size, 24, 2)
     albedo = base * texture[..., None] * (1.0 - ink[..., None]) + line * ink[..., None]
-    for _ in range(rng.integers(0, 6)):  # old knife cuts
-        a, b = rng.uniform(0, 1, 2), rng.uniform(0, 1, 2)
-        t = np.clip(((x - a[0]) * (b[0] - a[0]) + (y - a[1]) * (b[1] - a[1])) / np.sum((b - a) ** 2), 0, 1)
-        d = np.hypot(x - a[0] - t * (b[0] - a[0]), y - a[1] - t * (b[1] - a[1]))
-        albedo = albedo * (1.0 + 0.6 * _smoothstep(0.002, 0.0, d))[..., None]
+    for _ in range(rng.integers(0, 6)):  # old knife cuts, drawn inside their own bounding box
+        a, b = rng.uniform(0, 1, 2).astype(np.float32), rng.uniform(0, 1, 2).astype(np.float32)
+        r0, r1 = int(min(a[1], b[1]) * size) - 2, int(max(a[1], b[1]) * size) + 3
+        c0, c1 = int(min(a[0], b[0]) * size) - 2, int(max(a[0], b[0]) * size) + 3
+        r0, c0 = max(r0, 0), max(c0, 0)
+        xs, ys = x[r0:r1, c0:c1], y[r0:r1, c0:c1]
+        t = np.clip(((xs - a[0]) * (b[0] - a[0]) + (ys - a[1]) * (b[1] - a[1])) / np.sum((b - a) ** 2), 0, 1)
+        d = np.hypot(xs - a[0] - t * (b[0] - a[0]), ys - a[1] - t * (b[1] - a[1]))
+        albedo[r0:r1, c0:c1] *= (1.0 + 0.6 * _smoothstep(0.002, 0.0, d))[..., None]
     return albedo
 
 
@@ -804,25 +831,25 @@ def _paper(rng, size, x, y):
             lines = np.maximum(lines, _smoothstep(0.003, 0.001, dist))
         albedo = albedo * (1 - 0.6 * lines[..., None]) + 0.6 * ink * lines[..., None] * base
     angle, offset = rng.uniform(0.0, _TAU), rng.uniform(-0.3, 0.3)
-    side = np.cos(angle) * (x - 0.5) + np.sin(angle) * (y - 0.5) - offset
+    side = math.cos(angle) * (x - 0.5) + math.sin(angle) * (y - 0.5) - offset
     albedo = albedo * (1.0 + rng.uniform(-0.08, 0.08) * _smoothstep(-0.01, 0.01, side))[..., None]
     if rng.random() < 0.4:  # the sheet lies on another surface and ends inside the frame
         under = (_wood if rng.random() < 0.5 else _mat)(rng, size, x, y)
-        edge = np.cos(angle) * (x - 0.5) + np.sin(angle) * (y - 0.5) - rng.uniform(0.25, 0.45)
+        edge = math.cos(angle) * (x - 0.5) + math.sin(angle) * (y - 0.5) - rng.uniform(0.25, 0.45)
         cover = _smoothstep(0.002, -0.002, edge)[..., None]
         albedo = albedo * cover + under * (1.0 - cover) * (1.0 - 0.4 * _smoothstep(0.03, 0.0, edge))[..., None]
     return albedo
 
 
 def _concrete(rng, size, x, y):
-    base = np.float32(rng.uniform(0.12, 0.3)) * np.array((1.0, 0.98, 0.95), np.float32) * rng.uniform(0.9, 1.1, 3)
+    base = rng.uniform(0.12, 0.3) * np.array((1.0, 0.98, 0.95), np.float32) * rng.uniform(0.9, 1.1, 3).astype(np.float32)
     if rng.random() < 0.5:  # concrete: speckles and stains
         speckle = _fractal(rng, size, 96, 1)
         texture = 1.0 + 0.12 * _fractal(rng, size, 4, 3) + 0.15 * np.clip(speckle - 1.0, -1, 1)
     else:  # a steel bench top: brushed in one direction
         angle = rng.uniform(0.0, np.pi)
-        across = -np.sin(angle) * x + np.cos(angle) * y
-        streaks = np.interp(across * 2000.0, np.arange(2048), rng.standard_normal(2048), period=2048)
+        across = -math.sin(angle) * x + math.cos(angle) * y
+        streaks = _lines(rng.standard_normal(2048, np.float32), across * 2000.0)
         texture = 1.0 + 0.05 * streaks + 0.1 * _fractal(rng, size, 3, 2)
     return base * texture.astype(np.float32)[..., None]
 
@@ -838,14 +865,14 @@ class _Camera:
         self.size = size
         self.center = size / 2.0
         self.psi = rng.uniform(0.0, _TAU)
-        tilt = np.radians(rng.uniform(0.0, knobs.max_tilt_deg))
-        self.cos_tilt, self.sin_tilt = np.cos(tilt), np.sin(tilt)
-        self.gx, self.gy = rng.uniform(-knobs.max_perspective, knobs.max_perspective, 2) / size
+        tilt = math.radians(rng.uniform(0.0, knobs.max_tilt_deg))
+        self.cos_tilt, self.sin_tilt = math.cos(tilt), math.sin(tilt)
+        self.gx, self.gy = (rng.uniform(-knobs.max_perspective, knobs.max_perspective) / size for _ in range(2))
         # Heights rise toward the far side of the tilted view: (0, -1) in view coordinates, turned by psi.
-        self.up = (np.sin(self.psi), -np.cos(self.psi))
+        self.up = (math.sin(self.psi), -math.cos(self.psi))
 
     def to_bench(self, ix, iy):
-        c, s = np.cos(self.psi), np.sin(self.psi)
+        c, s = math.cos(self.psi), math.sin(self.psi)
         a0, b0 = ix - self.center, iy - self.center
         a, b = c * a0 + s * b0, -s * a0 + c * b0
         w = 1.0 / (1.0 - self.gx * a - self.gy * b / self.cos_tilt)
@@ -853,7 +880,7 @@ class _Camera:
         return self.center + c * x - s * y, self.center + s * x + c * y
 
     def to_image(self, bx, by):
-        c, s = np.cos(self.psi), np.sin(self.psi)
+        c, s = math.cos(self.psi), math.sin(self.psi)
         x0, y0 = bx - self.center, by - self.center
         x, y = c * x0 + s * y0, -s * x0 + c * y0
         w = 1.0 + self.gx * x + self.gy * y
@@ -869,7 +896,7 @@ def _outline(shape, pose, camera):
     hw = shape.half_width
     u = np.array([-0.5, 0.5, 0.5, -0.5])
     v = np.array([-hw, -hw, hw, hw])
-    c, s = np.cos(pose.theta), np.sin(pose.theta)
+    c, s = math.cos(pose.theta), math.sin(pose.theta)
     ix, iy = camera.to_image(pose.cx + pose.scale * (c * u - s * v), pose.cy + pose.scale * (s * u + c * v))
     lift = shape.height * pose.scale * camera.sin_tilt
     xs = np.concatenate([ix, ix + camera.up[0] * lift])
@@ -881,8 +908,8 @@ def _place_part(rng, shape, camera, knobs):
     """A pose that keeps the whole part inside the frame, size and position drawn independently of the class."""
     size = camera.size
     margin = 0.03 * size
-    pose = Pose(*(size / 2 + rng.uniform(-0.3, 0.3, 2) * size), rng.uniform(0.0, _TAU),
-                rng.uniform(*knobs.part_scale) * size)
+    cx, cy = (size * (0.5 + rng.uniform(-0.3, 0.3)) for _ in range(2))
+    pose = Pose(cx, cy, rng.uniform(0.0, _TAU), rng.uniform(*knobs.part_scale) * size)
     for _ in range(8):
         x0, y0, x1, y1 = _outline(shape, pose, camera)
         room = size - 2 * margin
@@ -912,32 +939,34 @@ def _draw(shape, material, pose, camera, light, view):
     iy, ix = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
     lift = shape.height * pose.scale * camera.sin_tilt
     bx, by = camera.to_bench(ix - camera.up[0] * lift, iy - camera.up[1] * lift)
-    c, s = np.cos(pose.theta), np.sin(pose.theta)
+    c, s = math.cos(pose.theta), math.sin(pose.theta)
     dx, dy = (bx - pose.cx) / pose.scale, (by - pose.cy) / pose.scale
     u, v = (c * dx + s * dy).astype(np.float32), (-s * dx + c * dy).astype(np.float32)
     sdf, h, cavity = shape.evaluate(u, v, 1.0 / pose.scale)
     top = np.clip(0.5 - sdf * pose.scale, 0.0, 1.0).astype(np.float32)
     gy, gx = np.gradient(h.astype(np.float32))
-    nx, ny, nz = _normalize(-gx * pose.scale, -gy * pose.scale, np.ones_like(gx))
-    window_view = tuple(a[y0:y1, x0:x1] for a in view)
-    colour = _shade(nx, ny, nz, window_view, light, material, u, v, cavity)
-    premultiplied = colour * top[..., None]
-    alpha = top
+    side, depth = np.zeros_like(top), np.zeros_like(top)
     steps = int(round(lift))
+    # Side walls: the top face swept down to the bench; darker toward the bench (ambient occlusion).
+    for k in range(1, steps + 1):
+        moved = _shift(top, int(round(-camera.up[0] * k)), int(round(-camera.up[1] * k)))
+        depth = np.where((moved > 0.5) & (side <= 0.5), k / steps, depth)
+        side = np.maximum(side, moved)
+    reveal = side * (1.0 - top)
+    # Shade only the pixels the object covers: a diagonal screw fills a few percent of its box.
+    covered = (top > 0.0) | (reveal > 0.0)
+    window_view = tuple(a[y0:y1, x0:x1][covered] for a in view)
+    texture = _texture(material, u[covered], v[covered])
+    nx, ny, nz = _normalize(-gx[covered] * pose.scale, -gy[covered] * pose.scale, np.ones_like(texture.streaks))
+    colour = _shade(nx, ny, nz, window_view, light, material, texture, cavity[covered]) * top[covered][:, None]
     if steps:
-        # Side walls: the top face swept down to the bench; darker toward the bench (ambient occlusion).
-        side, depth = np.zeros_like(top), np.zeros_like(top)
-        for k in range(1, steps + 1):
-            moved = _shift(top, int(round(-camera.up[0] * k)), int(round(-camera.up[1] * k)))
-            depth = np.where((moved > 0.5) & (side <= 0.5), k / steps, depth)
-            side = np.maximum(side, moved)
-        ones = np.ones_like(top)
-        snx, sny, snz = _normalize(-camera.up[0] * ones, -camera.up[1] * ones, 0.35 * ones)
-        wall = _shade(snx, sny, snz, window_view, light, material, u, v, 1.0 - 0.55 * depth)
-        reveal = (side * (1.0 - top))[..., None]
-        premultiplied = premultiplied + wall * reveal
-        alpha = top + side * (1.0 - top)
-    return Layer((x0, y0, x1, y1), premultiplied, alpha, shape.height * pose.scale)
+        ones = np.ones_like(nx)
+        wall_normal = _normalize(-camera.up[0] * ones, -camera.up[1] * ones, 0.35 * ones)
+        wall = _shade(*wall_normal, window_view, light, material, texture, 1.0 - 0.55 * depth[covered])
+        colour += wall * reveal[covered][:, None]
+    premultiplied = np.zeros(top.shape + (3,), np.float32)
+    premultiplied[covered] = colour
+    return Layer((x0, y0, x1, y1), premultiplied, top + reveal, shape.height * pose.scale)
 
 
 def _full(layer, size):
@@ -951,14 +980,14 @@ def _cast_shadow(canvas, layer, light, strength):
     """Darkens the canvas under and beside an object: a contact shadow and a soft shadow away from the light."""
     size = canvas.shape[0]
     lx, ly, lz = light.direction
-    reach = 0.6 * layer.height_px * np.sqrt(max(1.0 - lz * lz, 0.0)) / max(lz, 0.15)
+    reach = 0.6 * layer.height_px * math.sqrt(max(1.0 - lz * lz, 0.0)) / max(lz, 0.15)
     sigma = 0.4 * reach + 0.01 * size
     x0, y0, x1, y1 = layer.box
     pad = int(reach + 3.0 * sigma) + 3
     bx0, by0, bx1, by1 = max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, size), min(y1 + pad, size)
     footprint = np.zeros((by1 - by0, bx1 - bx0), np.float32)
     footprint[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = layer.alpha
-    norm = max(np.hypot(lx, ly), 1e-6)
+    norm = max(math.hypot(lx, ly), 1e-6)
     cast = _shift(footprint, int(round(-lx / norm * reach)), int(round(-ly / norm * reach)))
     cast = _blur(np.maximum(cast, footprint), sigma)
     contact = _blur(footprint, 0.006 * size + 0.5)
@@ -974,6 +1003,26 @@ def _composite(canvas, layer):
     region += layer.premultiplied
 
 
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+_TONE_TABLE_SIZE = 4096
+
+
+def _tone_table():
+    """Encoded value (0..1) per table step; steps are spaced on a square-root scale of linear light 0..4."""
+    linear = 4.0 * np.linspace(0.0, 1.0, _TONE_TABLE_SIZE) ** 2
+    shoulder = linear * (1.0 + linear / 4.0) / (1.0 + linear)  # highlights roll off instead of clipping hard
+    return (np.clip(shoulder, 0.0, 1.0) ** (1.0 / 2.2)).astype(np.float32)
+
+
+_TONE_TABLE = _tone_table()
+
+
+def _tone(linear):
+    """Tone curve and gamma of linear light, by table lookup (a power per pixel costs more than the scene)."""
+    step = np.sqrt(np.clip(linear, 0.0, 4.0) * 0.25) * (_TONE_TABLE_SIZE - 1) + 0.5
+    return _TONE_TABLE[step.astype(np.intp)]
+
+
 def render(class_name, rng, image_size, knobs):
     """Draws one photograph of a part of ``class_name``.
 
@@ -986,8 +1035,8 @@ def render(class_name, rng, image_size, knobs):
     light = _light(scene, knobs)
     y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
     # Light falls off from a hotspot; the view ray fans out from the lens (flat metal shows a gradient).
-    hot = scene.uniform(-0.3, 1.3, 2)
-    falloff = 1.0 / (1.0 + scene.uniform(0.0, 1.2) * ((x - hot[0]) ** 2 + (y - hot[1]) ** 2))
+    hot_x, hot_y = (scene.uniform(-0.3, 1.3) for _ in range(2))
+    falloff = 1.0 / (1.0 + scene.uniform(0.0, 1.2) * ((x - hot_x) ** 2 + (y - hot_y) ** 2))
     fov = scene.uniform(0.25, 0.6)
     view = _normalize(-(x - 0.5) * fov, -(y - 0.5) * fov, np.ones_like(x))
 
@@ -1001,7 +1050,8 @@ def render(class_name, rng, image_size, knobs):
         shape = make(scene)
         paint = _PAINTS[scene.integers(len(_PAINTS))] * scene.uniform(0.8, 2.5) if make is not _coin else None
         material = _material(scene, knobs, paint=paint)._replace(rust=0.0)
-        pose = Pose(*scene.uniform(0.0, size, 2), scene.uniform(0.0, _TAU), scene.uniform(*scale) * size)
+        cx, cy = (scene.uniform(0.0, size) for _ in range(2))
+        pose = Pose(cx, cy, scene.uniform(0.0, _TAU), scene.uniform(*scale) * size)
         layer = _draw(shape, material, pose, camera, light, view)
         if layer is not None:
             _cast_shadow(canvas, layer, light, shadow_strength)
@@ -1017,14 +1067,11 @@ def render(class_name, rng, image_size, knobs):
     _composite(canvas, layer)
     coverage = _full(layer, size)
 
-    # Camera: exposure toward mid-grey, a soft shoulder for highlights, vignetting, gamma, saturation.
-    canvas = canvas * falloff[..., None]
-    luminance = canvas @ np.array([0.2126, 0.7152, 0.0722], np.float32)
-    exposure = 0.2 * 2.0 ** scene.uniform(-0.7, 0.7) / max(float(np.mean(luminance)), 1e-4)
-    linear = canvas * exposure
-    linear = linear * (1.0 + linear / 4.0) / (1.0 + linear)
-    vignette = 1.0 - scene.uniform(0.0, 0.5) * ((x - 0.5) ** 2 + (y - 0.5) ** 2)
-    encoded = np.clip(linear * vignette[..., None], 0.0, 1.0) ** (1.0 / 2.2)
+    # Camera: exposure toward mid-grey, vignetting, a soft shoulder for highlights, gamma, saturation.
+    luminance = float(np.mean((canvas @ _LUMA) * falloff))
+    exposure = 0.2 * 2.0 ** scene.uniform(-0.7, 0.7) / max(luminance, 1e-4)
+    gain = exposure * falloff * (1.0 - scene.uniform(0.0, 0.5) * ((x - 0.5) ** 2 + (y - 0.5) ** 2))
+    encoded = _tone(canvas * gain[..., None])
     grey = encoded.mean(axis=-1, keepdims=True)
     encoded = grey + scene.uniform(0.8, 1.2) * (encoded - grey)
     rgb = Image.fromarray(np.clip(encoded * 255.0 + 0.5, 0, 255).astype(np.uint8))
