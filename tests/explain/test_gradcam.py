@@ -1,0 +1,213 @@
+"""Grad-CAM in keras.ops on every backend, checked against known maps, a NumPy reference and tf-keras-vis."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_morsa.errors import UserError
+from keras_morsa.explain.gradcam import GradCAM
+from keras_morsa.models.classifier import build_classifier
+from keras_morsa.models.probabilities import Probabilities
+
+
+def _square_model():
+    """Logit 0 = mean brightness of the image (through a stride-2 conv); logit 1 = minus twice that.
+
+    Built like ``build_classifier`` (a nested "backbone", then pool, dropout, logits, probabilities), so it
+    goes through ``flat_view``. Weights are set by hand, so with an image that is dark except one bright
+    square the Grad-CAM of class 0 is known exactly: v / 32 on the square's 4x4 feature cells (v =
+    brightness), 0 elsewhere.
+    """
+    backbone_input = keras.Input((16, 16, 3))
+    features = keras.layers.Conv2D(2, 2, strides=2, activation="relu", name="features")(backbone_input)
+    backbone = keras.Model(backbone_input, features, name="backbone")
+    images = keras.Input((16, 16, 3), name="images")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(backbone(images))
+    x = keras.layers.Dropout(0.5, name="dropout")(x)
+    logits = keras.layers.Dense(2, name="logits")(x)
+    model = keras.Model(images, Probabilities(["square", "other"], name="probabilities")(logits))
+    backbone.get_layer("features").set_weights(
+        [np.full((2, 2, 3, 2), 1 / 12, np.float32), np.zeros(2, np.float32)]
+    )
+    model.get_layer("logits").set_weights([np.array([[1, 0], [1, -2]], np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+def _square_image(value=240.0, corner=(0, 0)):
+    image = np.zeros((16, 16, 3), np.float32)
+    top, left = corner
+    image[top:top + 8, left:left + 8] = value
+    return image
+
+
+@pytest.fixture(scope="module")
+def square_model():
+    return _square_model()
+
+
+@pytest.mark.multibackend
+def test_known_map_of_a_model_looking_at_one_square(square_model):
+    images = np.stack([_square_image(), _square_image(120.0, corner=(8, 8))])
+    cam = GradCAM(square_model)
+    assert cam.layer_name == "features"
+    raw = cam(images, targets=0, expand=False, normalize=False)
+    expected = np.zeros((2, 8, 8), np.float32)
+    expected[0, :4, :4] = 240.0 / 32
+    expected[1, 4:, 4:] = 120.0 / 32
+    np.testing.assert_allclose(raw, expected, rtol=1e-5, atol=1e-6)
+    maps = cam(images, targets=[0, 0])
+    assert maps.shape == (2, 16, 16) and maps.dtype == np.float32
+    assert maps[0, :6, :6].min() > 0.99 and maps[0, 9:, :].max() == 0.0 and maps[1, 10:, 10:].min() > 0.99
+    # Class 1's logit falls with the square's brightness: relu leaves nothing.
+    assert cam(images, targets=1).max() == 0.0
+    # None explains each image's predicted class (class 0 here); a score callable picks a logit itself.
+    np.testing.assert_allclose(cam(images), maps)
+    np.testing.assert_allclose(cam(images, targets=lambda logits: logits[:, 0]), maps)
+
+
+def _reference_model(seed=0):
+    """Conv 1x1 -> average pool (the explained layer) -> GAP -> Dense relu -> Dense logits, NumPy weights."""
+    rng = np.random.default_rng(seed)
+    images = keras.Input((8, 8, 3), name="images")
+    x = keras.layers.Conv2D(5, 1, activation="relu", name="conv")(images)
+    x = keras.layers.AveragePooling2D(2, name="cells")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dense(6, activation="relu", name="hidden")(x)
+    logits = keras.layers.Dense(3, name="logits")(x)
+    model = keras.Model(images, keras.layers.Softmax(name="probabilities")(logits))
+    weights = {
+        "conv": [rng.normal(0, 0.02, (1, 1, 3, 5)), rng.normal(0, 0.1, 5)],
+        "hidden": [rng.normal(0, 1, (5, 6)), rng.normal(0, 0.1, 6)],
+        "logits": [rng.normal(0, 1, (6, 3)), rng.normal(0, 0.1, 3)],
+    }
+    for name, values in weights.items():
+        model.get_layer(name).set_weights([v.astype(np.float32) for v in values])
+    return model, {k: [v.astype(np.float64) for v in w] for k, w in weights.items()}
+
+
+def _numpy_gradcam(weights, images, targets):
+    """Grad-CAM of _reference_model in float64 NumPy with the gradient worked out by hand."""
+    (ck, cb), (hk, hb), (lk, _) = weights["conv"], weights["hidden"], weights["logits"]
+    conv = np.maximum(images.astype(np.float64) @ ck[0, 0] + cb, 0)
+    cells = conv.reshape(len(images), 4, 2, 4, 2, 5).mean(axis=(2, 4))
+    hidden_pre = cells.mean(axis=(1, 2)) @ hk + hb
+    # d logit_t / d cells[i, j, c] = (1 / 16) * sum_m hk[c, m] * [hidden_pre_m > 0] * lk[m, t], the same
+    # for every cell, so the spatial mean of the gradient is that value.
+    channel_weights = np.einsum("cm,bm,mb->bc", hk, (hidden_pre > 0).astype(np.float64), lk[:, targets]) / 16
+    return np.maximum(np.einsum("bijc,bc->bij", cells, channel_weights), 0)
+
+
+@pytest.mark.multibackend
+def test_raw_maps_match_a_numpy_reference_on_every_backend():
+    model, weights = _reference_model()
+    images = np.random.default_rng(7).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
+    targets = np.array([0, 1, 2, 1])
+    expected = _numpy_gradcam(weights, images, targets)
+    assert expected.max() > 0.01, "the reference must have non-trivial maps"
+    raw = GradCAM(model, layer_name="cells")(images, targets=targets, expand=False, normalize=False, batch_size=3)
+    # One NumPy truth for all three passes: the backends agree with each other through it.
+    np.testing.assert_allclose(raw, expected, rtol=1e-4, atol=1e-5 * expected.max())
+
+
+@pytest.mark.multibackend
+def test_layer_choice_errors_name_the_candidates():
+    model, _ = _reference_model()
+    with pytest.raises(UserError, match=r"'nope'.*accepted: conv, cells"):
+        GradCAM(model, layer_name="nope")
+    with pytest.raises(UserError, match="pre-softmax"):
+        GradCAM(model, output_layer="scores")
+    with pytest.raises(UserError, match="got 2 targets for 4 images"):
+        GradCAM(model)(np.zeros((4, 8, 8, 3)), targets=[0, 1])
+    with pytest.raises(UserError, match=r"class ids \[7\] out of range"):
+        GradCAM(model)(np.zeros((1, 8, 8, 3)), targets=[7])
+
+
+@pytest.mark.multibackend
+def test_a_layer_inside_a_skip_connection_is_refused_with_a_suggestion():
+    images = keras.Input((8, 8, 3), name="images")
+    x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(images)
+    y = keras.layers.Conv2D(4, 3, padding="same", name="inside")(x)
+    x = keras.layers.Activation("relu", name="merged")(keras.layers.Add(name="add")([x, y]))
+    logits = keras.layers.Dense(2, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(images, logits)
+    with pytest.raises(UserError, match="skip connection.*'merged'"):
+        GradCAM(model, layer_name="inside")
+    assert GradCAM(model).layer_name == "merged"
+
+
+def _fingerprint(model, images):
+    return (
+        keras.ops.convert_to_numpy(model(images, training=False)),
+        model.get_config(),
+        [keras.ops.convert_to_numpy(w) for w in model.weights],
+    )
+
+
+@pytest.mark.multibackend
+def test_the_callers_model_is_left_unchanged(square_model):
+    # Dim squares keep the logits small, so a softmax and a linear output would differ visibly.
+    images = np.stack([_square_image(2.0), _square_image(1.0, corner=(8, 0))])
+    before = _fingerprint(square_model, images)
+    GradCAM(square_model)(images, targets=[0, 1])
+    probabilities, config, weights = _fingerprint(square_model, images)
+    np.testing.assert_array_equal(probabilities, before[0])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert 0.0 < probabilities.min() and probabilities.max() < 1.0, "still a softmax, not a linear output"
+    assert config == before[1] and all(np.array_equal(a, b) for a, b in zip(weights, before[2]))
+    assert isinstance(square_model.get_layer("probabilities"), Probabilities)
+    assert square_model.get_layer("logits").activation is keras.activations.linear
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    model = build_classifier("mobilenet_v3_small", 3, 64, class_names=["a", "b", "c"])
+    # A fresh MobileNetV3 gives tiny raw maps; larger logit weights give them some structure.
+    kernel = model.get_layer("logits").kernel
+    kernel.assign(np.random.default_rng(0).normal(0, 10, kernel.shape).astype(np.float32))
+    return model
+
+
+@pytest.mark.tf_backend
+def test_keras_ops_raw_maps_agree_with_tf_keras_vis_gradcam(classifier, square_model):
+    from keras_morsa.explain.tfkv import TfKerasVisCAM
+
+    images = np.random.default_rng(2).uniform(0, 255, (3, 64, 64, 3)).astype(np.float32)
+    before = _fingerprint(classifier, images)
+    ours = GradCAM(classifier)(images, targets=[0, 1, 2], expand=False, normalize=False)
+    theirs = TfKerasVisCAM(classifier, "gradcam")(images, targets=[0, 1, 2], expand=False, normalize=False)
+    # Raw maps of a fresh MobileNetV3 are ~1e-8: compare relative to their scale, and require structure.
+    assert ours.max() > 0 and np.count_nonzero(ours) >= 3
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * ours.max())
+    square_images = np.stack([_square_image(), _square_image(90.0, corner=(4, 8))])
+    np.testing.assert_allclose(
+        GradCAM(square_model)(square_images, targets=0),
+        TfKerasVisCAM(square_model)(square_images, targets=0),
+        atol=1e-4,
+    )
+    assert ours.shape == (3, 2, 2), "MobileNetV3's last map larger than 1x1 at 64 px"
+    probabilities, config, weights = _fingerprint(classifier, images)
+    np.testing.assert_array_equal(probabilities, before[0])
+    assert config == before[1] and all(np.array_equal(a, b) for a, b in zip(weights, before[2]))
+
+
+@pytest.mark.tf_backend
+@pytest.mark.parametrize("method", ["gradcam++", "scorecam"])
+def test_other_tf_keras_vis_methods_find_the_square(square_model, method):
+    from keras_morsa.explain.tfkv import TfKerasVisCAM
+
+    # A dim square: Grad-CAM++ takes exp(logit), which overflows float32 above ~88 (NaN maps).
+    maps = TfKerasVisCAM(square_model, method)(np.stack([_square_image(24.0)]), targets=None)
+    assert maps.shape == (1, 16, 16) and maps.max() == pytest.approx(1.0, abs=1e-5)
+    assert maps[0, :6, :6].min() > 0.9 and maps[0, 9:, :].max() < 1e-6
+
+
+@pytest.mark.multibackend
+def test_tf_keras_vis_is_refused_off_tensorflow_and_for_unknown_methods(square_model):
+    from keras_morsa.explain.tfkv import TfKerasVisCAM
+
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(UserError, match="tensorflow only.*GradCAM"):
+            TfKerasVisCAM(square_model)
+    else:
+        with pytest.raises(UserError, match="accepted: gradcam, gradcam\\+\\+, scorecam"):
+            TfKerasVisCAM(square_model, method="lime")
