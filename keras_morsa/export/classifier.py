@@ -84,6 +84,8 @@ def classifier_archive(model):
     class_names = class_names_of(model)
     names = tf.constant(class_names, dtype=tf.string)
 
+    # One traced graph of the model, shared by both endpoints (tracing a backbone is the slow part).
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)])
     def predict(images):
         probabilities = tf.convert_to_tensor(model(images, training=False))
         class_id = tf.argmax(probabilities, axis=-1)
@@ -107,9 +109,9 @@ def classifier_archive(model):
     archive.track(model)
     # Unknown shapes on purpose: the checks above then stay in the graph (see keras_morsa.export.requests).
     archive.add_endpoint(
-        "serving_default", tf.function(serving_default),
+        "serving_default", tf.function(serving_default, autograph=False),
         input_signature=[tf.TensorSpec(None, tf.uint8, name="images")])
     archive.add_endpoint(
-        "predict_bytes", tf.function(predict_bytes),
+        "predict_bytes", tf.function(predict_bytes, autograph=False),
         input_signature=[tf.TensorSpec(None, tf.string, name="image_bytes")])
     return archive

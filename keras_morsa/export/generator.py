@@ -89,6 +89,8 @@ def generator_archive(model, max_num_images=64):
     if max_num_images < 1:
         raise UserError(f"max_num_images={max_num_images}; expected a positive integer")
 
+    # One traced graph of the generator, shared by both endpoints.
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, nz], tf.float32), tf.TensorSpec([], tf.int64)])
     def generate(latents, seed):
         return {"images": to_grey_levels(seeded_images(model, latents, seed))}
 
@@ -107,9 +109,9 @@ def generator_archive(model, max_num_images=64):
     archive.track(model)
     # Unknown shapes on purpose: the checks above then stay in the graph (see keras_morsa.export.requests).
     archive.add_endpoint(
-        "serving_default", tf.function(serving_default),
+        "serving_default", tf.function(serving_default, autograph=False),
         input_signature=[tf.TensorSpec(None, tf.int32, name="num_images"), tf.TensorSpec(None, tf.int64, name="seed")])
     archive.add_endpoint(
-        "from_latents", tf.function(from_latents),
+        "from_latents", tf.function(from_latents, autograph=False),
         input_signature=[tf.TensorSpec(None, tf.float32, name="latents"), tf.TensorSpec(None, tf.int64, name="seed")])
     return archive

@@ -1,0 +1,448 @@
+"""SavedModel export for TF Serving: layout and versions, signatures, any-size and encoded inputs, bad
+requests, a TF-only reload in a fresh process, a model trained on JAX, and the REST client's payloads."""
+
+import base64
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_morsa.data.pipeline import load_resized
+from keras_morsa.errors import UserError
+from keras_morsa.export.generator import latents_for_seed, seeded_images, to_grey_levels
+from keras_morsa.export.saved_model import detect_kind, export_model, next_version
+from keras_morsa.models.classifier import build_classifier, class_names_of
+from keras_morsa.models.fastgan import Generator
+from keras_morsa.models.probabilities import Probabilities
+
+pytestmark = pytest.mark.tf_backend
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+NAMES = ["jaw", "nut", "pin"]
+NZ = 8
+
+def _subprocess_env(**extra):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny classifier (the contract's ``images`` input, ``logits`` and the real Probabilities layer) trained
+    for two steps on this pass's backend and saved with its compiled optimizer, plus its predictions."""
+    root = tmp_path_factory.mktemp("tiny")
+    keras.utils.set_random_seed(0)
+    images = keras.Input((32, 32, 3), name="images")
+    x = keras.layers.Rescaling(1 / 255.0)(images)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    logits = keras.layers.Dense(2, name="logits")(x)
+    model = keras.Model(images, Probabilities(["jaw", "nut"], name="probabilities")(logits))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    model.fit(rng.integers(0, 256, (8, 32, 32, 3)).astype("float32"), rng.integers(0, 2, 8), batch_size=4,
+              epochs=1, verbose=0)
+    test = rng.integers(0, 256, (3, 32, 32, 3)).astype("uint8")
+    model.save(root / "tiny.keras")
+    return {"keras": root / "tiny.keras", "test": test,
+            "probabilities": _numpy(model.predict(test.astype("float32"), verbose=0))}
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classifier")
+    model = build_classifier("mobilenet_v3_small", len(NAMES), 32, class_names=NAMES)
+    model.save(root / "classifier.keras")
+    path = export_model(root / "classifier.keras", root / "serving" / "morsa")
+    return {"model": model, "export": path, "signatures": tf.saved_model.load(str(path)).signatures, "root": root}
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    root = tmp_path_factory.mktemp("generator")
+    model = Generator(ngf=4, nz=NZ, image_size=64, seed=1)
+    model(np.zeros((1, NZ), "float32"))
+    # A fresh generator's noise weights are 0, which would hide the noise seeds; make the noise count.
+    for variable in model.trainable_variables:
+        if "noise" in variable.path:
+            variable.assign(0.5)
+    model.save(root / "generator_ema.keras")
+    path = export_model(root / "generator_ema.keras", root / "serving" / "jaw_gan")
+    return {"model": model, "export": path, "signatures": tf.saved_model.load(str(path)).signatures}
+
+
+@pytest.fixture(scope="module")
+def processes(classifier, generator, tiny, tmp_path_factory):
+    """The fresh-process checks, started together so that their interpreter start-ups overlap.
+
+    Returns ``{name: (Popen, folder)}``; a test waits for its own process with ``_finish``.
+    """
+    root = tmp_path_factory.mktemp("processes")
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    images = _images((2, 32, 32, 3), seed=11)
+    png = _encode(_images((1, 50, 30, 3), seed=12)[0], "PNG")
+    latents = np.random.default_rng(0).normal(size=(2, NZ)).astype("float32")
+    np.savez(root / "inputs.npz", images=images, latents=latents, num_images=2, seed=5,
+             **{"image_bytes/0": np.frombuffer(png, np.uint8)})
+    commands = {
+        "cli_classifier": [str(cli), "show", "--all", "--dir", str(classifier["export"])],
+        "cli_generator": [str(cli), "show", "--all", "--dir", str(generator["export"])],
+        "tf_only": [sys.executable, str(HERE / "tf_only_check.py"), str(root / "inputs.npz"), str(root / "out.npz"),
+                    str(classifier["export"]), str(generator["export"])],
+        "bin_export": [sys.executable, str(REPO / "bin" / "export"), f"--model={tiny['keras']}",
+                       f"--export_dir={root / 'bin' / 'tiny'}", "--version=3"],
+        "bin_error": [sys.executable, str(REPO / "bin" / "export"), f"--model={tiny['keras']}",
+                      f"--export_dir={root / 'taken'}", "--version=2"],
+    }
+    (root / "taken" / "2").mkdir(parents=True)
+    started = {name: (subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       env=_subprocess_env()), root)
+               for name, command in commands.items()}
+    started["inputs"] = {"images": images, "png": png, "latents": latents}
+    yield started
+    for name in commands:
+        if started[name][0].poll() is None:
+            started[name][0].kill()
+            started[name][0].wait()
+
+
+def _finish(processes, name, returncode=0):
+    process, root = processes[name]
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == returncode, stderr[-3000:]
+    return stdout, stderr, root
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _encode(image, fmt):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def _images(shape, seed=0):
+    # Smooth images, so JPEG keeps them close and resizing has something to average.
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (shape[0], 4, 4, 3)).astype("float32")
+    return np.clip(np.round(tf.image.resize(small, shape[1:3]).numpy()), 0, 255).astype("uint8")
+
+
+def _reference(model, images_uint8):
+    """The Keras classifier on images resized by the training pipeline (files written losslessly as PNG)."""
+    return _numpy(model(np.stack(images_uint8).astype("float32"), training=False))
+
+
+def _pipeline_resized(tmp_path, images, size):
+    resized = []
+    for i, image in enumerate(images):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(image).save(path)
+        resized.append(load_resized(str(path), size).numpy())
+    return resized
+
+
+# --- layout and versions ---------------------------------------------------------------------------------
+
+def test_versions_count_up_and_never_overwrite(tiny, tmp_path):
+    base = tmp_path / "serving" / "tiny"
+    assert next_version(base) == 1
+    assert export_model(tiny["keras"], base) == base / "1"
+    (base / "notes").mkdir()  # non-integer folders are not versions
+    assert export_model(tiny["keras"], base, version=7) == base / "7"
+    assert export_model(tiny["keras"], base) == base / "8"
+    assert sorted(p.name for p in base.iterdir()) == ["1", "7", "8", "notes"]
+    for version in ("1", "8"):
+        assert sorted(p.name for p in (base / version).iterdir()) == [
+            "assets", "fingerprint.pb", "saved_model.pb", "variables"]
+    before = (base / "7" / "saved_model.pb").read_bytes()
+    with pytest.raises(UserError, match="version 7 already exists"):
+        export_model(tiny["keras"], base, version=7)
+    assert (base / "7" / "saved_model.pb").read_bytes() == before
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"version": 0}, "version=0; expected a positive integer"),
+    ({"version": "two"}, "version='two'; expected a positive integer"),
+    ({"kind": "detector"}, "kind='detector'; accepted: classifier, generator"),
+])
+def test_bad_arguments_are_user_errors(tiny, tmp_path, arguments, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        export_model(tiny["keras"], tmp_path / "x", **arguments)
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_model_and_file_export_dir(tiny, tmp_path):
+    with pytest.raises(UserError, match="is not a .keras file"):
+        export_model(tmp_path / "missing.keras", tmp_path / "x")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="is a file; expected a folder"):
+        export_model(tiny["keras"], tmp_path / "file")
+
+
+def test_kind_detection(classifier, generator, tiny, tmp_path):
+    assert detect_kind(classifier["model"]) == "classifier"
+    assert detect_kind(generator["model"]) == "generator"
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(UserError, match="cannot tell whether"):
+        detect_kind(plain)
+    with pytest.raises(UserError, match="not a FastGAN generator"):
+        export_model(tiny["keras"], tmp_path / "x", kind="generator")
+
+
+# --- a model trained under each backend, bin/export ----------------------------------------------------------
+
+@pytest.mark.multibackend
+def test_model_trained_on_this_backend_exports_with_its_outputs(tiny, tmp_path):
+    # Under JAX and torch, export_model re-runs itself in a TensorFlow-backend child process.
+    path = export_model(tiny["keras"], tmp_path / "serving" / "tiny")
+    assert path == tmp_path / "serving" / "tiny" / "1"
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    result = served(images=tf.constant(tiny["test"]))
+    np.testing.assert_allclose(result["probabilities"].numpy(), tiny["probabilities"], atol=1e-5)
+    assert [name.decode() for name in result["class_name"].numpy()] == [
+        ["jaw", "nut"][i] for i in tiny["probabilities"].argmax(-1)]
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(UserError, match="version 1 already exists"):  # the child's user error, re-raised
+            export_model(tiny["keras"], tmp_path / "serving" / "tiny", version=1)
+
+
+def test_bin_export(processes, tiny):
+    stdout, _, root = _finish(processes, "bin_export")
+    assert stdout.strip().splitlines()[-1] == f"exported {root / 'bin' / 'tiny' / '3'}"
+    served = tf.saved_model.load(str(root / "bin" / "tiny" / "3")).signatures["serving_default"]
+    np.testing.assert_allclose(served(images=tf.constant(tiny["test"]))["probabilities"].numpy(),
+                               tiny["probabilities"], atol=1e-5)
+
+
+def test_bin_export_user_error_is_one_line(processes):
+    _, stderr, root = _finish(processes, "bin_error", returncode=2)
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"error: version 2 already exists at {root / 'taken' / '2'}; pass another --version or leave it unset")
+
+
+# --- classifier signatures -----------------------------------------------------------------------------------
+
+def _signature_block(text, name):
+    match = re.search(rf"signature_def\['{name}'\]:\n(.*?)Method name is", text, re.S)
+    assert match, f"no signature {name!r} in:\n{text}"
+    return match.group(1)
+
+
+def _tensors(block):
+    """{(kind, name): dtype} from one signature's listing; kind is 'inputs' or 'outputs'."""
+    return {(kind, name): dtype for kind, name, dtype in
+            re.findall(r"(inputs|outputs)\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)", block)}
+
+
+def test_saved_model_cli_lists_named_classifier_signatures(processes):
+    text, _, _ = _finish(processes, "cli_classifier")
+    outputs = {("outputs", "probabilities"): "DT_FLOAT", ("outputs", "class_id"): "DT_INT64",
+               ("outputs", "class_name"): "DT_STRING"}
+    assert _tensors(_signature_block(text, "serving_default")) == {("inputs", "images"): "DT_UINT8", **outputs}
+    assert _tensors(_signature_block(text, "predict_bytes")) == {("inputs", "image_bytes"): "DT_STRING", **outputs}
+    assert "args_0" not in text and "output_0" not in text
+
+
+def test_any_size_uint8_images_are_resized_as_in_training(classifier, tmp_path):
+    serve = classifier["signatures"]["serving_default"]
+    same = _images((2, 32, 32, 3))
+    result = serve(images=tf.constant(same))
+    expected = _reference(classifier["model"], list(same))
+    np.testing.assert_allclose(result["probabilities"].numpy(), expected, atol=1e-5)
+    assert result["probabilities"].shape == (2, len(NAMES))
+    assert result["class_id"].numpy().tolist() == expected.argmax(-1).tolist()
+    for shape in [(2, 45, 20, 3), (1, 200, 150, 3), (1, 7, 9, 3)]:
+        images = _images(shape, seed=shape[1])
+        expected = _reference(classifier["model"], _pipeline_resized(tmp_path, images, 32))
+        np.testing.assert_allclose(serve(images=tf.constant(images))["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def test_encoded_jpeg_and_png_bytes(classifier, tmp_path):
+    images = list(_images((2, 48, 40, 3), seed=3))
+    encoded = [_encode(images[0], "PNG"), _encode(images[1], "JPEG")]
+    result = classifier["signatures"]["predict_bytes"](image_bytes=tf.constant(encoded))
+    # The reference decodes the same files with the training pipeline (Pillow), then resizes like training.
+    for i, data in enumerate(encoded):
+        (tmp_path / f"{i}.img").write_bytes(data)
+    resized = [load_resized(str(tmp_path / f"{i}.img"), 32).numpy() for i in range(2)]
+    expected = _reference(classifier["model"], resized)
+    np.testing.assert_allclose(result["probabilities"].numpy(), expected, atol=1e-5)
+    # One string, not in a list, is a batch of one.
+    single = classifier["signatures"]["predict_bytes"](image_bytes=tf.constant(encoded[0]))
+    np.testing.assert_allclose(single["probabilities"].numpy(), expected[:1], atol=1e-5)
+
+
+def test_class_names_travel_inside_the_export(classifier):
+    result = classifier["signatures"]["serving_default"](images=tf.constant(_images((4, 32, 32, 3), seed=5)))
+    ids = result["class_id"].numpy()
+    assert [name.decode() for name in result["class_name"].numpy()] == [NAMES[i] for i in ids]
+    assert class_names_of(classifier["model"]) == NAMES
+    files = sorted(str(p.relative_to(classifier["export"])) for p in classifier["export"].rglob("*") if p.is_file())
+    assert files == ["fingerprint.pb", "saved_model.pb", "variables/variables.data-00000-of-00001",
+                     "variables/variables.index"]
+    graph = (classifier["export"] / "saved_model.pb").read_bytes()
+    assert all(name.encode() in graph for name in NAMES)
+
+
+@pytest.mark.parametrize("signature, inputs, message", [
+    ("serving_default", {"images": np.zeros((20, 30, 3), np.uint8)},
+     "images must be uint8 [batch, height, width, 3] with height, width > 0; got shape [20 30 3]"),
+    ("serving_default", {"images": np.zeros((1, 20, 30, 4), np.uint8)},
+     "images must be uint8 [batch, height, width, 3] with height, width > 0; got shape [1 20 30 4]"),
+    ("serving_default", {"images": np.zeros((1, 0, 30, 3), np.uint8)}, "got shape [1 0 30 3]"),
+    ("predict_bytes", {"image_bytes": [b"\x89PNG\r\n\x1a\n", b"not an image"]},
+     "image_bytes must hold JPEG or PNG files; the strings at indices [1] are neither"),
+    ("predict_bytes", {"image_bytes": [[b"a"], [b"b"]]},
+     "image_bytes must be a batch (a list) of encoded JPEG or PNG strings; got shape [2 1]"),
+])
+def test_bad_classifier_requests_name_the_problem(classifier, signature, inputs, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+        classifier["signatures"][signature](**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+def test_truncated_image_file_fails_cleanly(classifier):
+    data = _encode(_images((1, 40, 40, 3))[0], "JPEG")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="JPEG"):
+        classifier["signatures"]["predict_bytes"](image_bytes=tf.constant([data[: len(data) // 3]]))
+
+
+# --- generator signatures -------------------------------------------------------------------------------------
+
+def _generate(signature, **inputs):
+    dtypes = {"num_images": tf.int32, "seed": tf.int64, "latents": tf.float32}
+    return signature(**{k: tf.constant(v, dtypes[k]) for k, v in inputs.items()})["images"].numpy()
+
+
+def test_generator_signatures_shapes_determinism_and_agreement(generator):
+    serve = generator["signatures"]["serving_default"]
+    first = _generate(serve, num_images=3, seed=7)
+    assert first.shape == (3, 64, 64, 3) and first.dtype == np.uint8
+    np.testing.assert_array_equal(_generate(serve, num_images=3, seed=7), first)
+    assert (_generate(serve, num_images=3, seed=8) != first).mean() > 0.5
+    # The Keras generator on the same latents and noise seeds, in grey levels.
+    latents = latents_for_seed(3, 7, NZ)
+    keras_images = _numpy(to_grey_levels(seeded_images(generator["model"], latents, 7)))
+    assert np.abs(first.astype(int) - keras_images.astype(int)).max() <= 1
+    # The noise seeds matter (noise weights are 0.5 here): a different noise seed changes the images.
+    other_noise = _numpy(to_grey_levels(seeded_images(generator["model"], latents, 8)))
+    assert np.abs(other_noise.astype(int) - keras_images.astype(int)).max() > 1
+    from_latents = generator["signatures"]["from_latents"]
+    np.testing.assert_array_equal(_generate(from_latents, latents=latents.numpy(), seed=7), first)
+    # Row-format requests give one-element vectors: accepted like scalars.
+    np.testing.assert_array_equal(_generate(serve, num_images=[3], seed=[7]), first)
+
+
+def test_saved_model_cli_lists_named_generator_signatures(processes):
+    text, _, _ = _finish(processes, "cli_generator")
+    assert _tensors(_signature_block(text, "serving_default")) == {
+        ("inputs", "num_images"): "DT_INT32", ("inputs", "seed"): "DT_INT64", ("outputs", "images"): "DT_UINT8"}
+    assert _tensors(_signature_block(text, "from_latents")) == {
+        ("inputs", "latents"): "DT_FLOAT", ("inputs", "seed"): "DT_INT64", ("outputs", "images"): "DT_UINT8"}
+
+
+@pytest.mark.parametrize("signature, inputs, message", [
+    ("serving_default", {"num_images": 0, "seed": 1}, "num_images must be in [1, 64]; got 0"),
+    ("serving_default", {"num_images": 65, "seed": 1}, "num_images must be in [1, 64]; got 65"),
+    ("serving_default", {"num_images": [1, 2], "seed": 1}, "num_images must be one integer; got shape [2]"),
+    ("from_latents", {"latents": np.zeros((2, NZ + 1)), "seed": 0},
+     f"latents must be float32 [n, {NZ}] with n > 0; got shape [2 {NZ + 1}]"),
+    ("from_latents", {"latents": np.zeros(NZ), "seed": 0}, f"got shape [{NZ}]"),
+])
+def test_bad_generator_requests_name_the_problem(generator, signature, inputs, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+        _generate(generator["signatures"][signature], **inputs)
+
+
+# --- a fresh process with TensorFlow only -------------------------------------------------------------------------
+
+def test_exports_run_in_a_tensorflow_only_process(classifier, generator, processes, tmp_path):
+    _, _, root = _finish(processes, "tf_only")
+    images, png, latents = (processes["inputs"][key] for key in ("images", "png", "latents"))
+    out = np.load(root / "out.npz")
+
+    expected = _reference(classifier["model"], list(images))
+    np.testing.assert_allclose(out["classifier/serving_default/probabilities"], expected, atol=1e-5)
+    assert out["classifier/serving_default/class_name"].tolist() == [NAMES[i].encode() for i in expected.argmax(-1)]
+    (tmp_path / "x.png").write_bytes(png)
+    expected = _reference(classifier["model"], [load_resized(str(tmp_path / "x.png"), 32).numpy()])
+    np.testing.assert_allclose(out["classifier/predict_bytes/probabilities"], expected, atol=1e-5)
+
+    model = generator["model"]
+    by_seed = _numpy(to_grey_levels(seeded_images(model, latents_for_seed(2, 5, NZ), 5))).astype(int)
+    assert np.abs(out["generator/serving_default/images"].astype(int) - by_seed).max() <= 1
+    by_latents = _numpy(to_grey_levels(seeded_images(model, latents, 5))).astype(int)
+    assert np.abs(out["generator/from_latents/images"].astype(int) - by_latents).max() <= 1
+
+
+# --- the REST client's payloads ------------------------------------------------------------------------------------
+
+def _client():
+    spec = importlib.util.spec_from_file_location("serving_client", REPO / "examples" / "serving_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _b64_decoded(value):
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [_b64_decoded(v) for v in value]
+    return value
+
+
+def _serve_like_tf_serving(signatures, payload):
+    """Decodes a REST body as TF Serving does (JSON, b64 objects, row or column format), calls the signature."""
+    payload = json.loads(json.dumps(payload))
+    signature = signatures[payload.get("signature_name", "serving_default")]
+    specs = signature.structured_input_signature[1]
+    if "instances" in payload:
+        rows = payload["instances"]
+        if len(specs) == 1 and not (isinstance(rows[0], dict) and set(rows[0]) <= set(specs)):
+            rows = [{next(iter(specs)): row} for row in rows]
+        inputs = {name: [_b64_decoded(row[name]) for row in rows] for name in specs}
+    else:
+        columns = payload["inputs"]
+        if len(specs) == 1 and not (isinstance(columns, dict) and set(columns) <= set(specs)):
+            columns = {next(iter(specs)): columns}
+        inputs = {name: _b64_decoded(value) for name, value in columns.items()}
+    return signature(**{name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()})
+
+
+def test_client_payloads_against_the_signatures(classifier, generator):
+    client = _client()
+    images = list(_images((2, 36, 28, 3), seed=21))
+    signatures = classifier["signatures"]
+    direct = signatures["serving_default"](images=tf.constant(np.stack(images)))
+
+    by_pixels = _serve_like_tf_serving(signatures, client.pixels_payload(images))
+    np.testing.assert_allclose(by_pixels["probabilities"].numpy(), direct["probabilities"].numpy(), atol=1e-6)
+    encoded = [_encode(image, "PNG") for image in images]
+    by_bytes = _serve_like_tf_serving(signatures, client.bytes_payload(encoded))
+    np.testing.assert_allclose(by_bytes["probabilities"].numpy(), direct["probabilities"].numpy(), atol=1e-6)
+    assert by_bytes["class_name"].numpy().tolist() == direct["class_name"].numpy().tolist()
+    with pytest.raises(ValueError, match="one size"):
+        client.pixels_payload([images[0], images[0][:30]])
+
+    served = _serve_like_tf_serving(generator["signatures"], client.generator_payload(2, 9))["images"].numpy()
+    assert served.shape == (2, 64, 64, 3) and served.dtype == np.uint8
+    latents = latents_for_seed(2, 9, NZ).numpy()
+    again = _serve_like_tf_serving(generator["signatures"], client.latents_payload(latents, seed=9))["images"]
+    np.testing.assert_array_equal(again.numpy(), served)
