@@ -1,0 +1,64 @@
+"""The real/synthetic ratio study (bin/eval_ratios).
+
+    bin/eval_ratios --synthetic_dir=runs/synthetic --workdir=runs/study                # this config (CPU)
+    bin/eval_ratios --config=configs/eval_ratios.py:full --synthetic_dir=... --workdir=...  # + VGG16, Large
+    bin/eval_ratios --config=configs/eval_ratios.py:smoke ...                           # tiny, for tests
+
+Default: MobileNetV3-Small from scratch at 64 px on the built-in dataset, 5 regimes (13 cells with the 5
+ratios) x 3 seeds = 39 runs of 1000 steps each. "full" adds MobileNetV3-Large and VGG16.
+"""
+
+import ml_collections
+
+
+def get_config(arg=None):
+    config = ml_collections.ConfigDict()
+    # The built-in dataset (used when --data_dir is not given) and the split.
+    config.data = ml_collections.ConfigDict(dict(
+        images_per_class=300, image_size=64, seed=0, test_fraction=0.3, split_seed=0))
+
+    config.image_size = 64
+    config.archs = ("mobilenet_v3_small",)
+    config.regimes = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic")
+    config.ratios = (0.25, 0.5, 0.75, 1.0, 1.25)
+    # synthetic_only trains on this many synthetic images per real training image of each class.
+    config.synthetic_only_ratio = 1.0
+    config.seeds = (0, 1, 2)
+    # The optimizer-step budget every run gets, whatever its training-set size.
+    config.steps = 1000
+    config.eval_every = 100
+    config.batch_size = 32
+    config.eval_batch_size = 128
+    # Adam learning rate per architecture. VGG16 has no BatchNorm and does not learn from scratch at 1e-3.
+    config.learning_rates = ml_collections.ConfigDict(dict(
+        mobilenet_v3_small=1e-3, mobilenet_v3_large=1e-3, vgg16=1e-4))
+    config.dropout = 0.2
+    # From scratch, KerasCV's BatchNorm momentum 0.999 leaves the moving statistics far behind the weights.
+    config.bn_momentum = 0.9
+    config.bn_reestimate_batches = 0
+    config.weights = ""  # a local .weights.h5/.keras file to start from; "" = from scratch
+    config.augment = ml_collections.ConfigDict(dict(
+        ops=("flip", "color_jitter", "gaussian_noise"), brightness=25.0, contrast=0.2, saturation=0.2,
+        noise_stddev=8.0))
+    # True: refuse to run without --synthetic_dir; False: skip the synthetic regimes with a warning.
+    config.require_synthetic = False
+    config.keep_models = True
+    config.confidence = 0.95
+
+    if arg == "full":
+        config.archs = ("mobilenet_v3_small", "mobilenet_v3_large", "vgg16")
+    elif arg == "smoke":
+        config.data.images_per_class = 12
+        config.data.image_size = 32
+        config.image_size = 32
+        config.regimes = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic")
+        config.ratios = (0.5,)
+        config.seeds = (0,)
+        config.steps = 6
+        config.eval_every = 3
+        config.batch_size = 8
+        config.eval_batch_size = 32
+        config.bn_reestimate_batches = 2
+    elif arg:
+        raise ValueError(f"unknown variant {arg!r}; accepted: full, smoke")
+    return config

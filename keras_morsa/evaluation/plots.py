@@ -1,0 +1,117 @@
+"""PNG figures of the ratio study (matplotlib's Agg canvas: no display, no global backend switch).
+
+- :func:`plot_curves`: test accuracy against training step, mean over seeds, one line per regime and ratio
+  (left panel: real + synthetic at each ratio; right: the same with traditional augmentation).
+- :func:`plot_accuracy_vs_ratio`: final test accuracy against the synthetic ratio with t-interval error
+  bars; the ``real``, ``traditional`` and ``synthetic_only`` results as horizontal bands (mean and interval).
+- :func:`plot_confusion`: a row-normalised confusion matrix with counts.
+"""
+
+import math
+
+import numpy as np
+from matplotlib import cm
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from keras_morsa import io
+
+_BASELINES = {"real": "black", "traditional": "tab:gray", "synthetic_only": "tab:red"}
+
+
+def _save(figure, path):
+    FigureCanvasAgg(figure)
+    with io.atomic_write(path) as f:
+        figure.savefig(f, format="png", dpi=110, bbox_inches="tight")
+
+
+def _ratio_colour(ratio, ratios):
+    position = 0.0 if len(ratios) < 2 else ratios.index(ratio) / (len(ratios) - 1)
+    return cm.viridis(0.1 + 0.8 * position)
+
+
+def plot_curves(curves, arch, path):
+    """Test accuracy vs step for one architecture.
+
+    Args:
+        curves: ``{(regime, ratio): {step: [accuracy per seed]}}``.
+        arch: the architecture, for the title.
+        path: output PNG.
+    """
+    figure = Figure(figsize=(11, 4.2))
+    axes = figure.subplots(1, 2, sharey=True)
+    ratios = sorted({ratio for _, ratio in curves if ratio is not None})
+    for ax, mixed in zip(axes, ("synthetic", "traditional+synthetic")):
+        for (regime, ratio), points in sorted(curves.items(), key=lambda item: (item[0][0], item[0][1] or 0.0)):
+            steps = sorted(points)
+            mean = [float(np.mean(points[s])) for s in steps]
+            if regime in _BASELINES:
+                ax.plot(steps, mean, color=_BASELINES[regime], linestyle="--" if regime != "real" else "-",
+                        linewidth=2, label=regime)
+            elif regime == mixed:
+                ax.plot(steps, mean, color=_ratio_colour(ratio, ratios), label=f"{regime}@{ratio:g}")
+        ax.set_title(f"{arch}: real + {mixed.replace('+', ' + ')}")
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("test accuracy (mean over seeds)")
+    _save(figure, path)
+
+
+def plot_accuracy_vs_ratio(summary, arch, path):
+    """Final test accuracy vs synthetic ratio for one architecture, baselines as horizontal bands.
+
+    Args:
+        summary: rows of ``study.summarize`` (other architectures are ignored).
+        arch: the architecture to draw.
+        path: output PNG.
+    """
+    figure = Figure(figsize=(6.5, 4.5))
+    ax = figure.subplots()
+    rows = [row for row in summary if row["arch"] == arch]
+    ratios = sorted({row["ratio"] for row in rows if row["ratio"] is not None})
+    for row in rows:
+        if row["regime"] in _BASELINES:
+            acc = row["accuracy"]
+            ax.axhline(acc["mean"], color=_BASELINES[row["regime"]], linewidth=1.5,
+                       label=f"{row['regime']} ({acc['mean']:.3f})")
+            if not math.isnan(acc["low"]):
+                ax.axhspan(acc["low"], acc["high"], color=_BASELINES[row["regime"]], alpha=0.15)
+    for offset, (regime, marker) in zip((-0.01, 0.01), (("synthetic", "o"), ("traditional+synthetic", "s"))):
+        points = sorted((row["ratio"], row["accuracy"]) for row in rows if row["regime"] == regime)
+        if not points:
+            continue
+        x = np.array([p[0] for p in points]) + offset * (ratios[-1] if ratios else 1.0)
+        mean = np.array([p[1]["mean"] for p in points])
+        half = np.array([0.0 if math.isnan(p[1]["high"]) else p[1]["high"] - p[1]["mean"] for p in points])
+        ax.errorbar(x, mean, yerr=half, marker=marker, capsize=4, label=f"{regime} (95 % t-interval)")
+    ax.set_xlabel("synthetic images per real image (ratio)")
+    ax.set_ylabel("test accuracy on the real test split")
+    ax.set_title(f"{arch}: accuracy vs synthetic ratio")
+    if ratios:
+        ax.set_xticks(ratios)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    _save(figure, path)
+
+
+def plot_confusion(matrix, class_names, title, path):
+    """A confusion matrix (rows: true class, columns: predicted), colour = row share, text = count."""
+    matrix = np.asarray(matrix, np.float64)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1.0)
+    size = max(4.0, 0.55 * len(class_names) + 2.0)
+    figure = Figure(figsize=(size, size))
+    ax = figure.subplots()
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(ticks, class_names, fontsize=8)
+    for i in ticks:
+        for j in ticks:
+            if matrix[i, j]:
+                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    _save(figure, path)

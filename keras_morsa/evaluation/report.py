@@ -1,0 +1,128 @@
+"""The study's summary as Markdown and HTML, with its plots.
+
+The report is assembled once as a list of blocks (headings, paragraphs, tables, images) and rendered twice,
+so ``report.md`` and ``report.html`` always say the same thing.
+"""
+
+import html
+import math
+
+import numpy as np
+
+from keras_morsa import io
+from keras_morsa.evaluation import plots, study
+
+
+def _pct(value):
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
+def _interval(result):
+    if math.isnan(result["low"]):
+        return "n/a"
+    return f"[{_pct(result['low'])}, {_pct(result['high'])}]"
+
+
+def _curves_by_cell(results, curves, arch):
+    run_cell = {row["run_id"]: (row["regime"], row["ratio"]) for row in results if row["arch"] == arch}
+    by_cell = {}
+    for point in curves:
+        if point["run_id"] in run_cell:
+            steps = by_cell.setdefault(run_cell[point["run_id"]], {})
+            steps.setdefault(int(point["step"]), []).append(float(point["test_accuracy"]))
+    return by_cell
+
+
+def _summed_confusion(results, arch, cell):
+    rows = [row for row in results if row["arch"] == arch and row["cell"] == cell]
+    return np.sum([row["confusion"] for row in rows], axis=0), len(rows)
+
+
+def _blocks(results, curves, config, workdir):
+    summary = study.summarize(results, config.confidence)
+    level = f"{100 * config.confidence:g} %"
+    blocks = [
+        ("h1", "Real/synthetic ratio study"),
+        ("p", study.describe_budget(config)),
+        ("p", f"{len(results)} runs. Intervals are two-sided {level} Student-t intervals over seeds; "
+              "'vs real' is the paired difference against the real-only runs of the same seeds (same initial "
+              "weights and data order), with its t-interval. Accuracy in %."),
+    ]
+    for arch in sorted({row["arch"] for row in summary}):
+        rows = [row for row in summary if row["arch"] == arch]
+        table = [["cell", "seeds", "mean", "std", f"{level} CI", "macro-F1", "vs real", f"{level} CI of diff"]]
+        for row in rows:
+            acc, diff = row["accuracy"], row["vs_real"]
+            table.append([
+                row["cell"], str(acc["n"]), _pct(acc["mean"]), _pct(acc["std"]), _interval(acc),
+                _pct(row["macro_f1"]),
+                "" if diff is None else f"{100 * diff['mean']:+.1f}",
+                "" if diff is None else _interval(diff),
+            ])
+        blocks += [("h2", arch), ("table", table)]
+        curve_png = f"curves_{arch}.png"
+        plots.plot_curves(_curves_by_cell(results, curves, arch), arch, workdir / curve_png)
+        blocks += [("p", "Test accuracy against training step (mean over seeds):"), ("img", curve_png)]
+        if any(row["ratio"] is not None for row in rows):
+            ratio_png = f"accuracy_vs_ratio_{arch}.png"
+            plots.plot_accuracy_vs_ratio(summary, arch, workdir / ratio_png)
+            blocks += [("p", "Final accuracy against the synthetic ratio; bands are the baselines' mean and "
+                             "interval:"), ("img", ratio_png)]
+        augmented = [row for row in rows if row["regime"] != "real"]
+        best = max(augmented, key=lambda row: row["accuracy"]["mean"]) if augmented else None
+        for label, cell in (("real", "real"), ("best", best["cell"] if best else None)):
+            if cell is None or not any(row["cell"] == cell for row in rows):
+                continue
+            matrix, count = _summed_confusion(results, arch, cell)
+            png = f"confusion_{arch}_{label}.png"
+            title = f"{arch} {cell}: test predictions summed over {count} seed(s)"
+            plots.plot_confusion(matrix, results[0]["class_names"], title, workdir / png)
+            blocks += [("p", f"Confusion matrix, {cell}" + (" (best cell by mean accuracy)" if label == "best"
+                                                             else "") + ":"), ("img", png)]
+    return blocks
+
+
+def _markdown(blocks):
+    lines = []
+    for kind, content in blocks:
+        if kind in ("h1", "h2"):
+            lines += ["#" * int(kind[1]) + " " + content, ""]
+        elif kind == "p":
+            lines += [content, ""]
+        elif kind == "img":
+            lines += [f"![{content}]({content})", ""]
+        else:
+            lines.append("| " + " | ".join(content[0]) + " |")
+            lines.append("|" + "---|" * len(content[0]))
+            lines += ["| " + " | ".join(row) + " |" for row in content[1:]]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _html(blocks):
+    parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>Ratio study</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}td,th{padding:2px 8px;"
+             "text-align:right;border-bottom:1px solid #ddd}img{max-width:100%}</style></head><body>"]
+    for kind, content in blocks:
+        if kind in ("h1", "h2", "p"):
+            parts.append(f"<{kind}>{html.escape(content)}</{kind}>")
+        elif kind == "img":
+            parts.append(f"<img src='{html.escape(content)}' alt='{html.escape(content)}'>")
+        else:
+            header = "".join(f"<th>{html.escape(cell)}</th>" for cell in content[0])
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+                           for row in content[1:])
+            parts.append(f"<table><tr>{header}</tr>{body}</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(results, curves, config, workdir):
+    """Writes ``report.md``, ``report.html`` and their PNGs into ``workdir``; returns the Markdown text."""
+    blocks = _blocks(results, curves, config, workdir)
+    markdown = _markdown(blocks)
+    with io.atomic_write(workdir / "report.md", "w") as f:
+        f.write(markdown)
+    with io.atomic_write(workdir / "report.html", "w") as f:
+        f.write(_html(blocks))
+    return markdown
