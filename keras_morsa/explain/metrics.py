@@ -63,9 +63,9 @@ def mask_energy(maps, masks):
 def pointing_game(maps, masks):
     """1.0 where the map's maximum (first in row-major order on ties) lies on the object, else 0.0."""
     maps, masks = _check_maps(maps, masks)
-    flat = maps.reshape(len(maps), -1)
-    peak = np.argmax(flat, axis=1)
-    return (masks.reshape(len(masks), -1)[np.arange(len(maps)), peak] > 0).astype(np.float32)
+    pixels = maps.shape[1] * maps.shape[2]
+    peak = np.argmax(maps.reshape(len(maps), pixels), axis=1)
+    return (masks.reshape(len(masks), pixels)[np.arange(len(maps)), peak] > 0).astype(np.float32)
 
 
 def remove_pixels(images, order, fraction):

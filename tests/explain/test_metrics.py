@@ -35,6 +35,12 @@ def test_pointing_game_hit_and_miss():
     np.testing.assert_array_equal(metrics.pointing_game(np.stack([hit, miss]), np.stack([mask, mask])), [1, 0])
 
 
+def test_an_empty_group_gives_empty_values():
+    empty = np.zeros((0, 8, 8), np.float32)
+    for values in (metrics.area(empty), metrics.mask_energy(empty, empty), metrics.pointing_game(empty, empty)):
+        assert values.shape == (0,)
+
+
 def test_shape_mismatch_is_a_user_error():
     with pytest.raises(UserError, match="does not match"):
         metrics.mask_energy(np.zeros((1, 8, 8)), np.zeros((1, 4, 4)))

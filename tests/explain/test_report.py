@@ -1,0 +1,131 @@
+"""The Grad-CAM report on a tiny study workdir made here: two saved classifiers, a split, masks, synthetic."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_morsa.data import splits
+from keras_morsa.errors import DataError, UserError
+from keras_morsa.explain import metrics, report
+from keras_morsa.models.probabilities import Probabilities
+
+CLASSES = ["left", "right"]
+SIZE = 16
+
+
+def _image(class_name, index):
+    """A dark image with a bright 8x8 square in its class's half; the mask is the square."""
+    rng = np.random.default_rng(index)
+    image = rng.uniform(0, 8, (SIZE, SIZE, 3))
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    top = 2 + index % 6
+    left = 0 if class_name == "left" else 8
+    image[top:top + 8, left:left + 8] = 220
+    mask[top:top + 8, left:left + 8] = 255
+    return image.astype(np.uint8), mask
+
+
+def _classifier(swapped):
+    """Brightness map (nested backbone) -> flatten -> logits: class = brighter half (or the other, if swapped)."""
+    backbone_input = keras.Input((SIZE, SIZE, 3))
+    features = keras.layers.Conv2D(1, 2, strides=2, activation="relu", name="features")(backbone_input)
+    backbone = keras.Model(backbone_input, features, name="backbone")
+    images = keras.Input((SIZE, SIZE, 3), name="images")
+    x = keras.layers.Flatten(name="flatten")(backbone(images))
+    x = keras.layers.Dropout(0.2, name="dropout")(x)
+    logits = keras.layers.Dense(2, name="logits")(x)
+    model = keras.Model(images, Probabilities(CLASSES, name="probabilities")(logits))
+    backbone.get_layer("features").set_weights([np.full((2, 2, 3, 1), 1 / 12, np.float32), np.zeros(1)])
+    left_half = np.zeros((8, 8), np.float32)
+    left_half[:, :4] = 0.001  # small logits: probabilities that can still drop
+    kernel = np.stack([left_half.ravel(), left_half[:, ::-1].ravel()], axis=1)
+    model.get_layer("logits").set_weights([kernel[:, ::-1] if swapped else kernel, np.zeros(2, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """``home/tiny/{images,masks}`` (a built-in-like dataset), ``workdir`` (split + models), ``synthetic``."""
+    base = tmp_path_factory.mktemp("study")
+    data = base / "home" / "tiny"
+    for class_name in CLASSES:
+        for kind in ("images", "masks"):
+            (data / kind / class_name).mkdir(parents=True)
+        (base / "synthetic" / class_name).mkdir(parents=True)
+        for index in range(6):
+            image, mask = _image(class_name, index)
+            Image.fromarray(image).save(data / "images" / class_name / f"{class_name}_{index}.png")
+            Image.fromarray(mask, mode="L").save(data / "masks" / class_name / f"{class_name}_{index}.png")
+        for index in range(3):
+            Image.fromarray(_image(class_name, 10 + index)[0]).save(base / "synthetic" / class_name / f"{index}.png")
+    workdir = base / "workdir"
+    splits.load_or_create_split(data, workdir=workdir, test_fraction=0.5, seed=0)
+    (workdir / "models").mkdir()
+    _classifier(swapped=False).save(workdir / "models" / "real.keras")
+    _classifier(swapped=True).save(workdir / "models" / "best_augmented.keras")
+    return base
+
+
+@pytest.mark.multibackend
+def test_report_writes_grids_html_and_metrics_with_known_groups(study, tmp_path, monkeypatch):
+    # No data_dir: the dataset is found among the built-in cache's builds by the manifest's hashes.
+    monkeypatch.setenv("KERAS_MORSA_HOME", str(study / "home"))
+    out = tmp_path / "out"
+    result = report.gradcam_report(study / "workdir", out, synthetic_dir=study / "synthetic", max_images=5,
+                                   progress=False)
+    for group in report.GROUPS:
+        with Image.open(out / "grids" / f"{group}.png") as grid:
+            assert grid.format == "PNG" and grid.width > 100
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "n/a" in page
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(result))
+    baseline, augmented = result["groups"]["real"], result["groups"]["best_augmented"]
+    # The baseline reads the bright half correctly, the swapped model never does; 5 of 6 test images drawn.
+    assert baseline["real_correct"]["n"] == 5 and baseline["real_wrong"]["n"] == 0
+    assert augmented["real_wrong"]["n"] == 5 and augmented["generated_wrong"]["n"] == 5
+    assert baseline["real_wrong"]["area"] == {"mean": None, "low": None, "high": None, "n": 0}
+    # One feature channel: both maps are the brightness map, on the square (the mask).
+    assert baseline["real_correct"]["mask_energy"]["mean"] > 0.8
+    assert baseline["real_correct"]["pointing_game"]["mean"] == 1.0
+    assert 0.1 < baseline["real_correct"]["area"]["mean"] < 0.5
+    assert baseline["generated_correct"]["mask_energy"] == "n/a"
+    deletion = baseline["real_correct"]["deletion"]["0.5"]
+    assert deletion["map"]["mean"] > deletion["random"]["mean"]
+    assert result["comparison"]["real"]["area_difference"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert result["narrower"].startswith("no clear difference")
+    assert result["settings"]["layer"] == {"real": "features", "best_augmented": "features"}
+
+
+def test_report_script_without_masks_and_without_synthetic_images(study, tmp_path, run_script):
+    out = tmp_path / "out"
+    done = run_script("gradcam_report", f"--eval_workdir={study / 'workdir'}", f"--out_dir={out}",
+                      f"--data_dir={study / 'home' / 'tiny'}", f"--mask_dir={tmp_path / 'no_masks'}",
+                      "--max_images=2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["groups"]["real"]["real_correct"]["n"] == 2
+    assert result["groups"]["real"]["real_correct"]["mask_energy"] == "n/a"
+    assert result["groups"]["real"]["generated_correct"]["n"] == 0
+    assert sorted(p.name for p in (out / "grids").iterdir()) == sorted(f"{g}.png" for g in report.GROUPS)
+    assert "no clear difference" in done.stdout
+
+
+def test_report_refuses_bad_inputs(study, tmp_path):
+    with pytest.raises(UserError, match="real.keras does not exist"):
+        report.gradcam_report(tmp_path, tmp_path / "out")
+    with pytest.raises(UserError, match="method='lime'"):
+        report.gradcam_report(study / "workdir", tmp_path, method="lime")
+    with pytest.raises(UserError, match="max_images=0"):
+        report.gradcam_report(study / "workdir", tmp_path, max_images=0)
+    with pytest.raises(DataError, match="pass data_dir="):
+        report.gradcam_report(study / "workdir", tmp_path, data_dir=study / "synthetic")
+
+
+def test_verdict_calls_maps_narrower_only_when_the_interval_excludes_zero():
+    assert report._verdict(metrics.Interval(-0.1, -0.15, -0.05, 20)).startswith("narrower")
+    assert report._verdict(metrics.Interval(0.1, 0.05, 0.15, 20)).startswith("wider")
+    assert report._verdict(metrics.Interval(-0.1, -0.2, 0.01, 20)).startswith("no clear difference")
+    assert report._verdict(metrics.Interval(None, None, None, 0)).startswith("not measured")
