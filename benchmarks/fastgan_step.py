@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Seconds per FastGAN training iteration (one D step and one G step), per backend and size, plus peak memory.
+
+Cases: "paper" is 256 px, batch 8, ngf = ndf = 64, nz = 256 (configs/fastgan_256.py); "cpu" is the default
+CPU config (configs/fastgan_cpu.py). Each (backend, case) runs in its own subprocess, so its peak resident
+memory (``resource.getrusage(...).ru_maxrss``) is its own. An iteration is one ``train_on_batch`` on a
+random batch (the same ``train_step`` that ``fit`` runs); the first ``--warmup`` iterations (tracing and
+compilation) are timed separately and excluded from the median.
+
+    .venv/bin/python benchmarks/fastgan_step.py                          # current KERAS_BACKEND, both cases
+    .venv/bin/python benchmarks/fastgan_step.py --backends=tensorflow,jax,torch --cases=paper --steps=5
+    .venv/bin/python benchmarks/fastgan_step.py --mixed_bfloat16         # bf16 compute, fp32 variables
+    OMP_NUM_THREADS=2 taskset -c 0,1 ...                                 # pin to 2 cores for comparable figures
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = {"paper": "fastgan_256", "cpu": "fastgan_cpu"}
+
+_BACKENDS = flags.DEFINE_list("backends", [os.environ.get("KERAS_BACKEND", "tensorflow")],
+                              "Keras backends to measure, each in a subprocess.")
+_CASES = flags.DEFINE_list("cases", list(CASES), f"Which of {list(CASES)} to run.")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed iterations.")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed first iterations (tracing, compilation).")
+_BF16 = flags.DEFINE_bool("mixed_bfloat16", False, "Run under the mixed_bfloat16 dtype policy.")
+_CHILD = flags.DEFINE_string("child", None, "Internal: measure this case in this process, print JSON.")
+
+
+def measure(case, steps, warmup, bf16):
+    """Builds the case's FastGAN and times ``train_on_batch``; returns a dict of figures."""
+    sys.path.insert(0, str(REPO))
+    import importlib
+
+    import keras
+    import numpy as np
+
+    from keras_morsa.training.train_gan import build_gan
+
+    if bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    config = importlib.import_module(f"configs.{CASES[case]}").get_config()
+    gan = build_gan(config)
+    size, batch = config.model.image_size, config.train.batch_size
+    images = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    start = time.perf_counter()
+    for _ in range(warmup):
+        gan.train_on_batch(images)
+    warm = time.perf_counter() - start
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        logs = gan.train_on_batch(images, return_dict=True)
+        float(logs["d_loss"])  # waits for asynchronous backends
+        times.append(time.perf_counter() - start)
+    return {
+        "backend": keras.backend.backend(), "case": case, "size": size, "batch": batch,
+        "ngf": config.model.ngf, "policy": "mixed_bfloat16" if bf16 else "float32",
+        "s_per_iter": statistics.median(times), "warmup_s": warm,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def main(argv):
+    del argv
+    if _CHILD.value:
+        print(json.dumps(measure(_CHILD.value, _STEPS.value, _WARMUP.value, _BF16.value)))
+        return
+    unknown = sorted(set(_CASES.value) - set(CASES))
+    if unknown:
+        raise app.UsageError(f"--cases={','.join(unknown)}: expected some of {list(CASES)}")
+    header = f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} " \
+             f"{'s/iter':>7} {'it/s':>6} {'warmup s':>8} {'peak GB':>7}"
+    print(header)
+    for backend in _BACKENDS.value:
+        for case in _CASES.value:
+            cmd = [sys.executable, __file__, f"--child={case}", f"--steps={_STEPS.value}",
+                   f"--warmup={_WARMUP.value}", f"--mixed_bfloat16={_BF16.value}"]
+            env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if done.returncode != 0:
+                reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                print(f"{backend:<11} {case:<6} failed: {reason}")
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
+                  f"{r['policy']:<14} {r['s_per_iter']:>7.3f} {1 / r['s_per_iter']:>6.2f} "
+                  f"{r['warmup_s']:>8.1f} {r['peak_rss_gb']:>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,87 @@
+"""bin/generate's library: PNG folders, manifest, sources, resumability and the interpolation GIF.
+
+The GAN workdir here is a finished run's layout written directly (an untrained 64-px generator), so these
+tests cost no training; tests/training/test_train_gan.py generates from a really trained run.
+"""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_morsa.io import read_csv, write_json
+from keras_morsa.errors import UserError
+from keras_morsa.models.fastgan import Generator
+from keras_morsa.training import generate as gen
+
+pytestmark = pytest.mark.multibackend
+
+SOURCES = {"jaw": ["a" * 64, "b" * 64], "pin": ["b" * 64, "c" * 64]}
+
+
+@pytest.fixture(scope="module")
+def gan_workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gan")
+    generator = Generator(ngf=8, nz=16, image_size=64, seed=0)
+    generator(np.zeros((1, 16), "float32"))
+    for step, name in enumerate(SOURCES, start=10):
+        (root / name).mkdir()
+        generator.save(root / name / "generator_ema.keras")
+        (root / name / "sources.txt").write_text("".join(f"{s}\n" for s in SOURCES[name]))
+        write_json(root / name / "done.json", {"step": step})
+    (root / "unfinished").mkdir()  # no done.json: never offered
+    return root
+
+
+def test_writes_pngs_manifest_and_the_union_of_sources(gan_workdir, tmp_path):
+    rows = gen.generate(gan_workdir, tmp_path, 3, progress=False)
+    assert len(rows) == 6
+    for name, step in (("jaw", "10"), ("pin", "11")):
+        files = sorted((tmp_path / name).iterdir())
+        assert [p.name for p in files] == [f"{name}_seed0_0000{i}.png" for i in range(3)]
+        for p in files:
+            image = Image.open(p)
+            assert image.size == (64, 64) and image.mode == "RGB"
+        assert [(r["path"], r["checkpoint_step"], r["seed"], r["latent_index"])
+                for r in read_csv(tmp_path / "manifest.csv") if r["class_name"] == name] == [
+            (f"{name}/{name}_seed0_0000{i}.png", step, "0", str(i)) for i in range(3)]
+    assert (tmp_path / "sources.txt").read_text().split() == ["a" * 64, "b" * 64, "c" * 64]
+
+
+def test_is_resumable_and_reproducible(gan_workdir, tmp_path):
+    gen.generate(gan_workdir, tmp_path, 2, class_names=["jaw"], progress=False)
+    first = tmp_path / "jaw" / "jaw_seed0_00000.png"
+    first.write_bytes(b"kept")  # an existing file is not redrawn
+    gen.generate(gan_workdir, tmp_path, 3, class_names=["jaw"], progress=False)
+    assert first.read_bytes() == b"kept"
+    again = tmp_path / "again"
+    gen.generate(gan_workdir, again, 3, class_names=["jaw"], progress=False)
+    for i in (1, 2):
+        name = f"jaw/jaw_seed0_0000{i}.png"
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / name)), np.asarray(Image.open(again / name)))
+    gen.generate(gan_workdir, tmp_path, 1, class_names=["jaw"], seed=5, progress=False)
+    rows = read_csv(tmp_path / "manifest.csv")
+    assert [(r["seed"], r["latent_index"]) for r in rows] == [("0", "0"), ("0", "1"), ("0", "2"), ("5", "0")]
+
+
+def test_interpolation_gif_has_the_expected_frames(gan_workdir, tmp_path):
+    generator, _ = gen.load_generator(gan_workdir / "jaw")
+    path = tmp_path / "walk.gif"
+    assert gen.interpolation_gif(generator, path, num_keyframes=3, frames_between=4) == 12
+    gif = Image.open(path)
+    assert gif.n_frames == 12 and gif.size == (64, 64)
+
+
+def test_slerp_keeps_the_endpoints_and_the_norm():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    np.testing.assert_allclose(gen.slerp(a, b, 0.0), a)
+    np.testing.assert_allclose(gen.slerp(a, b, 1.0), b, atol=1e-12)
+    assert np.linalg.norm(gen.slerp(a, b, 0.5)) == pytest.approx(1.0)
+
+
+def test_refuses_unknown_classes_and_bad_counts(gan_workdir, tmp_path):
+    with pytest.raises(UserError, match=r"--class='unfinished' has no finished generator .*: jaw, pin"):
+        gen.generate(gan_workdir, tmp_path, 1, class_names=["unfinished"])
+    with pytest.raises(UserError, match="--num_images=0"):
+        gen.generate(gan_workdir, tmp_path, 0)
+    with pytest.raises(UserError, match="no such folder"):
+        gen.generate(tmp_path / "missing", tmp_path, 1)

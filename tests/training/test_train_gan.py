@@ -1,0 +1,144 @@
+"""End-to-end FastGAN runs on the smoke config: files, resume, non-finite stop, SIGKILL, the bin scripts."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from keras import ops
+from PIL import Image
+
+from configs.fastgan_cpu import get_config
+from keras_morsa.data import splits
+from keras_morsa.io import read_csv, read_json
+from keras_morsa.training.fastgan import FastGAN
+from keras_morsa.training.generate import generate
+from keras_morsa.training.train_gan import NonFiniteLoss, train_gan
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = f"--config={REPO / 'configs' / 'fastgan_cpu.py'}:smoke"
+CLASSES = ("disc", "square")
+
+
+def make_folder(root, per_class=8, seed=0):
+    """A tiny two-class ImageFolder: coloured squares on white, 48 px."""
+    rng = np.random.default_rng(seed)
+    for name, colour in zip(CLASSES, ((200, 40, 40), (40, 40, 200))):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = np.full((48, 48, 3), 240, np.uint8)
+            y, x = rng.integers(4, 20, 2)
+            image[y:y + 24, x:x + 24] = colour
+            Image.fromarray(image).save(root / name / f"{name}_{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("gan")
+    result = train_gan(get_config("smoke"), workdir, "disc", data_dir=data_dir)
+    return workdir, result
+
+
+@pytest.mark.multibackend
+def test_smoke_run_writes_every_output_and_generates(trained, data_dir, tmp_path):
+    workdir, result = trained
+    run = workdir / "disc"
+    assert result == {"disc": run}
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt_00000004.npz", "ckpt_00000006.npz"]
+    for folder in ("samples", "reconstructions"):
+        assert sorted(p.name for p in (run / folder).iterdir()) == [f"step_00000{s}.png" for s in (2, 4, 6)]
+    assert Image.open(run / "samples" / "step_000006.png").size == (128, 128)  # 2 x 2 grid of 64 px
+    assert [r["step"] for r in read_csv(run / "log.csv")] == ["2", "4", "6"]
+    row = read_csv(run / "log.csv")[-1]
+    assert all(np.isfinite(float(row[k])) for k in ("d_loss", "g_loss", "rec_loss", "it_per_s"))
+    manifest = splits.load_or_create_split(data_dir)
+    expected = sorted(r["sha256"] for r in manifest.rows if r["class_name"] == "disc" and r["split"] == "train")
+    assert (run / "sources.txt").read_text().split() == expected
+    assert read_json(run / "done.json")["step"] == 6
+
+    # Finished: a rerun skips the class and leaves its files alone.
+    before = (run / "log.csv").read_text()
+    train_gan(get_config("smoke"), workdir, "disc", data_dir=data_dir)
+    assert (run / "log.csv").read_text() == before
+
+    out = tmp_path / "synthetic"
+    rows = generate(workdir, out, 3, interpolate=True, progress=False)
+    assert [r["latent_index"] for r in rows] == [0, 1, 2]
+    images = sorted((out / "disc").iterdir())
+    assert len(images) == 3 and all(Image.open(p).size == (64, 64) for p in images)
+    assert {r["checkpoint_step"] for r in read_csv(out / "manifest.csv")} == {"6"}
+    assert (out / "sources.txt").read_text().split() == expected
+    assert Image.open(out / "interpolation_disc.gif").n_frames == 32
+
+
+def test_resume_continues_and_a_non_finite_loss_keeps_the_last_good_checkpoint(trained, data_dir, tmp_path,
+                                                                               monkeypatch):
+    workdir = tmp_path / "gan"
+    shutil.copytree(trained[0], workdir)
+    run = workdir / "disc"
+    finish_step = FastGAN.finish_step
+
+    def poisoned(self, losses):
+        # G's optimizer has taken `iterations` steps when finish_step runs: step 8 goes NaN.
+        bad = ops.where(ops.greater_equal(self.g_optimizer.iterations, 8), float("nan"), 0.0)
+        return finish_step(self, {**losses, "g_loss": losses["g_loss"] + bad})
+
+    monkeypatch.setattr(FastGAN, "finish_step", poisoned)
+    config = get_config("smoke")
+    config.train.num_steps = 10
+    with pytest.raises(NonFiniteLoss, match=r"g_loss became nan at step 8; .*checkpoint: step 6"):
+        train_gan(config, workdir, "disc", data_dir=data_dir)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt_00000004.npz", "ckpt_00000006.npz"]
+    assert [r["step"] for r in read_csv(run / "log.csv")] == ["2", "4", "6"]
+    assert not (run / "samples" / "step_000008.png").exists() and not (run / "done.json").exists()
+
+
+def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path):
+    workdir = tmp_path / "gan"
+    args = [f"--data_dir={data_dir}", f"--workdir={workdir}", "--class=square",
+            SMOKE, "--config.train.num_steps=16",
+            "--config.checkpoint_every=4", "--config.sample_every=4"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "train_gan"), *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = workdir / "square" / "checkpoints"
+    deadline = time.time() + 300
+    while not (checkpoints.is_dir() and any(p.suffix == ".npz" for p in checkpoints.iterdir())):
+        assert proc.poll() is None and time.time() < deadline, "train_gan ended before its first checkpoint"
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "square" / "done.json").exists()
+
+    done = run_script("train_gan", *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "samples in" in done.stdout
+    assert read_json(workdir / "square" / "done.json")["step"] == 16
+    steps = [int(r["step"]) for r in read_csv(workdir / "square" / "log.csv")]
+    assert steps == list(range(2, 17, 2))
+    assert (workdir / "square" / "generator_ema.keras").exists()
+    assert (checkpoints / "ckpt_00000016.npz").exists()
+
+
+def test_bin_train_gan_rejects_a_bad_class_in_one_line(run_script, data_dir, tmp_path):
+    result = run_script("train_gan", "--class=nope", f"--data_dir={data_dir}", f"--workdir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --class='nope' is not a class of " f"{data_dir}; expected 'all' or one of: disc, square")
+    assert "Traceback" not in result.stderr
+
+
+def test_bin_generate_needs_a_gan_workdir(run_script, tmp_path):
+    result = run_script("generate", "--num_images=2", f"--out_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: --gan_workdir is required: the --workdir of bin/train_gan"
