@@ -10,7 +10,7 @@ from keras_morsa.models.fastgan.generator import check_image_size, small_image_s
 # Channels as multiples of ndf, keyed like the reference's nfc_multi. A big-path map of side r carries
 # nfc[2r] channels, a small-path map of side r carries nfc[4r].
 DISCRIMINATOR_MULTIPLIERS = {4: 16, 8: 16, 16: 8, 32: 4, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
-# Skip-layer excitation on the big path: the map of side `low` gates the map of side `high`.
+# Skip-layer excitation on the big path: {side of the gated map: side of the gating map}.
 DISCRIMINATOR_SLE = {32: 256, 16: 128, 8: 64}
 # Side of the big-path map whose quarters the part decoder reconstructs.
 PART_SIDE = 16
@@ -135,6 +135,15 @@ class Discriminator(keras.Model):
         self.decoder_part = fl.ReconstructionDecoder(self.reconstruction_size, self.channels, name="decoder_part")
 
     def build(self, images_shape, images_small_shape=None, part_shape=None):
+        # Keras passes one shape per call argument; everything but the batch follows from image_size.
+        expected = {"images": (self.image_size, self.channels), "images_small": (self.small_size, self.channels)}
+        for name, shape in (("images", images_shape), ("images_small", images_small_shape)):
+            side, channels = expected[name]
+            if shape is not None and tuple(shape[1:]) != (side, side, channels):
+                raise UserError(
+                    f"{name} of shape {tuple(shape)} do not fit this discriminator; expected [B, {side}, {side}, "
+                    f"{channels}]"
+                )
         batch = images_shape[0]
 
         def big(side):

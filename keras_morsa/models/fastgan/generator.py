@@ -12,7 +12,7 @@ IMAGE_SIZES = (64, 128, 256, 512, 1024)
 GENERATOR_MULTIPLIERS = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
 # Up-blocks that produce these sides are compound (two convs with noise injection).
 COMPOUND_SIDES = (8, 32, 128, 512)
-# Skip-layer excitation: the map of side `low` gates the map of side `high`.
+# Skip-layer excitation: {side of the gated map: side of the gating map}.
 GENERATOR_SLE = {64: 4, 128: 8, 256: 16, 512: 32}
 
 
@@ -119,6 +119,8 @@ class Generator(keras.Model):
         self.to_small = fl.SpectralConv2D(self.channels, 1, padding="valid", name="to_small")
 
     def build(self, z_shape):
+        if z_shape[-1] != self.nz:
+            raise UserError(f"latents of shape {tuple(z_shape)} do not fit this generator; expected [B, {self.nz}]")
         batch = z_shape[0]
 
         def shape(side):
