@@ -96,15 +96,15 @@ def export_model(model_path, export_dir, version=None, kind=None, max_num_images
         raise UserError(f"model {str(model_path)!r} is not a .keras file; pass a model saved with model.save(...)")
     if export_dir.exists() and not export_dir.is_dir():
         raise UserError(f"export_dir {str(export_dir)!r} is a file; expected a folder <base>/<model name>")
+    version = next_version(export_dir) if version is None else int(version)
+    target = export_dir / str(version)
+    if target.exists():
+        raise UserError(f"version {version} already exists at {target}; pass another --version or leave it unset")
     if keras.backend.backend() != "tensorflow":
         return _export_in_tensorflow_process(
             model_path=str(model_path), export_dir=str(export_dir), version=version, kind=kind,
             max_num_images=max_num_images)
 
-    version = next_version(export_dir) if version is None else int(version)
-    target = export_dir / str(version)
-    if target.exists():
-        raise UserError(f"version {version} already exists at {target}; pass another --version or leave it unset")
     model = _load(model_path)
     kind = kind or detect_kind(model)
     if kind == "classifier":
