@@ -1,7 +1,7 @@
 """The Grad-CAM report of a ratio study: baseline (real data only) vs best augmented classifier.
 
 :func:`gradcam_report` reads a study's ``eval_workdir`` (``models/real.keras``,
-``models/best_augmented.keras``, ``split_manifest.csv``), explains both classifiers on the same images (the
+``models/best_augmented.keras``) and the split it used (see :func:`study_split`), explains both classifiers on the same images (the
 real test split and, when given, a synthetic folder; each capped at ``max_images``, drawn at random with
 ``seed``), and writes to ``out_dir``::
 
@@ -75,53 +75,67 @@ def _load_models(eval_workdir):
     return models, names[0]
 
 
-def _matches(manifest, root, checked=3):
+def _matches(manifest, checked=3):
+    """Whether the first ``checked`` test files of ``manifest`` exist with the recorded bytes."""
     rows = [row for row in manifest.rows if row["split"] == "test"][:checked]
-    paths = [Path(root) / row["path"] for row in rows]
+    paths = [manifest.image_root / row["path"] for row in rows]
     return bool(rows) and all(p.is_file() and io.sha256_file(p) == row["sha256"] for p, row in zip(paths, rows))
 
 
-def find_data_root(manifest_path, data_dir=None):
-    """The split manifest of a study, resolved against its image folder.
+def study_split(eval_workdir, data_dir=None):
+    """The split a study used, resolved against its image folder.
 
-    Args:
-        manifest_path: the study's ``split_manifest.csv``.
-        data_dir: the data folder the study used; default: the built-in ``morsa_parts`` build, found among
-            the cached builds (``morsa_parts.home()``) by the manifest's SHA-256s.
+    The manifest is ``<eval_workdir>/split_manifest.csv`` when the study kept it there, else the one beside
+    the data (``<data_dir>/split_manifest.csv``). Without ``data_dir`` the data is the built-in dataset: the
+    cached builds (``morsa_parts.home()``) are searched for the one whose files match the manifest's SHA-256s
+    (or, for a manifest beside the data, the one build holding a split).
 
     Raises:
-        DataError: the files are not found (or differ) under ``data_dir`` or any cached built-in build.
+        DataError: no matching split and images, or several candidate builds (then pass ``data_dir``).
     """
     from keras_morsa.data import morsa_parts
 
     if data_dir is not None:
-        candidates = [folder.find_image_root(data_dir)]
+        roots = [Path(data_dir)]
     else:
         home = morsa_parts.home()
-        candidates = sorted(p / "images" for p in home.iterdir() if (p / "images").is_dir()) if home.is_dir() else []
-    manifest = splits.SplitManifest.load(manifest_path, image_root=candidates[0] if candidates else Path("."))
-    for root in candidates:
-        if _matches(manifest, root):
-            return splits.SplitManifest(root, manifest.rows)
+        roots = sorted(p for p in home.iterdir() if (p / "images").is_dir()) if home.is_dir() else []
+    kept = Path(eval_workdir) / splits.MANIFEST_NAME
+    found = []
+    for root in roots:
+        path = kept if kept.is_file() else root / splits.MANIFEST_NAME
+        if path.is_file():
+            manifest = splits.SplitManifest.load(path, image_root=folder.find_image_root(root))
+            if _matches(manifest):
+                found.append(manifest)
     where = f"data_dir={data_dir}" if data_dir is not None else f"the built-in dataset cache {morsa_parts.home()}"
-    raise DataError(
-        f"the test images of {manifest_path} are not in {where}; pass data_dir= the folder the study trained on"
-    )
+    if not found:
+        raise DataError(
+            f"no split of {eval_workdir} with its test images in {where}; pass data_dir= the folder the study used"
+        )
+    if len(found) > 1:
+        raise DataError(
+            f"{len(found)} built-in builds hold a split ({', '.join(str(m.image_root.parent) for m in found)}); "
+            "pass data_dir= the one the study used"
+        )
+    return found[0]
 
 
 def _mask_path(image_path, image_root, mask_dir):
-    """``<mask root>/<class>/<stem>.png``: ``mask_dir`` if given, else ``masks/`` beside the image root."""
+    """``<mask root>/<class>/<stem>.png``; the mask root is ``mask_dir``, else ``masks/`` beside ``images/``."""
     relative = Path(image_path).relative_to(image_root)
     if mask_dir is not None:
         base = Path(mask_dir)
+    elif image_root.name == "images":
+        base = image_root.parent / "masks"
     else:
-        base = image_root.parent / "masks" if image_root.name == "images" else image_root / "masks"
+        return None  # a plain ImageFolder: masks only through mask_dir
     return base / relative.parent / f"{relative.stem}.png"
 
 
 def _load_masks(paths, image_size):
     """Binary masks [N, S, S] resized like the images (bilinear, no crop), or None if any is missing."""
-    if not paths or not all(p.is_file() for p in paths):
+    if not paths or not all(p is not None and p.is_file() for p in paths):
         return None
     masks = []
     for path in paths:
@@ -206,7 +220,8 @@ def _verdict(interval):
     return f"no clear difference: augmented minus baseline mean area {spread} (interval includes 0)"
 
 
-def _overlay(image, heatmap, alpha=0.45):
+def overlay(image, heatmap, alpha=0.45):
+    """The image (float [H, W, 3] in 0..255) blended with a jet-coloured heatmap ([H, W] in [0, 1]): float in [0, 1]."""
     colours = colormaps["jet"](heatmap)[..., :3]
     return np.clip((1 - alpha) * image / 255.0 + alpha * colours, 0, 1)
 
@@ -225,7 +240,7 @@ def _draw_grid(path, title, columns, class_names):
         axes[0].set_title(f"T: {class_names[column['label']]}", fontsize=7)
         for ax, name in zip(axes[1:], MODELS):
             predicted = column["pred"][name]
-            ax.imshow(_overlay(column["images"][name], column["maps"][name]))
+            ax.imshow(overlay(column["images"][name], column["maps"][name]))
             ax.set_title(f"T: {class_names[column['label']]}\nP: {class_names[predicted]}", fontsize=7,
                          color="green" if predicted == column["label"] else "red")
         for row, ax in enumerate(axes):
@@ -268,11 +283,11 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
     """Explains the study's baseline and best augmented classifiers and writes the report.
 
     Args:
-        eval_workdir: a finished ratio study (``models/real.keras``, ``models/best_augmented.keras``,
-            ``split_manifest.csv``).
+        eval_workdir: a finished ratio study (``models/real.keras``, ``models/best_augmented.keras``).
         out_dir: where ``grids/*.png``, ``metrics.json`` and ``report.html`` go.
         synthetic_dir: generated images (``<dir>/<class>/*.png``); None leaves the generated groups empty.
-        data_dir: the real data folder of the study; default the built-in dataset, found in its cache.
+        data_dir: the real data folder of the study; default the built-in dataset, found in its cache
+            (:func:`study_split`).
         mask_dir: object masks ``<mask_dir>/<class>/<stem>.png``; default ``masks/`` beside the images.
             Without masks for every selected test image, the mask numbers are "n/a".
         max_images: at most this many real test images and this many generated images (seeded draw).
@@ -295,7 +310,7 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
     if method not in METHODS:
         raise UserError(f"method={method!r}; accepted: {', '.join(METHODS)}")
     models, class_names = _load_models(eval_workdir)
-    manifest = find_data_root(eval_workdir / splits.MANIFEST_NAME, data_dir)
+    manifest = study_split(eval_workdir, data_dir)
     if manifest.class_names != class_names:
         raise DataError(f"model classes {class_names} differ from the split's classes {manifest.class_names}")
     rng = np.random.default_rng(seed)

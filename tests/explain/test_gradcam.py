@@ -178,6 +178,12 @@ def test_keras_ops_raw_maps_agree_with_tf_keras_vis_gradcam(classifier, square_m
     # Raw maps of a fresh MobileNetV3 are ~1e-8: compare relative to their scale, and require structure.
     assert ours.max() > 0 and np.count_nonzero(ours) >= 3
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * ours.max())
+    model, _ = _reference_model()
+    small = np.random.default_rng(3).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
+    ours_small = GradCAM(model, "cells")(small, targets=[2, 1, 0, 2], expand=False, normalize=False)
+    theirs_small = TfKerasVisCAM(model, layer_name="cells")(small, [2, 1, 0, 2], expand=False, normalize=False)
+    assert ours_small.max() > 0.01
+    np.testing.assert_allclose(ours_small, theirs_small, rtol=1e-4, atol=1e-4 * ours_small.max())
     square_images = np.stack([_square_image(), _square_image(90.0, corner=(4, 8))])
     np.testing.assert_allclose(
         GradCAM(square_model)(square_images, targets=0),

@@ -48,7 +48,7 @@ def _classifier(swapped):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """``home/tiny/{images,masks}`` (a built-in-like dataset), ``workdir`` (split + models), ``synthetic``."""
+    """``home/tiny/{images,masks,split_manifest.csv}`` (a built-in-like build), ``workdir/models``, ``synthetic``."""
     base = tmp_path_factory.mktemp("study")
     data = base / "home" / "tiny"
     for class_name in CLASSES:
@@ -62,8 +62,9 @@ def study(tmp_path_factory):
         for index in range(3):
             Image.fromarray(_image(class_name, 10 + index)[0]).save(base / "synthetic" / class_name / f"{index}.png")
     workdir = base / "workdir"
-    splits.load_or_create_split(data, workdir=workdir, test_fraction=0.5, seed=0)
-    (workdir / "models").mkdir()
+    # Like the study: the split lives beside the data.
+    splits.load_or_create_split(data, test_fraction=0.5, seed=0)
+    (workdir / "models").mkdir(parents=True)
     _classifier(swapped=False).save(workdir / "models" / "real.keras")
     _classifier(swapped=True).save(workdir / "models" / "best_augmented.keras")
     return base
@@ -122,6 +123,18 @@ def test_report_refuses_bad_inputs(study, tmp_path):
         report.gradcam_report(study / "workdir", tmp_path, max_images=0)
     with pytest.raises(DataError, match="pass data_dir="):
         report.gradcam_report(study / "workdir", tmp_path, data_dir=study / "synthetic")
+
+
+def test_study_split_is_found_in_the_workdir_or_beside_the_data(study, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_MORSA_HOME", str(study / "home"))
+    beside = report.study_split(study / "workdir")
+    assert beside.image_root == study / "home" / "tiny" / "images" and len(beside.files("test")) == 6
+    (tmp_path / splits.MANIFEST_NAME).write_bytes((study / "home" / "tiny" / splits.MANIFEST_NAME).read_bytes())
+    kept = report.study_split(tmp_path, data_dir=study / "home" / "tiny")
+    assert kept.files("test") == beside.files("test")
+    monkeypatch.setenv("KERAS_MORSA_HOME", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="no split"):
+        report.study_split(study / "workdir")
 
 
 def test_verdict_calls_maps_narrower_only_when_the_interval_excludes_zero():
