@@ -37,6 +37,7 @@ from keras_morsa.data import pipeline, splits
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reconstruction_targets
 from keras_morsa.training import callbacks as cbs
+from keras_morsa.training import distribute
 from keras_morsa.training.checkpoint import CheckpointManager
 from keras_morsa.training.fastgan import FastGAN
 
@@ -100,8 +101,18 @@ def smoke_variant(config):
     return config
 
 
-def build_gan(config):
-    """The compiled :class:`FastGAN` of ``config`` (weights from ``config.seed``)."""
+def build_gan(config, strategy="none"):
+    """The compiled :class:`FastGAN` of ``config`` (weights from ``config.seed``).
+
+    Args:
+        config: see :func:`base_config`.
+        strategy: one of ``distribute.STRATEGIES``; call this inside its ``distribution_scope``, where
+            ``fit`` runs too.
+    """
+    replicas = distribute.replica_count(strategy)
+    if config.train.batch_size % replicas:
+        raise UserError(f"train.batch_size={config.train.batch_size} does not split over {replicas} replicas of "
+                        f"strategy={strategy!r}; use a multiple of {replicas}")
     keras.utils.set_random_seed(config.seed)
     m, t = config.model, config.train
     generator = Generator(ngf=m.ngf, nz=m.nz, image_size=m.image_size,
@@ -110,6 +121,7 @@ def build_gan(config):
     discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size,
                                   attention_resolutions=tuple(m.attention_resolutions), name="discriminator")
     gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed)
+    distribute.synchronize_batch_norm(gan, strategy)
     gan.compile(
         g_optimizer=keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2),
         d_optimizer=keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2),
@@ -154,7 +166,7 @@ def _check_class(class_name, valid, where):
                         + ", ".join(valid))
 
 
-def train_gan(config, workdir, class_name, data_dir=None):
+def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
     """Trains FastGAN on one class's train images (or every class, ``class_name="all"``), resuming.
 
     Args:
@@ -164,6 +176,8 @@ def train_gan(config, workdir, class_name, data_dir=None):
             skipped).
         data_dir: a user image folder (``<dir>/<class>/*``); its ``split_manifest.csv`` is created on first
             use. ``None``: the built-in dataset, built (or reused from the cache) at ``config.data`` sizes.
+        strategy: data parallelism, one of ``distribute.STRATEGIES`` (see :mod:`.distribute`); the global
+            batch ``train.batch_size`` is split over the replicas.
 
     Returns:
         ``{class_name: class folder}`` for the classes trained or already finished.
@@ -175,6 +189,7 @@ def train_gan(config, workdir, class_name, data_dir=None):
     Example:
         train_gan(get_config(), "workdirs/gan", "jaw")   # -> {"jaw": Path("workdirs/gan/jaw")}
     """
+    distribute.check_strategy(strategy)
     manifest = _dataset(config, data_dir, class_name)
     names = manifest.class_names if class_name == "all" else [class_name]
     done = {}
@@ -183,19 +198,17 @@ def train_gan(config, workdir, class_name, data_dir=None):
         if is_finished(class_dir, config.train.num_steps):
             print(f"{name}: finished already ({class_dir / DONE_FILE}); samples in {class_dir / 'samples'}")
         else:
-            _train_class(config, class_dir, manifest, name)
+            _train_class(config, class_dir, manifest, name, strategy)
         done[name] = class_dir
     return done
 
 
-def _train_class(config, class_dir, manifest, class_name):
+def _train_class(config, class_dir, manifest, class_name, strategy):
     num_steps, every = config.train.num_steps, config.checkpoint_every
     intervals = (num_steps, config.log_every, config.sample_every, every, config.keep_checkpoints)
     if min(intervals) < 1:
         raise UserError(f"num_steps, log_every, sample_every, checkpoint_every, keep_checkpoints={intervals}: "
                         "each must be >= 1")
-    # One fit epoch is the largest chunk every interval is a multiple of, so epoch ends hit each of them.
-    chunk = math.gcd(num_steps, config.log_every, config.sample_every, every)
     train_rows = [r for r in manifest.rows if r["class_name"] == class_name and r["split"] == "train"]
     if not train_rows:
         raise DataError(f"class {class_name!r} has no train images in the split of {manifest.image_root}")
@@ -204,11 +217,27 @@ def _train_class(config, class_dir, manifest, class_name):
     with io.atomic_write(class_dir / SOURCES_FILE, "w") as f:
         f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))
 
-    gan = build_gan(config)
+    with distribute.distribution_scope(strategy):
+        gan = build_gan(config, strategy)
+        _fit(config, class_dir, manifest, class_name, gan)
+    _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
+    io.write_json(class_dir / DONE_FILE, {
+        "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": config.to_dict(),
+    })
+    print(f"{class_name}: done; samples in {class_dir / 'samples'}, generator {class_dir / GENERATOR_FILE}")
+
+
+def _fit(config, class_dir, manifest, class_name, gan):
+    """Restores the newest checkpoint, then fits segment by segment up to ``num_steps`` (module docstring)."""
+    num_steps, every = config.train.num_steps, config.checkpoint_every
+    # One fit epoch is the largest chunk every interval is a multiple of, so epoch ends hit each of them.
+    chunk = math.gcd(num_steps, config.log_every, config.sample_every, every)
     manager = CheckpointManager(class_dir / "checkpoints", gan, keep=config.keep_checkpoints)
     start = manager.restore_latest() or 0
     size, batch = config.model.image_size, config.train.batch_size
-    print(f"{class_name}: {len(train_rows)} train images, {size} px, steps {start} -> {num_steps}; "
+    print(f"{class_name}: {len(manifest.files('train', class_name))} train images, {size} px, steps {start} -> {num_steps}; "
           f"samples in {class_dir / 'samples'}")
 
     latents = keras.ops.convert_to_tensor(sample_latents(config))
@@ -237,14 +266,6 @@ def _train_class(config, class_dir, manifest, class_name):
             kept = f"step {last} in {manager.directory}" if last is not None else "none yet"
             raise NonFiniteLoss(f"{class_name}: {name} became {value} at step {step}; training stopped, last good "
                                 f"checkpoint: {kept}; lower train.g_lr/train.d_lr (or change the seed) and rerun")
-
-    _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
-    io.write_json(class_dir / DONE_FILE, {
-        "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": config.to_dict(),
-    })
-    print(f"{class_name}: done; samples in {class_dir / 'samples'}, generator {class_dir / GENERATOR_FILE}")
 
 
 def _data_seed(seed, step):
