@@ -2,6 +2,7 @@
 requests, a TF-only reload in a fresh process, a model trained on JAX, and the REST client's payloads."""
 
 import base64
+import http.server
 import importlib.util
 import io
 import json
@@ -9,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import keras
@@ -461,3 +463,43 @@ def test_client_payloads_against_the_signatures(classifier, generator):
     latents = latents_for_seed(2, 9, NZ).numpy()
     again = _serve_like_tf_serving(generator["signatures"], client.latents_payload(latents, seed=9))["images"]
     np.testing.assert_array_equal(again.numpy(), served)
+
+
+@pytest.mark.tf_backend
+def test_client_posts_to_a_rest_endpoint(classifier):
+    """``predict`` against a local stand-in for TF Serving's REST API (row-format answer, as the server gives)."""
+    client = _client()
+    signatures = classifier["signatures"]
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.path)
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            outputs = _serve_like_tf_serving(signatures, payload)
+            rows = [{"probabilities": p.tolist(), "class_id": int(i), "class_name": n.decode()} for p, i, n in zip(
+                outputs["probabilities"].numpy(), outputs["class_id"].numpy(), outputs["class_name"].numpy())]
+            body = json.dumps({"predictions": rows}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1/models/morsa:predict"
+        image = _images((1, 40, 40, 3), seed=31)[0]
+        answer = client.predict(url, client.bytes_payload([_encode(image, "PNG")]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert received == ["/v1/models/morsa:predict"]
+    direct = signatures["serving_default"](images=tf.constant(image[None]))
+    np.testing.assert_allclose(answer["predictions"][0]["probabilities"], direct["probabilities"].numpy()[0], atol=1e-6)
+    assert answer["predictions"][0]["class_name"] == direct["class_name"].numpy()[0].decode()
