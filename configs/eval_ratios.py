@@ -13,9 +13,11 @@ import ml_collections
 
 def get_config(arg=None):
     config = ml_collections.ConfigDict()
-    # The built-in dataset (used when --data_dir is not given) and the split.
+    # The built-in dataset (used when --data_dir is not given; the same build and split as the GAN stage's,
+    # so the leak check can compare hashes) and the split made if the data has no split_manifest.csv yet.
     config.data = ml_collections.ConfigDict(dict(
-        images_per_class=300, image_size=64, seed=0, test_fraction=0.3, split_seed=0))
+        images_per_class=300, image_size=256, seed=0, test_fraction=0.3, split_seed=0))
+    # Classifier input size: images are resized from the dataset's size in the input pipeline.
 
     config.image_size = 64
     config.archs = ("mobilenet_v3_small",)
@@ -49,7 +51,7 @@ def get_config(arg=None):
         config.archs = ("mobilenet_v3_small", "mobilenet_v3_large", "vgg16")
     elif arg == "smoke":
         config.data.images_per_class = 12
-        config.data.image_size = 32
+        config.data.image_size = 64
         config.image_size = 32
         config.regimes = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic")
         config.ratios = (0.5,)

@@ -17,7 +17,6 @@ per-seed differences against ``real`` paired.
 
 Layout of ``workdir``::
 
-    split_manifest.csv            the split (reused when present)
     runs/<run_id>/curve.csv       test accuracy every eval_every steps (rewritten as it grows)
     runs/<run_id>/result.json     written last: marks the run finished (a resumed sweep skips it)
     runs/<run_id>/model.keras     kept for the first seed's real run and the best augmented run so far
@@ -35,7 +34,6 @@ the weights, so inference-mode accuracy collapses to one class. The study trains
 training batches before every evaluation (see ``keras_morsa.models.classifier``).
 """
 
-import contextlib
 import dataclasses
 import shutil
 import time
@@ -51,6 +49,7 @@ from keras_morsa.data import pipeline, splits
 from keras_morsa.errors import UserError
 from keras_morsa.evaluation import stats
 from keras_morsa.models.classifier import build_classifier, reestimate_bn_statistics
+from keras_morsa.training import distribute
 
 REGIMES = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic")
 RATIO_REGIMES = ("synthetic", "traditional+synthetic")
@@ -154,7 +153,6 @@ class _Trainer:
         self.arch = arch
         self.config = config
         self.class_names = class_names
-        self.strategy = strategy
         # Initial states for every seed of the sweep are drawn now: seeding TensorFlow after the first
         # fit would make it re-instantiate the compiled functions (~17 s per run on 2 cores).
         self._initial = {}
@@ -165,19 +163,15 @@ class _Trainer:
                 [np.array(w) for w in fresh.weights],
                 np.array(fresh.get_layer("dropout").seed_generator.state),
             )
-        with self._scope():
-            self.model = self._build()
-            rate = float(config.learning_rates[arch])
-            self.model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate=rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            self.model.optimizer.build(self.model.trainable_variables)
+        self.model = self._build()
+        distribute.synchronize_batch_norm(self.model, strategy)
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=float(config.learning_rates[arch])),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        self.model.optimizer.build(self.model.trainable_variables)
         self._optimizer_state = [np.array(v) for v in self.model.optimizer.variables]
-
-    def _scope(self):
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def _build(self):
         return build_classifier(
@@ -281,14 +275,14 @@ def _keep_model(run, accuracy, model, run_dir, workdir, config):
     return True
 
 
-def _train_one(run, trainer, manifest, synthetic, test, config, workdir, bar):
+def _train_one(run, training_set, trainer, manifest, test, config, workdir, bar):
     run_dir = workdir / "runs" / run.run_id
     if run_dir.exists():
         logging.info("restarting partial run %s", run.run_id)
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     start = time.time()
-    files, labels, n_real, n_synthetic = _training_set(run, manifest, synthetic, config)
+    files, labels, n_real, n_synthetic = training_set
     augment = None
     if run.regime in AUGMENTED_REGIMES:
         augment = augment_lib.make_augment(
@@ -338,7 +332,7 @@ def load_results(workdir):
     return [io.read_json(path) for path in paths]
 
 
-def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, strategy=None):
+def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, strategy="none"):
     """Runs the sweep of ``config`` (or one shard of it) in ``workdir``; without a shard, also the report.
 
     Args:
@@ -350,13 +344,15 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
         data_dir: the real dataset folder; default the built-in ``morsa_parts`` dataset of ``config.data``.
         shard: ``(i, n)`` to run only every n-th run starting at i (see :func:`parse_shard`); then call
             :func:`merge_study` once all shards are done.
-        strategy: optional distribution strategy whose ``scope()`` wraps model creation.
+        strategy: a ``keras_morsa.training.distribute.STRATEGIES`` name; every training runs in its scope
+            (``"mirrored"`` on TF, ``"data_parallel"`` on JAX; the batch size must divide among replicas).
 
     Returns:
         The result dicts of the runs this call trained (finished runs skipped).
     """
     workdir = Path(workdir)
     _check_budget(config)
+    distribute.check_strategy(strategy)
     runs = plan_runs(config)
     if synthetic_dir is None:
         skipped = [r for r in runs if r.regime in SYNTHETIC_REGIMES]
@@ -370,6 +366,8 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
                 "no synthetic_dir given: skipping the %d runs of the synthetic regimes (%s); only real and "
                 "traditional are trained", len(skipped), ", ".join(sorted({r.regime for r in skipped})))
             runs = [r for r in runs if r.regime not in SYNTHETIC_REGIMES]
+            if not runs:
+                raise UserError("every regime of the config needs synthetic images; pass --synthetic_dir")
     runs = shard_runs(runs, shard)
     done = {row["run_id"] for row in load_results(workdir)}
     todo = [r for r in runs if r.run_id not in done]
@@ -377,20 +375,25 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
                  len(runs) - len(todo), len(todo))
     trained = []
     if todo:
+        # The split lives next to the data, where the GAN stage reads and writes it too: one split for all.
         manifest = splits.load_or_create_split(
-            _resolve_data_dir(config, data_dir), workdir=workdir, test_fraction=config.data.test_fraction,
+            _resolve_data_dir(config, data_dir), test_fraction=config.data.test_fraction,
             seed=config.data.split_seed,
         )
         splits.check_no_leak(manifest, [synthetic_dir] if synthetic_dir else [])
         synthetic = pipeline.list_synthetic(synthetic_dir, manifest.class_names) if synthetic_dir else None
+        # Every training set is drawn up front, so too few synthetic images fail before any training.
+        training_sets = {run: _training_set(run, manifest, synthetic, config) for run in todo}
         test = _load_images(manifest.files("test"), manifest.labels("test"), config)
         bar = keras.utils.Progbar(len(todo) * int(config.steps), unit_name="step",
                                   stateful_metrics=["test_acc"])
-        # All trainers first: they seed TensorFlow, which must happen before anything is compiled.
-        trainers = {arch: _Trainer(arch, config, manifest.class_names, strategy)
-                    for arch in dict.fromkeys(run.arch for run in todo)}
-        for run in todo:
-            trained.append(_train_one(run, trainers[run.arch], manifest, synthetic, test, config, workdir, bar))
+        with distribute.distribution_scope(strategy):
+            # All trainers first: they seed TensorFlow, which must happen before anything is compiled.
+            trainers = {arch: _Trainer(arch, config, manifest.class_names, strategy)
+                        for arch in dict.fromkeys(run.arch for run in todo)}
+            for run in todo:
+                trained.append(
+                    _train_one(run, training_sets[run], trainers[run.arch], manifest, test, config, workdir, bar))
     if shard is None:
         merge_study(config, workdir)
     else:

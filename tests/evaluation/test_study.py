@@ -1,0 +1,158 @@
+"""The ratio study end to end on a tiny dataset: files, curves, report, models, resume, shard + merge.
+
+One study run (module scope) serves several tests: compiling MobileNetV3 costs ~30 s per backend.
+"""
+
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs.eval_ratios import get_config
+from keras_morsa import io
+from keras_morsa.errors import UserError
+from keras_morsa.evaluation import study
+from keras_morsa.models.classifier import class_names_of
+
+COLOURS = {"blue": (30, 30, 220), "green": (30, 200, 30), "red": (220, 30, 30)}
+RUN_IDS = [
+    "mobilenet_v3_small-real-s0",
+    "mobilenet_v3_small-traditional-s0",
+    "mobilenet_v3_small-synthetic-r0.5-s0",
+    "mobilenet_v3_small-synthetic_only-s0",
+    "mobilenet_v3_small-traditional_synthetic-r0.5-s0",
+]
+
+
+def _folder(root, count, seed):
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 25, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{name}_{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    base = tmp_path_factory.mktemp("study")
+    real = _folder(base / "real", 10, seed=0)
+    synthetic = _folder(base / "synthetic", 8, seed=1)
+    (synthetic / "sources.txt").write_text("# the hashes of the GAN's training images would be here\n")
+    config = get_config("smoke")
+    trained = study.run_study(config, base / "work", synthetic_dir=synthetic, data_dir=real)
+    return {"config": config, "work": base / "work", "real": real, "synthetic": synthetic, "trained": trained}
+
+
+@pytest.mark.multibackend
+def test_sweep_writes_results_curves_report_and_plots(sweep):
+    work = sweep["work"]
+    rows = io.read_csv(work / "results.csv")
+    assert sorted(row["run_id"] for row in rows) == sorted(RUN_IDS)
+    by_id = {row["run_id"]: row for row in rows}
+    synthetic_only = by_id["mobilenet_v3_small-synthetic_only-s0"]
+    mixed = by_id["mobilenet_v3_small-synthetic-r0.5-s0"]
+    assert int(synthetic_only["real_images"]) == 0 and int(synthetic_only["synthetic_images"]) > 0
+    # 7 real training images per class; ratio 0.5 adds round(3.5) = 4 (halves round up) per class.
+    assert (int(mixed["real_images"]), int(mixed["synthetic_images"])) == (21, 12)
+    for row in rows:
+        assert row["steps"] == "6" and 0.0 <= float(row["test_accuracy"]) <= 1.0
+        assert {"acc_blue", "acc_green", "acc_red", "macro_f1", "wall_time_s"} <= set(row)
+    curves = io.read_csv(work / "curves.csv")
+    assert sorted((c["run_id"], c["step"]) for c in curves) == sorted((r, s) for r in RUN_IDS for s in ("3", "6"))
+    final = {c["run_id"]: float(c["test_accuracy"]) for c in curves if c["step"] == "6"}
+    assert all(final[r] == pytest.approx(float(by_id[r]["test_accuracy"])) for r in RUN_IDS)
+    markdown = (work / "report.md").read_text()
+    assert "6 optimizer steps of batch 8" in markdown and "| synthetic@0.5 |" in markdown
+    assert "t-interval" in markdown.replace("Student-t interval", "t-interval")
+    assert "<table>" in (work / "report.html").read_text()
+    for png in ("curves_mobilenet_v3_small.png", "accuracy_vs_ratio_mobilenet_v3_small.png",
+                "confusion_mobilenet_v3_small_real.png", "confusion_mobilenet_v3_small_best.png"):
+        assert (work / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png})" in markdown
+
+
+@pytest.mark.multibackend
+def test_kept_models_reload_and_inference_is_not_stuck_at_one_class(sweep):
+    work = sweep["work"]
+    real = keras.saving.load_model(work / "models" / "real.keras")
+    best = keras.saving.load_model(work / "models" / "best_augmented.keras")
+    assert class_names_of(real) == class_names_of(best) == ["blue", "green", "red"]
+    best_info = io.read_json(work / "models" / "best_augmented.json")
+    results = {row["run_id"]: row for row in study.load_results(work)}
+    augmented = [row for row in results.values() if row["regime"] != "real"]
+    assert best_info["test_accuracy"] == max(row["test_accuracy"] for row in augmented)
+    # Only the best augmented run keeps its model file; the first seed's real run keeps its own.
+    assert sorted(r for r, row in results.items() if row["has_model"]) == sorted(
+        ["mobilenet_v3_small-real-s0", best_info["run_id"]])
+    # Inference mode (BatchNorm moving statistics) must not collapse onto one class.
+    images = np.stack([np.full((32, 32, 3), colour, np.float32) for colour in COLOURS.values()])
+    predicted = np.argmax(keras.ops.convert_to_numpy(real.predict(images, verbose=0)), axis=-1)
+    assert len(set(predicted.tolist())) > 1
+    confusion = np.asarray(results["mobilenet_v3_small-real-s0"]["confusion"])
+    assert np.count_nonzero(confusion.sum(axis=0)) > 1
+
+
+@pytest.mark.multibackend
+def test_rerun_skips_finished_runs(sweep):
+    marker = sweep["work"] / "runs" / RUN_IDS[0] / study.RESULT_NAME
+    before = marker.stat().st_mtime_ns
+    again = study.run_study(sweep["config"], sweep["work"], synthetic_dir=sweep["synthetic"], data_dir=sweep["real"])
+    assert again == [] and marker.stat().st_mtime_ns == before
+    assert len(sweep["trained"]) == len(RUN_IDS)
+
+
+def test_shard_restart_and_merge_equal_a_single_run(sweep, tmp_path):
+    config, work = sweep["config"], sweep["work"]
+    plan = study.plan_runs(config)
+    first, second = study.shard_runs(plan, (0, 2)), study.shard_runs(plan, (1, 2))
+    assert sorted(first + second, key=plan.index) == plan and not set(first) & set(second)
+    # Shard 0 finished elsewhere (its runs copied in); shard 1 was killed inside its first run.
+    shards = tmp_path / "shards"
+    for run in first:
+        shutil.copytree(work / "runs" / run.run_id, shards / "runs" / run.run_id)
+    partial = shards / "runs" / second[0].run_id
+    partial.mkdir(parents=True)
+    (partial / "curve.csv").write_text("step,test_accuracy,train_loss,train_accuracy\n3,0.1,1,0\n")
+    trained = study.run_study(config, shards, synthetic_dir=sweep["synthetic"], data_dir=sweep["real"],
+                              shard=(1, 2))
+    assert [row["run_id"] for row in trained] == [run.run_id for run in second]
+    assert not (shards / "results.csv").exists()
+    study.merge_study(config, shards)
+    merged, single = io.read_csv(shards / "results.csv"), io.read_csv(work / "results.csv")
+    for row in merged + single:
+        row.pop("wall_time_s")
+    assert merged == single
+    assert (shards / "report.md").read_text() == (work / "report.md").read_text()
+
+
+def test_missing_synthetic_dir_skips_or_refuses(tmp_path, caplog):
+    config = get_config("smoke")
+    config.regimes = ("synthetic",)
+    with caplog.at_level("WARNING"), pytest.raises(UserError, match="every regime"):
+        study.run_study(config, tmp_path / "w", data_dir=tmp_path)
+    assert "no synthetic_dir given: skipping the 1 runs of the synthetic regimes" in caplog.text
+    config.require_synthetic = True
+    with pytest.raises(UserError, match="require_synthetic"):
+        study.run_study(config, tmp_path / "w", data_dir=tmp_path)
+
+
+def test_plan_and_argument_errors():
+    config = get_config()
+    plan = study.plan_runs(config)
+    assert len(plan) == (2 + 1 + 2 * 5) * 3
+    assert plan[0].run_id == "mobilenet_v3_small-real-s0" and plan[-1].cell == "traditional+synthetic@1.25"
+    assert study.parse_shard("1/4") == (1, 4) and study.parse_shard(None) is None
+    for bad in ("4/4", "a/b", "1"):
+        with pytest.raises(UserError, match="shard="):
+            study.parse_shard(bad)
+    config.regimes = ("real", "mixup")
+    with pytest.raises(UserError, match="mixup"):
+        study.plan_runs(config)
+    config = get_config("smoke")
+    config.eval_every = 4
+    with pytest.raises(UserError, match="eval_every dividing steps"):
+        study.run_study(config, "unused")
