@@ -15,7 +15,14 @@ from keras import ops
 
 from keras_morsa.errors import UserError
 from keras_morsa.models.fastgan import Discriminator, Generator, reconstruction_targets
-from keras_morsa.models.fastgan.layers import SelfAttention, SpectralConv2D, SpectralConv2DTranspose, select_quarter
+from keras_morsa.models.fastgan.layers import (
+    NoiseInjection,
+    SelfAttention,
+    SpectralConv2D,
+    SpectralConv2DTranspose,
+    batch_norm,
+    select_quarter,
+)
 
 BACKEND = keras.backend.backend()
 NZ = 16
@@ -83,18 +90,21 @@ def test_output_shapes_and_ranges(size, request):
 
 
 @pytest.mark.multibackend
-def test_fit_updates_spectral_norm_state_and_batch_norm_statistics(models64):
-    g, _ = models64
-    g.compile(optimizer=keras.optimizers.Adam(1e-3), loss=["mse", "mse"])
-    state = {v.path: ops.convert_to_numpy(v).copy() for v in g.non_trainable_variables}
-    kernel = ops.convert_to_numpy(g.to_big.kernel).copy()
-    z = latents(batch=4, seed=8)
-    targets = (np.zeros((4, 64, 64, 3), "float32"), np.zeros((4, 32, 32, 3), "float32"))
-    g.fit(z, targets, batch_size=2, epochs=1, verbose=0)
-    changed = {v.path for v in g.non_trainable_variables if not np.array_equal(ops.convert_to_numpy(v), state[v.path])}
-    assert {v.path for v in g.non_trainable_variables if v.name == "u"} <= changed
-    assert any(path.endswith("moving_mean") for path in changed)
-    assert not np.allclose(ops.convert_to_numpy(g.to_big.kernel), kernel)
+def test_fit_updates_spectral_norm_state_and_batch_norm_statistics():
+    # A conv + noise + BN stack is enough to show Keras threads the state assigned in `call` through `fit`
+    # (under JAX via stateless_call); the whole networks use the same layers.
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), SpectralConv2D(4, 3), NoiseInjection(seed=8), batch_norm("bn")]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    state = {v.path: ops.convert_to_numpy(v).copy() for v in model.non_trainable_variables}
+    trainable = {v.path: ops.convert_to_numpy(v).copy() for v in model.trainable_variables}
+    x = np.random.default_rng(8).normal(size=(4, 8, 8, 3)).astype("float32")
+    model.fit(x, np.ones((4, 8, 8, 4), "float32"), batch_size=2, epochs=1, verbose=0)
+    for v in model.non_trainable_variables + model.trainable_variables:
+        before = state.get(v.path, trainable.get(v.path))
+        assert not np.array_equal(ops.convert_to_numpy(v), before), v.path
 
 
 def crop(x, part):
