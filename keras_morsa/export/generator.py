@@ -48,7 +48,8 @@ def seeded_images(model, latents, seed):
 
     Every ``SeedGenerator`` of the model (FastGAN's noise injection) reads ``[seed, i + 1]`` (``i`` its
     index) inside a ``keras.StatelessScope``, so the result depends only on the weights, ``latents`` and
-    ``seed``. Written in ``keras.ops``: the Keras model gives the same images on any backend as the export.
+    ``seed``. Under the TensorFlow backend this is exactly what the export computes (the tests compare the
+    two); other backends draw the noise with their own random generators, so their images differ.
 
     Args:
         model: a generator, ``call(z, training=False) -> (images, images_small)``.
@@ -102,7 +103,8 @@ def generator_archive(model, max_num_images=64):
     def from_latents(latents, seed):
         dims = padded_shape(latents, 2)
         ok = tf.reduce_all([tf.equal(tf.rank(latents), 2), tf.equal(dims[1], nz), dims[0] > 0])
-        latents = require(ok, latents, f"latents must be float32 [n, {nz}] with n > 0; got shape {{}}", tf.shape(latents))
+        latents = require(
+            ok, latents, f"latents must be float32 [n, {nz}] with n > 0; got shape {{}}", tf.shape(latents))
         return generate(tf.ensure_shape(latents, [None, nz]), scalar_int(seed, "seed"))
 
     archive = keras.export.ExportArchive()

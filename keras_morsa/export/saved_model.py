@@ -30,6 +30,7 @@ import keras
 from keras_morsa.errors import UserError
 from keras_morsa.export.classifier import classifier_archive
 from keras_morsa.export.generator import generator_archive
+from keras_morsa.models import fastgan  # noqa: F401  (registers the Generator class for load_model)
 
 KINDS = ("classifier", "generator")
 
@@ -50,8 +51,9 @@ print(path)
 def next_version(export_dir):
     """The version a new export gets: one more than the largest integer folder in ``export_dir`` (1 if none)."""
     export_dir = Path(export_dir)
-    versions = [int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit()] if export_dir.is_dir() else []
-    return max(versions, default=0) + 1
+    if not export_dir.is_dir():
+        return 1
+    return max((int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit()), default=0) + 1
 
 
 def detect_kind(model):
@@ -125,10 +127,6 @@ def export_generator(model_path, export_dir, version=None, max_num_images=64):
 
 
 def _load(model_path):
-    # Registers the package's serializable classes (the Probabilities layer, the FastGAN generator).
-    import keras_morsa.models.classifier  # noqa: F401
-    import keras_morsa.models.fastgan  # noqa: F401
-
     try:
         return keras.saving.load_model(model_path, compile=False)
     except (ValueError, TypeError, OSError) as error:
@@ -142,7 +140,8 @@ def _write_version(archive, target):
         try:
             tmp.rename(target)
         except OSError:
-            raise UserError(f"version {target.name} appeared at {target} during the export; nothing overwritten") from None
+            raise UserError(
+                f"version {target.name} appeared at {target} during the export; nothing overwritten") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
