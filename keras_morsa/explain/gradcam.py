@@ -82,10 +82,9 @@ def resolve_layer(model, layer_name=None):
         UserError: if ``layer_name`` is not a layer of the model with a spatial map larger than 1x1; the
             message lists the accepted names.
     """
-    graph = explainable_graph(model)
     if layer_name is None:
         return last_spatial_layer(model)
-    candidates = spatial_layer_names(graph)
+    candidates = spatial_layer_names(explainable_graph(model))
     if layer_name not in candidates:
         shown = ", ".join(candidates[-12:])
         more = f" (last 12 of {len(candidates)})" if len(candidates) > 12 else ""

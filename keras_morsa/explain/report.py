@@ -1,9 +1,9 @@
 """The Grad-CAM report of a ratio study: baseline (real data only) vs best augmented classifier.
 
 :func:`gradcam_report` reads a study's ``eval_workdir`` (``models/real.keras``,
-``models/best_augmented.keras``) and the split it used (see :func:`study_split`), explains both classifiers on the same images (the
-real test split and, when given, a synthetic folder; each capped at ``max_images``, drawn at random with
-``seed``), and writes to ``out_dir``::
+``models/best_augmented.keras``) and the split it used (see :func:`study_split`), explains both classifiers
+on the same images (the real test split and, when given, a synthetic folder; each capped at ``max_images``,
+drawn at random with ``seed``), and writes to ``out_dir``::
 
     grids/real_correct.png, grids/real_wrong.png,            one column per image: the image, then the
     grids/generated_correct.png, grids/generated_wrong.png   baseline's and the augmented model's overlays
@@ -160,16 +160,20 @@ def _subset(files, labels, max_images, rng):
 
 
 def _explain(model, images, explainer, fractions, seed, bar, done):
-    """Predictions, maps and deletion drops of one model on one source's images, in batches."""
+    """Predictions, maps and deletion drops of one model on one source's images, in batches of _BATCH."""
     num = len(images)
-    out = {"pred": np.zeros(num, np.int64), "maps": np.zeros(images.shape[:3], np.float32),
-           "drops": {f: {"map": np.zeros(num, np.float32), "random": np.zeros(num, np.float32)} for f in fractions}}
+    # Every batch padded to _BATCH images: one input shape, so JAX and tf.function compile once, not per tail.
+    padded = np.concatenate([images, np.zeros((-num % _BATCH, *images.shape[1:]), images.dtype)])
+    out = {"pred": np.zeros(len(padded), np.int64), "maps": np.zeros(padded.shape[:3], np.float32),
+           "drops": {f: {"map": np.zeros(len(padded), np.float32), "random": np.zeros(len(padded), np.float32)}
+                     for f in fractions}}
 
     def predict(x):
-        return np.asarray(model.predict_on_batch(np.asarray(x, np.float32)))
+        x = np.asarray(x, np.float32)
+        return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + _BATCH])) for i in range(0, len(x), _BATCH)])
 
     for start in range(0, num, _BATCH):
-        batch = images[start:start + _BATCH]
+        batch = padded[start:start + _BATCH]
         pred = np.argmax(predict(batch), axis=-1)
         maps = explainer(batch, targets=pred)
         out["pred"][start:start + _BATCH], out["maps"][start:start + _BATCH] = pred, maps
@@ -177,9 +181,10 @@ def _explain(model, images, explainer, fractions, seed, bar, done):
         for fraction, values in drops.items():
             for kind in ("map", "random"):
                 out["drops"][fraction][kind][start:start + _BATCH] = values[kind]
-        done[0] += len(batch)
+        done[0] += min(_BATCH, num - start)
         bar.update(done[0])
-    return out
+    return {"pred": out["pred"][:num], "maps": out["maps"][:num],
+            "drops": {f: {kind: v[:num] for kind, v in d.items()} for f, d in out["drops"].items()}}
 
 
 def _interval_dict(interval):
