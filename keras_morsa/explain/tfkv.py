@@ -79,7 +79,10 @@ class TfKerasVisCAM:
             return np.zeros((0, *images.shape[1:3]), np.float32)
         if targets is None:
             targets = np.argmax(self._logits_model.predict(images, batch_size=batch_size, verbose=0), axis=-1)
-        ids = np.broadcast_to(np.asarray(targets, dtype=np.int64), (len(images),))
+        ids = np.asarray(targets, dtype=np.int64)
+        if ids.ndim == 1 and len(ids) != len(images):
+            raise UserError(f"got {len(ids)} targets for {len(images)} images; pass one per image or one id")
+        ids = np.broadcast_to(ids, (len(images),))
         maps = []
         for start in range(0, len(images), batch_size):
             batch_ids = ids[start:start + batch_size]

@@ -217,3 +217,5 @@ def test_tf_keras_vis_is_refused_off_tensorflow_and_for_unknown_methods(square_m
     else:
         with pytest.raises(UserError, match="accepted: gradcam, gradcam\\+\\+, scorecam"):
             TfKerasVisCAM(square_model, method="lime")
+        with pytest.raises(UserError, match="got 1 targets for 2 images"):
+            TfKerasVisCAM(square_model)(np.zeros((2, 16, 16, 3)), targets=[0])
