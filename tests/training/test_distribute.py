@@ -1,0 +1,129 @@
+"""Data parallelism: strategy checks, and one FastGAN step on two logical CPU replicas against one device.
+
+The device layout is fixed when the framework starts, so each comparison runs in a fresh interpreter
+(this file run as a script: ``_compare_one_step``) with two logical CPUs: split by ``split_cpu`` on TensorFlow,
+``XLA_FLAGS=--xla_force_host_platform_device_count=2`` on JAX.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_morsa.errors import UserError
+from keras_morsa.training.distribute import STRATEGIES, check_strategy, distribution_scope
+
+REPO = Path(__file__).resolve().parents[2]
+BACKEND = keras.backend.backend()
+
+
+def _compare_one_step(strategy):
+    """Trains one step on one device and one on two replicas from the same state; prints the differences."""
+    from keras import ops
+
+    from keras_morsa.models.fastgan import Discriminator, Generator
+    from keras_morsa.training import distribute
+    from keras_morsa.training.fastgan import FastGAN
+
+    if strategy == "mirrored":
+        distribute.split_cpu(2)
+
+    def make():
+        keras.utils.set_random_seed(0)
+        # DiffAugment draws per replica: off here, so that both runs see the same images.
+        gan = FastGAN(Generator(ngf=8, nz=16, image_size=64, seed=0), Discriminator(ndf=8, image_size=64),
+                      policy="", seed=0)
+        distribute.synchronize_batch_norm(gan, strategy)
+        gan.compile(g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5),
+                    d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5))
+        return gan
+
+    single = make()
+    with distribute.distribution_scope(strategy):
+        multi = make()
+        for source, target in zip(single.state_variables(), multi.state_variables()):
+            target.assign(ops.convert_to_numpy(source))
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype("float32")
+    logs = [gan.fit(images, batch_size=4, shuffle=False, verbose=0).history for gan in (single, multi)]
+    differences = {}
+    for a, b in zip(single.state_variables(), multi.state_variables()):
+        differences[a.path] = float(np.max(np.abs(ops.convert_to_numpy(a) - ops.convert_to_numpy(b)), initial=0))
+    print(json.dumps({
+        "replicas": distribute.replica_count(strategy),
+        "differences": differences,
+        "losses": [{k: v[0] for k, v in log.items()} for log in logs],
+    }))
+
+
+def _run_child(strategy):
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=str(REPO))
+    if strategy == "data_parallel":
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+    result = subprocess.run([sys.executable, __file__, strategy], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _check_match(report, skip=()):
+    assert report["replicas"] == 2
+    compared = {path: d for path, d in report["differences"].items() if not any(s in path for s in skip)}
+    assert len(compared) > 0.9 * len(report["differences"])
+    off = {path: d for path, d in compared.items() if d > 1e-5}
+    assert not off, f"differences above 1e-5: {off}"
+    single, multi = report["losses"]
+    for name, value in single.items():
+        assert abs(value - multi[name]) <= 1e-5 * max(1.0, abs(value)), name
+
+
+@pytest.mark.tf_backend
+def test_mirrored_two_replicas_match_one_device():
+    # The generator's noise-injection layers draw per replica from their own seed state, so under
+    # tf.distribute their per-pixel noise (and the gradient of its scale) differs from one device's.
+    # JAX's DataParallel runs the step on the global batch and matches everything.
+    _check_match(_run_child("mirrored"), skip=("noise",))
+
+
+@pytest.mark.multibackend
+def test_data_parallel_two_devices_match_one_device():
+    if BACKEND != "jax":
+        pytest.skip("keras.distribution.DataParallel is the JAX strategy")
+    _check_match(_run_child("data_parallel"))
+
+
+@pytest.mark.multibackend
+def test_strategy_on_wrong_backend_is_a_user_error():
+    wrong = {"tensorflow": "data_parallel", "jax": "mirrored", "torch": "mirrored"}[BACKEND]
+    with pytest.raises(UserError, match=f"strategy='{wrong}' needs KERAS_BACKEND"):
+        distribution_scope(wrong)
+    with pytest.raises(UserError, match="expected one of none, mirrored, data_parallel"):
+        check_strategy("horovod")
+    assert STRATEGIES[0] == "none"
+    with distribution_scope("none"):
+        pass
+
+
+@pytest.mark.multibackend
+def test_one_device_is_refused_for_data_parallel():
+    strategy = {"tensorflow": "mirrored", "jax": "data_parallel"}.get(BACKEND)
+    if strategy is None:
+        pytest.skip("no data-parallel strategy on torch")
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        devices = tf.config.list_logical_devices("CPU")
+    else:
+        devices = keras.distribution.list_devices()
+    if len(devices) > 1:
+        pytest.skip("this process already has several devices")
+    with pytest.raises(UserError, match="needs 2 or more"):
+        distribution_scope(strategy)
+
+
+if __name__ == "__main__":
+    _compare_one_step(sys.argv[1])
