@@ -10,7 +10,6 @@ Every backbone takes float images in [0, 255] (it rescales internally), returns 
 map (no pooling, no top) and is named ``"backbone"`` so that a classifier can nest it as one layer.
 """
 
-import keras
 import keras_cv
 
 from keras_morsa.errors import UserError
