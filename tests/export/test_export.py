@@ -252,18 +252,21 @@ def _signature_block(text, name):
 
 
 def _tensors(block):
-    """{(kind, name): dtype} from one signature's listing; kind is 'inputs' or 'outputs'."""
-    return {(kind, name): dtype for kind, name, dtype in
-            re.findall(r"(inputs|outputs)\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)", block)}
+    """{(kind, name): (dtype, shape)} from one signature's listing; kind is 'inputs' or 'outputs'."""
+    return {(kind, name): (dtype, shape) for kind, name, dtype, shape in
+            re.findall(r"(inputs|outputs)\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)\n\s+shape: (.*)", block)}
 
 
 @pytest.mark.tf_backend
 def test_saved_model_cli_lists_named_classifier_signatures(processes):
     text, _, _ = _finish(processes, "cli_classifier")
-    outputs = {("outputs", "probabilities"): "DT_FLOAT", ("outputs", "class_id"): "DT_INT64",
-               ("outputs", "class_name"): "DT_STRING"}
-    assert _tensors(_signature_block(text, "serving_default")) == {("inputs", "images"): "DT_UINT8", **outputs}
-    assert _tensors(_signature_block(text, "predict_bytes")) == {("inputs", "image_bytes"): "DT_STRING", **outputs}
+    # Inputs have no declared shape on purpose: the signature checks them itself (keras_morsa.export.requests).
+    outputs = {("outputs", "probabilities"): ("DT_FLOAT", "(-1, 3)"), ("outputs", "class_id"): ("DT_INT64", "(-1)"),
+               ("outputs", "class_name"): ("DT_STRING", "(-1)")}
+    assert _tensors(_signature_block(text, "serving_default")) == {
+        ("inputs", "images"): ("DT_UINT8", "unknown_rank"), **outputs}
+    assert _tensors(_signature_block(text, "predict_bytes")) == {
+        ("inputs", "image_bytes"): ("DT_STRING", "unknown_rank"), **outputs}
     assert "args_0" not in text and "output_0" not in text
 
 
@@ -365,10 +368,13 @@ def test_generator_signatures_shapes_determinism_and_agreement(generator):
 @pytest.mark.tf_backend
 def test_saved_model_cli_lists_named_generator_signatures(processes):
     text, _, _ = _finish(processes, "cli_generator")
+    images = ("DT_UINT8", "(-1, 64, 64, 3)")
     assert _tensors(_signature_block(text, "serving_default")) == {
-        ("inputs", "num_images"): "DT_INT32", ("inputs", "seed"): "DT_INT64", ("outputs", "images"): "DT_UINT8"}
+        ("inputs", "num_images"): ("DT_INT32", "unknown_rank"), ("inputs", "seed"): ("DT_INT64", "unknown_rank"),
+        ("outputs", "images"): images}
     assert _tensors(_signature_block(text, "from_latents")) == {
-        ("inputs", "latents"): "DT_FLOAT", ("inputs", "seed"): "DT_INT64", ("outputs", "images"): "DT_UINT8"}
+        ("inputs", "latents"): ("DT_FLOAT", "unknown_rank"), ("inputs", "seed"): ("DT_INT64", "unknown_rank"),
+        ("outputs", "images"): images}
 
 
 @pytest.mark.tf_backend
