@@ -5,7 +5,7 @@ One training iteration (``train_step``, called by ``fit`` with a batch of real i
 1. ``fake_images``: latents ``z ~ N(0, 1)`` from the model's ``SeedGenerator``, ``G(z)`` in training mode,
    then DiffAugment on the full and the small fake together.
 2. Discriminator step on ``discriminator_loss``: the real batch is augmented, its small copy is the
-   augmented image average-pooled to D's small size (so both views stay consistent); with ``u ~ U(0.8, 1)``
+   augmented image block-averaged to D's small size (so both views stay consistent); with ``u ~ U(0.8, 1)``
    drawn per logit, ``d_real = mean(relu(u - D(real)))`` and ``d_fake = mean(relu(u' + D(fake)))``; D's
    three decoders reconstruct the augmented real image, its small copy and one random quarter (``part``
    drawn from the seed generator), compared with L1 (mean absolute error, summed over the three):
@@ -21,29 +21,23 @@ are written once in ``keras.ops``. Samples the toolkit shows or saves come from 
 inference mode (``FastGAN.call`` / ``generate_images``), never from the raw ``generator``.
 
 The logs of each step are the running means over the epoch of ``d_loss``, ``d_real``, ``d_fake``,
-``rec_loss`` and ``g_loss``; a non-finite value stays non-finite in its mean until the epoch ends, so a
-callback checking :func:`nonfinite_losses` on every batch sees it at the step it happened.
+``rec_loss`` and ``g_loss`` (``LOSS_NAMES``). Nothing is skipped or clipped: a non-finite loss enters its
+mean and keeps it non-finite until the epoch ends, so a callback checking the logs on every batch (the run
+loop's non-finite guard in ``keras_morsa.training.callbacks``) sees it at the step it happened.
 
 Perceptual (LPIPS-VGG) reconstruction loss is not implemented: it needs pretrained VGG and LPIPS weights.
 """
-
-import math
 
 import keras
 from keras import ops
 
 from keras_morsa.backend import gan_step
 from keras_morsa.errors import UserError
-from keras_morsa.models.fastgan import reconstruction_targets
+from keras_morsa.models.fastgan import downscale, reconstruction_targets
 from keras_morsa.training.diffaugment import diff_augment, parse_policy
 
 #: Names of the scalar losses ``train_step`` returns, in log order.
 LOSS_NAMES = ("d_loss", "d_real", "d_fake", "rec_loss", "g_loss")
-
-
-def nonfinite_losses(logs):
-    """Names of the losses in ``logs`` (a ``fit`` logs dict) whose value is NaN or infinite."""
-    return [name for name in LOSS_NAMES if name in logs and not math.isfinite(float(logs[name]))]
 
 
 class FastGAN(keras.Model):
@@ -185,8 +179,7 @@ class FastGAN(keras.Model):
     def discriminator_loss(self, real_images, fakes):
         """D's loss on a real batch and (constant) augmented fakes: ``(d_loss, {name: scalar})``."""
         real = diff_augment(ops.cast(real_images, "float32"), self.policy, self.seed_generator)
-        factor = int(real.shape[1]) // self.small_size
-        real_small = ops.average_pool(real, factor, factor, "valid") if factor > 1 else real
+        real_small = downscale(real, self.small_size)
         part = keras.random.randint((), 0, 4, dtype="int32", seed=self.seed_generator)
         logits, reconstructions = self.discriminator.call_with_reconstructions(real, real_small, part, training=True)
         d_real = ops.mean(ops.relu(self._margins(logits) - logits))
