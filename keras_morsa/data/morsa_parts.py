@@ -46,7 +46,8 @@ from keras_morsa.io import read_json, write_json
 
 CLASS_NAMES = ("base", "jaw", "jaw_plate", "lead_screw", "handle", "clamp", "clamp_screw", "nut", "washer", "pin")
 
-# Bump when the drawing changes: a cached build of another version is rebuilt by load().
+# Bump when the drawing or the default Difficulty changes: load() then builds into a new cache folder, so no
+# file derived from an older build (a split manifest beside it) is mistaken for one of the new images.
 FORMAT_VERSION = 1
 
 MIN_IMAGE_SIZE = 16
@@ -279,9 +280,12 @@ def home():
 
 
 def cache_dir(images_per_class=300, image_size=256, seed=0):
-    """Where :func:`load` keeps the build of these settings: one subfolder of :func:`home` per setting."""
+    """Where :func:`load` keeps the build of these settings: one subfolder of :func:`home` per setting.
+
+    The name also carries :data:`FORMAT_VERSION`, e.g. ``300_per_class_256px_seed0_v1``.
+    """
     images_per_class, image_size, seed = _check_arguments(images_per_class, image_size, seed)
-    return home() / f"{images_per_class}_per_class_{image_size}px_seed{seed}"
+    return home() / f"{images_per_class}_per_class_{image_size}px_seed{seed}_v{FORMAT_VERSION}"
 
 
 def load(images_per_class=300, image_size=256, seed=0, progress=True):

@@ -109,6 +109,7 @@ def test_load_reuses_complete_build_and_rebuilds_incomplete(tmp_path, monkeypatc
     root = morsa_parts.load(images_per_class=1, image_size=16, seed=2, progress=False)
     assert root.parent == tmp_path / "home"
     assert root == morsa_parts.cache_dir(1, 16, 2)
+    assert root.name == f"1_per_class_16px_seed2_v{morsa_parts.FORMAT_VERSION}"
     assert morsa_parts.is_complete(root, 1, 16, 2)
     stamps = {p: p.stat().st_mtime_ns for p in _files(root)}
 
