@@ -5,7 +5,9 @@ Cases: "paper" is 256 px, batch 8, ngf = ndf = 64, nz = 256 (configs/fastgan_256
 CPU config (configs/fastgan_cpu.py). Each (backend, case) runs in its own subprocess, so its peak resident
 memory (``resource.getrusage(...).ru_maxrss``) is its own. An iteration is one ``train_on_batch`` on a
 random batch (the same ``train_step`` that ``fit`` runs); the first ``--warmup`` iterations (tracing and
-compilation) are timed separately and excluded from the median.
+compilation) are timed separately and excluded from the median. "cpu s/iter" is the process's CPU time per
+iteration (all threads): on a machine shared with other work it is the steadier figure; wall time on an idle
+2-core machine is roughly it divided by 2 when both cores are kept busy.
 
     .venv/bin/python benchmarks/fastgan_step.py                          # current KERAS_BACKEND, both cases
     .venv/bin/python benchmarks/fastgan_step.py --backends=tensorflow,jax,torch --cases=paper --steps=5
@@ -57,15 +59,17 @@ def measure(case, steps, warmup, bf16):
         gan.train_on_batch(images)
     warm = time.perf_counter() - start
     times = []
+    cpu_start = time.process_time()
     for _ in range(steps):
         start = time.perf_counter()
         logs = gan.train_on_batch(images, return_dict=True)
         float(logs["d_loss"])  # waits for asynchronous backends
         times.append(time.perf_counter() - start)
+    cpu = (time.process_time() - cpu_start) / steps
     return {
         "backend": keras.backend.backend(), "case": case, "size": size, "batch": batch,
         "ngf": config.model.ngf, "policy": "mixed_bfloat16" if bf16 else "float32",
-        "s_per_iter": statistics.median(times), "warmup_s": warm,
+        "s_per_iter": statistics.median(times), "cpu_s_per_iter": cpu, "warmup_s": warm,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
 
@@ -79,7 +83,7 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"--cases={','.join(unknown)}: expected some of {list(CASES)}")
     header = f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} " \
-             f"{'s/iter':>7} {'it/s':>6} {'warmup s':>8} {'peak GB':>7}"
+             f"{'s/iter':>7} {'it/s':>6} {'cpu s/iter':>10} {'warmup s':>8} {'peak GB':>7}"
     print(header)
     for backend in _BACKENDS.value:
         for case in _CASES.value:
@@ -93,7 +97,7 @@ def main(argv):
                 continue
             r = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
-                  f"{r['policy']:<14} {r['s_per_iter']:>7.3f} {1 / r['s_per_iter']:>6.2f} "
+                  f"{r['policy']:<14} {r['s_per_iter']:>7.3f} {1 / r['s_per_iter']:>6.2f} {r['cpu_s_per_iter']:>10.3f} "
                   f"{r['warmup_s']:>8.1f} {r['peak_rss_gb']:>7.2f}", flush=True)
 
 

@@ -57,8 +57,13 @@ def load_generator(class_dir):
 def _images(generator, latents, batch_size):
     out = []
     for start in range(0, len(latents), batch_size):
-        images, _ = generator(keras.ops.convert_to_tensor(latents[start:start + batch_size]), training=False)
-        out.append(images_to_uint8(images))
+        chunk = latents[start:start + batch_size]
+        # Every call gets the same input shape: eager JAX compiles each op per shape, so ragged last
+        # batches would recompile the whole network. Inference-mode outputs do not depend on batch mates.
+        padded = np.zeros((batch_size, latents.shape[1]), "float32")
+        padded[:len(chunk)] = chunk
+        images, _ = generator(keras.ops.convert_to_tensor(padded), training=False)
+        out.append(images_to_uint8(images)[:len(chunk)])
     return np.concatenate(out)
 
 
