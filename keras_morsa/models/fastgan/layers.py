@@ -132,14 +132,21 @@ class _SpectralNormConv(keras.layers.Layer):
         self.epsilon = epsilon
 
     def build(self, input_shape):
+        # No autocast: under mixed precision the power iteration still runs in float32; only the
+        # normalised kernel is cast to the inputs' dtype.
         self.kernel = self.add_weight(
             name="kernel",
             shape=self._kernel_shape(int(input_shape[-1])),
             initializer=NumpyNormal(0.0, 0.02),
             trainable=True,
+            autocast=False,
         )
         self.u = self.add_weight(
-            name="u", shape=(self.filters,), initializer=NumpyNormal(unit_norm=True), trainable=False
+            name="u",
+            shape=(self.filters,),
+            initializer=NumpyNormal(unit_norm=True),
+            trainable=False,
+            autocast=False,
         )
 
     def _kernel_matrix(self, kernel):
