@@ -25,7 +25,6 @@ report calls the augmented maps "narrower" only when that interval lies below 0.
 
 import base64
 import html
-import io as python_io
 from pathlib import Path
 
 import keras
@@ -414,6 +413,12 @@ def _write_html(path, report, grids):
         images.append(f"<h3>{esc(group.replace('_', ' '))}</h3><img alt='{esc(group)}' "
                       f"src='data:image/png;base64,{encoded}'>")
     settings = report["settings"]
+    models = "".join(
+        f"<li>{esc(MODEL_TITLES[name])}: {esc(str(info.get('run_id', info['path'])))}"
+        + (f", test accuracy {info['test_accuracy']:.3f}" if isinstance(info.get("test_accuracy"), float) else "")
+        + "</li>"
+        for name, info in report["models"].items()
+    )
     document = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Grad-CAM report</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
@@ -421,6 +426,7 @@ td,th{{border:1px solid #bbb;padding:3px 6px;font-size:13px}} img{{max-width:100
 <h1>Grad-CAM: baseline vs best augmented classifier</h1>
 <p><b>Are the augmented model's maps narrower?</b> {esc(report['narrower'])}.</p>
 <ul>{comparison}</ul>
+<p>Models:</p><ul>{models}</ul>
 <p>Method {esc(settings['method'])} on layer(s) {esc(str(settings['layer']))}; maps for {esc(settings['maps_for'])};
 up to {settings['max_images']} real test and {settings['max_images']} generated images, seed {settings['seed']}.
 Cells: mean [95 % interval], {esc(settings['interval'])}. Area: share of pixels with normalised map &ge; 0.5.
