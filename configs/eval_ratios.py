@@ -53,7 +53,8 @@ def get_config(arg=None):
         config.data.images_per_class = 12
         config.data.image_size = 64
         config.image_size = 32
-        config.regimes = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic")
+        # Three regimes cover every code path: plain, augmented + mixed at a ratio, synthetic only.
+        config.regimes = ("real", "synthetic_only", "traditional+synthetic")
         config.ratios = (0.5,)
         config.seeds = (0,)
         config.steps = 6

@@ -19,8 +19,6 @@ from keras_morsa.models.classifier import class_names_of
 COLOURS = {"blue": (30, 30, 220), "green": (30, 200, 30), "red": (220, 30, 30)}
 RUN_IDS = [
     "mobilenet_v3_small-real-s0",
-    "mobilenet_v3_small-traditional-s0",
-    "mobilenet_v3_small-synthetic-r0.5-s0",
     "mobilenet_v3_small-synthetic_only-s0",
     "mobilenet_v3_small-traditional_synthetic-r0.5-s0",
 ]
@@ -54,7 +52,7 @@ def test_sweep_writes_results_curves_report_and_plots(sweep):
     assert sorted(row["run_id"] for row in rows) == sorted(RUN_IDS)
     by_id = {row["run_id"]: row for row in rows}
     synthetic_only = by_id["mobilenet_v3_small-synthetic_only-s0"]
-    mixed = by_id["mobilenet_v3_small-synthetic-r0.5-s0"]
+    mixed = by_id["mobilenet_v3_small-traditional_synthetic-r0.5-s0"]
     assert int(synthetic_only["real_images"]) == 0 and int(synthetic_only["synthetic_images"]) > 0
     # 7 real training images per class; ratio 0.5 adds round(3.5) = 4 (halves round up) per class.
     assert (int(mixed["real_images"]), int(mixed["synthetic_images"])) == (21, 12)
@@ -66,7 +64,7 @@ def test_sweep_writes_results_curves_report_and_plots(sweep):
     final = {c["run_id"]: float(c["test_accuracy"]) for c in curves if c["step"] == "6"}
     assert all(final[r] == pytest.approx(float(by_id[r]["test_accuracy"])) for r in RUN_IDS)
     markdown = (work / "report.md").read_text()
-    assert "6 optimizer steps of batch 8" in markdown and "| synthetic@0.5 |" in markdown
+    assert "6 optimizer steps of batch 8" in markdown and "| traditional+synthetic@0.5 |" in markdown
     assert "t-interval" in markdown.replace("Student-t interval", "t-interval")
     assert "<table>" in (work / "report.html").read_text()
     for png in ("curves_mobilenet_v3_small.png", "accuracy_vs_ratio_mobilenet_v3_small.png",
