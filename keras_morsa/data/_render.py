@@ -842,7 +842,8 @@ def _paper(rng, size, x, y):
 
 
 def _concrete(rng, size, x, y):
-    base = rng.uniform(0.12, 0.3) * np.array((1.0, 0.98, 0.95), np.float32) * rng.uniform(0.9, 1.1, 3).astype(np.float32)
+    tint = rng.uniform(0.9, 1.1, 3).astype(np.float32)
+    base = rng.uniform(0.12, 0.3) * np.array((1.0, 0.98, 0.95), np.float32) * tint
     if rng.random() < 0.5:  # concrete: speckles and stains
         speckle = _fractal(rng, size, 96, 1)
         texture = 1.0 + 0.12 * _fractal(rng, size, 4, 3) + 0.15 * np.clip(speckle - 1.0, -1, 1)
@@ -909,7 +910,9 @@ def _place_part(rng, shape, camera, knobs):
     size = camera.size
     margin = 0.03 * size
     cx, cy = (size * (0.5 + rng.uniform(-0.3, 0.3)) for _ in range(2))
-    pose = Pose(cx, cy, rng.uniform(0.0, _TAU), rng.uniform(*knobs.part_scale) * size)
+    # Lying along the frame's width give or take max_rotation_deg, either end first.
+    theta = math.radians(rng.uniform(-knobs.max_rotation_deg, knobs.max_rotation_deg)) + np.pi * (rng.random() < 0.5)
+    pose = Pose(cx, cy, theta, rng.uniform(*knobs.part_scale) * size)
     for _ in range(8):
         x0, y0, x1, y1 = _outline(shape, pose, camera)
         room = size - 2 * margin

@@ -61,6 +61,8 @@ class Difficulty:
     Attributes:
         part_scale: (min, max) length of the part's longest side as a fraction of the frame (the same for
             every class, so size says nothing about the label).
+        max_rotation_deg: in-plane rotation of the part around lying along the frame's width (either end
+            first); 180 means any direction.
         max_tilt_deg: camera tilt from straight down; tilt foreshortens the bench and reveals side walls.
         max_perspective: keystone strength (relative change of scale across the frame).
         alike: 0..1, how far the proportions of look-alike classes (jaw/jaw_plate: aspect and thickness;
@@ -80,6 +82,7 @@ class Difficulty:
     """
 
     part_scale: tuple = (0.45, 0.9)
+    max_rotation_deg: float = 180.0
     max_tilt_deg: float = 35.0
     max_perspective: float = 0.25
     alike: float = 0.35
@@ -98,6 +101,8 @@ class Difficulty:
         for name in ("alike", "clutter_prob", "paint_prob", "rust_prob", "shallow_focus_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"Difficulty.{name} must lie in [0, 1], got {getattr(self, name)!r}")
+        if not 0.0 <= self.max_rotation_deg <= 180.0:
+            raise UserError(f"Difficulty.max_rotation_deg must lie in [0, 180], got {self.max_rotation_deg!r}")
         for name, low, high in (("part_scale", 0.05, 1.0), ("light_elevation_deg", 5.0, 90.0),
                                 ("colour_temperature", 2000.0, 8000.0), ("jpeg_quality", 1, 100)):
             pair = getattr(self, name)

@@ -154,6 +154,8 @@ def test_bad_arguments_raise_one_line_user_errors(tmp_path, kwargs, message):
 def test_bad_difficulty_and_class_name():
     with pytest.raises(UserError, match=r"Difficulty.alike must lie in \[0, 1\], got 1.5"):
         morsa_parts.Difficulty(alike=1.5)
+    with pytest.raises(UserError, match=r"Difficulty.max_rotation_deg must lie in \[0, 180\], got 270"):
+        morsa_parts.Difficulty(max_rotation_deg=270)
     with pytest.raises(UserError, match=r"Difficulty.part_scale must be \(min, max\)"):
         morsa_parts.Difficulty(part_scale=(0.9, 0.4))
     with pytest.raises(UserError, match="unknown morsa_parts class 'vise'"):
