@@ -160,6 +160,9 @@ class NonFiniteGuard(StepCallback):
 class CsvLog(StepCallback):
     """Appends one row per epoch (``step``, the epoch's mean losses, ``it_per_s``) to a CSV file.
 
+    ``it_per_s`` is the epoch's steps over its wall time; the first epoch after a (re)start includes the
+    tracing/compilation of the train step, so it reads low.
+
     On creation, rows after ``start_step`` (left by a run killed after its last checkpoint) and a torn last
     line are dropped, so a resumed run never logs a step twice.
 
