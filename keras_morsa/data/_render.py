@@ -19,6 +19,7 @@ knurls) fade out before they would alias. Scene draws come from one generator an
 """
 
 import collections
+import functools
 import math
 
 import numpy as np
@@ -527,14 +528,15 @@ def _pencil(rng):
     return Shape(evaluate, r, r)
 
 
-def _eraser(rng):
-    hv = rng.uniform(0.2, 0.4)
+def _block(rng, widths, corner, top):
+    """A flat rounded block lying on the bench: an eraser (thick) or a strip of tape (thin)."""
+    hv = rng.uniform(*widths)
 
     def evaluate(u, v, px):
-        sdf = _sd_box(u, v, 0.5, hv, 0.06)
-        return sdf, _rounded(sdf, 0.18, 0.06), np.ones_like(u)
+        sdf = _sd_box(u, v, 0.5, hv, corner)
+        return sdf, _rounded(sdf, top, min(corner, top / 2)), np.ones_like(u)
 
-    return Shape(evaluate, hv, 0.18)
+    return Shape(evaluate, hv, top)
 
 
 def _coin(rng):
@@ -560,18 +562,11 @@ def _shaving(rng):
     return Shape(evaluate, 0.5, width)
 
 
-def _tape(rng):
-    hv = rng.uniform(0.08, 0.2)
-
-    def evaluate(u, v, px):
-        sdf = _sd_box(u, v, 0.5, hv, 0.004)
-        return sdf, _bevel(sdf, 0.004, 0.002), np.ones_like(u)
-
-    return Shape(evaluate, hv, 0.004)
-
-
-_CLUTTER = ((_pencil, (0.5, 0.95)), (_eraser, (0.12, 0.25)), (_coin, (0.08, 0.16)), (_shaving, (0.1, 0.25)),
-            (_tape, (0.25, 0.6)))
+_ERASER = functools.partial(_block, widths=(0.2, 0.4), corner=0.06, top=0.18)
+_TAPE = functools.partial(_block, widths=(0.08, 0.2), corner=0.004, top=0.004)
+# Each clutter item and its length as a fraction of the frame.
+_CLUTTER = ((_pencil, (0.5, 0.95)), (_ERASER, (0.12, 0.25)), (_coin, (0.08, 0.16)), (_shaving, (0.1, 0.25)),
+            (_TAPE, (0.25, 0.6)))
 
 
 # ---------------------------------------------------------------------------------- noise, blur and shifts

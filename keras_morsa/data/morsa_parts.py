@@ -227,13 +227,13 @@ def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, 
              for name in CLASS_NAMES for i in range(images_per_class)]
     workers = min(workers, len(tasks))
     rows = []
-    # The pool starts before Keras is imported for the progress bar: workers fork from a process without
-    # TensorFlow's threads. "fork" also spares each worker re-importing the package.
+    # The pool starts before this function imports Keras for the progress bar, so the workers never inherit the
+    # threads a backend starts. "fork" also spares each worker re-importing the package.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     pool = context.Pool(workers) if workers > 1 else None
     try:
-        results = pool.imap_unordered(_build_one, tasks, chunksize=4) if pool else map(_build_one, tasks)
+        results = pool.imap(_build_one, tasks, chunksize=4) if pool else map(_build_one, tasks)
         bar = None
         if progress:
             import keras  # noqa: PLC0415  (imported late: it loads a backend, which only the bar needs)
@@ -244,11 +244,9 @@ def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, 
             if bar is not None:
                 bar.add(1)
     finally:
-        if pool is not None:
-            pool.close()
+        if pool is not None:  # every result is in, or an error stops the build: end the workers now
+            pool.terminate()
             pool.join()
-    order = {name: i for i, name in enumerate(CLASS_NAMES)}
-    rows.sort(key=lambda row: (order[row["class_name"]], int(row["image"].rsplit("_", 1)[1].split(".")[0])))
     write_json(root / "dataset.json", {**_manifest_header(images_per_class, image_size, seed, difficulty),
                                        "files": rows})
     return root
