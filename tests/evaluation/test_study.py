@@ -4,6 +4,7 @@ One study run (module scope) serves several tests: compiling MobileNetV3 costs ~
 """
 
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,6 +17,7 @@ from keras_morsa.errors import UserError
 from keras_morsa.evaluation import study
 from keras_morsa.models.classifier import class_names_of
 
+SMOKE = f"--config={Path(__file__).resolve().parents[2] / 'configs' / 'eval_ratios.py'}:smoke"
 COLOURS = {"blue": (30, 30, 220), "green": (30, 200, 30), "red": (220, 30, 30)}
 RUN_IDS = [
     "mobilenet_v3_small-real-s0",
@@ -154,3 +156,12 @@ def test_plan_and_argument_errors():
     config.eval_every = 4
     with pytest.raises(UserError, match="eval_every dividing steps"):
         study.run_study(config, "unused")
+
+
+def test_script_merge_builds_the_same_results(sweep, tmp_path, run_script):
+    work = tmp_path / "work"
+    shutil.copytree(sweep["work"] / "runs", work / "runs")
+    merged = run_script("eval_ratios", SMOKE, f"--workdir={work}", "--merge")
+    assert merged.returncode == 0, merged.stderr
+    assert io.read_csv(work / "results.csv") == io.read_csv(sweep["work"] / "results.csv")
+    assert (work / "models" / "best_augmented.keras").exists()
