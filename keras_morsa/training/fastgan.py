@@ -18,7 +18,7 @@ One training iteration (``train_step``, called by ``fit`` with a batch of real i
 
 Only the gradient plumbing differs per backend (``keras_morsa.backend.gan_step``); the four functions above
 are written once in ``keras.ops``. Samples the toolkit shows or saves come from ``ema_generator`` in
-inference mode (``FastGAN.call`` / ``generate_images``), never from the raw ``generator``.
+inference mode (``ema_generator`` or ``FastGAN.call``), never from the raw ``generator``.
 
 The logs of each step are the running means over the epoch of ``d_loss``, ``d_real``, ``d_fake``,
 ``rec_loss`` and ``g_loss`` (``LOSS_NAMES``). Nothing is skipped or clipped: a non-finite loss enters its
@@ -143,11 +143,6 @@ class FastGAN(keras.Model):
         """Images from the EMA generator (the one every shown or saved sample comes from)."""
         images, _ = self.ema_generator(z, training=training)
         return images
-
-    def generate_images(self, num_images, seed):
-        """``num_images`` EMA-generator images for latents drawn from ``seed``; float in [-1, 1]."""
-        z = keras.random.normal((num_images, self.latent_dim), seed=seed)
-        return self(z)
 
     # The functions below are the shared part of a training iteration, called by the per-backend plumbing
     # in keras_morsa.backend (which differentiates them). They are written in the stateful style: on JAX
