@@ -4,8 +4,8 @@ Budget: about 15 minutes per class on 2 CPU cores with the TensorFlow backend. O
 G step) measured 0.66 s of CPU time on a shared, heavily loaded 2-core machine (benchmarks/fastgan_step.py
 --cases=cpu), i.e. roughly 0.35-0.45 s of wall time when both cores are free: 2,000 iterations take ~12-15
 minutes plus ~1 minute of start-up (tracing, the first sample grid). EMA decay 0.995 (not the paper's
-0.999) so that the sampled generator follows G within ~200 steps of this short run. The JAX and torch backends are slower
-per step on CPU (see the benchmark). Sample grids and checkpoints every 250 steps, log rows every 50.
+0.999) so that the sampled generator follows G within ~200 steps of this short run. The JAX and torch
+backends are slower per step on CPU (see the benchmark). Grids and checkpoints every 250 steps, log every 50.
 
     bin/train_gan --class=jaw                                          # this config
     bin/train_gan --class=jaw --config.train.num_steps=4000            # longer, sharper
