@@ -134,7 +134,8 @@ class ProgressBar(StepCallback):
         if len(self._times) > 1:
             values.append(("it/s", (len(self._times) - 1) / (self._times[-1] - self._times[0])))
         if self._bar is None:
-            self._bar = keras.utils.Progbar(self.num_steps - self.start_step, stateful_metrics=[n for n, _ in values] + ["it/s"])
+            names = [name for name, _ in values] + ["it/s"]
+            self._bar = keras.utils.Progbar(self.num_steps - self.start_step, stateful_metrics=names)
         self._bar.update(self.step_after_batch(batch) - self.start_step, values)
 
 

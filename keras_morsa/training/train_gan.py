@@ -237,7 +237,8 @@ def _fit(config, class_dir, manifest, class_name, gan):
     manager = CheckpointManager(class_dir / "checkpoints", gan, keep=config.keep_checkpoints)
     start = manager.restore_latest() or 0
     size, batch = config.model.image_size, config.train.batch_size
-    print(f"{class_name}: {len(manifest.files('train', class_name))} train images, {size} px, steps {start} -> {num_steps}; "
+    count = len(manifest.files("train", class_name))
+    print(f"{class_name}: {count} train images, {size} px, steps {start} -> {num_steps}; "
           f"samples in {class_dir / 'samples'}")
 
     latents = keras.ops.convert_to_tensor(sample_latents(config))
