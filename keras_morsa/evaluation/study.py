@@ -17,6 +17,7 @@ per-seed differences against ``real`` paired.
 
 Layout of ``workdir``::
 
+    split_manifest.csv            a copy of the split used (the original stays beside the data)
     runs/<run_id>/curve.csv       test accuracy every eval_every steps (rewritten as it grows)
     runs/<run_id>/result.json     written last: marks the run finished (a resumed sweep skips it)
     runs/<run_id>/model.keras     kept for the first seed's real run and the best augmented run so far
@@ -381,6 +382,8 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
             seed=config.data.split_seed,
         )
         splits.check_no_leak(manifest, [synthetic_dir] if synthetic_dir else [])
+        # A copy for the later stages (Grad-CAM reads the study's split from its workdir).
+        manifest.save(workdir / splits.MANIFEST_NAME)
         synthetic = pipeline.list_synthetic(synthetic_dir, manifest.class_names) if synthetic_dir else None
         # Every training set is drawn up front, so too few synthetic images fail before any training.
         training_sets = {run: _training_set(run, manifest, synthetic, config) for run in todo}

@@ -65,6 +65,7 @@ def test_sweep_writes_results_curves_report_and_plots(sweep):
     assert sorted((c["run_id"], c["step"]) for c in curves) == sorted((r, s) for r in RUN_IDS for s in ("3", "6"))
     final = {c["run_id"]: float(c["test_accuracy"]) for c in curves if c["step"] == "6"}
     assert all(final[r] == pytest.approx(float(by_id[r]["test_accuracy"])) for r in RUN_IDS)
+    assert io.read_csv(work / "split_manifest.csv") == io.read_csv(sweep["real"] / "split_manifest.csv")
     markdown = (work / "report.md").read_text()
     assert "6 optimizer steps of batch 8" in markdown and "| traditional+synthetic@0.5 |" in markdown
     assert "t-interval" in markdown.replace("Student-t interval", "t-interval")
