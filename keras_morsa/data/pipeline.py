@@ -50,8 +50,24 @@ def load_resized(path, image_size):
     """
     image = tf.numpy_function(_load_uint8, [path], tf.uint8, stateful=False)
     image.set_shape([None, None, 3])
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+    return tf.cast(resize_like_training(image, image_size), tf.uint8)
+
+
+def resize_like_training(images, image_size):
+    """The one resize of the toolkit: bilinear with antialiasing to ``S x S`` (aspect not kept), rounded.
+
+    Training pipelines and exported serving signatures both call it, so a served image is resized exactly as
+    the training images were.
+
+    Args:
+      images: ``[..., H, W, 3]`` tensor of pixel values in [0, 255] (any real or integer dtype).
+      image_size: the output side ``S``.
+
+    Returns:
+      float32 ``[..., S, S, 3]`` holding whole numbers in [0, 255].
+    """
+    resized = tf.image.resize(images, [image_size, image_size], method="bilinear", antialias=True)
+    return tf.clip_by_value(tf.round(resized), 0.0, 255.0)
 
 
 def _check_batch(batch_size, image_size):

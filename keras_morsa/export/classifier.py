@@ -18,6 +18,7 @@ pipeline's Pillow loader rotates and composites on white); send upright, opaque 
 import keras
 import tensorflow as tf
 
+from keras_morsa.data.pipeline import resize_like_training
 from keras_morsa.errors import UserError
 from keras_morsa.export.requests import padded_shape, require
 from keras_morsa.models.classifier import class_names_of
@@ -33,16 +34,6 @@ def classifier_input_size(model):
         raise UserError(
             f"model {model.name!r} takes input of shape {shape}; expected one images input [batch, S, S, 3]")
     return int(shape[1])
-
-
-def resize_like_training(images, image_size):
-    """float32 [..., S, S, 3] images in [0, 255], resized as ``keras_morsa.data.pipeline.load_resized`` does.
-
-    The pipeline rounds to uint8 after resizing; rounding and clipping here give the same values without
-    the round trip through uint8.
-    """
-    resized = tf.image.resize(images, [image_size, image_size], method="bilinear", antialias=True)
-    return tf.clip_by_value(tf.round(resized), 0.0, 255.0)
 
 
 def _checked_images(images):
