@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import keras_morsa
 from keras_morsa.data import _render
+from keras_morsa.data.splits import MANIFEST_NAME
 from keras_morsa.errors import UserError
 from keras_morsa.io import read_json, write_json
 
@@ -195,7 +196,7 @@ def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, 
     """Draws the dataset into ``out_dir`` and writes ``dataset.json`` last.
 
     An earlier ``dataset.json`` in ``out_dir`` is removed first, so a build that is interrupted never looks
-    complete.
+    complete, and so is an earlier ``split_manifest.csv``, whose hashes would no longer match.
 
     Args:
         out_dir: folder to fill (created if needed).
@@ -219,6 +220,9 @@ def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, 
     if root.exists() and not root.is_dir():
         raise UserError(f"out_dir {root} is a file; expected a folder to write the dataset into")
     (root / "dataset.json").unlink(missing_ok=True)
+    # A split manifest hashes the files about to be redrawn: keep it and every later stage would refuse the
+    # rebuilt images as "changed". The split is seeded, so it is recomputed identically for identical bytes.
+    (root / MANIFEST_NAME).unlink(missing_ok=True)
     for class_name in CLASS_NAMES:
         (root / "images" / class_name).mkdir(parents=True, exist_ok=True)
         (root / "masks" / class_name).mkdir(parents=True, exist_ok=True)

@@ -188,3 +188,15 @@ def test_make_dataset_script_bad_flag_value(run_script, tmp_path):
     assert result.stderr.strip() == "error: image_size must be an integer from 16 to 1024, got 0"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "dataset.json").exists()
+
+
+def test_rebuild_drops_a_split_manifest_of_the_old_files(tmp_path):
+    from keras_morsa.data import splits
+
+    root = morsa_parts.build(tmp_path / "ds", images_per_class=2, image_size=32, progress=False)
+    manifest = splits.load_or_create_split(root, test_fraction=0.5, seed=0)
+    assert (root / splits.MANIFEST_NAME).is_file()
+    morsa_parts.build(root, images_per_class=2, image_size=32, seed=1, progress=False)
+    assert not (root / splits.MANIFEST_NAME).exists()
+    rebuilt = splits.load_or_create_split(root, test_fraction=0.5, seed=0)
+    assert rebuilt.hashes("train") != manifest.hashes("train")
