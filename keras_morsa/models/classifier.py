@@ -197,7 +197,8 @@ def last_spatial_layer(model):
 
     For a classifier from :func:`build_classifier` the search runs inside its backbone, so the name is a
     layer of ``model.get_layer("backbone")`` and of :func:`flat_view` (e.g. ``block5_pool`` for VGG16 at 64
-    px, the final hard-swish ``Multiply`` for MobileNetV3).
+    px, the final hard-swish ``Multiply`` for MobileNetV3). Padding layers are skipped: their map is shifted
+    against the image by the padding, so a heatmap of it would be offset.
     """
     try:
         search = model.get_layer("backbone")
@@ -205,6 +206,8 @@ def last_spatial_layer(model):
         search = model
     name = None
     for layer in search.layers:
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            continue
         shape = layer.output.shape if hasattr(layer, "output") else None
         if shape is not None and len(shape) == 4 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1:
             name = layer.name

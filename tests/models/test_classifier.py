@@ -63,6 +63,9 @@ def test_flat_view_shares_weights_and_outputs(small, images):
     np.testing.assert_allclose(_numpy(flat(images)), _numpy(small(images)), atol=1e-6)
     name = last_spatial_layer(small)
     assert flat.get_layer(name) is small.get_layer("backbone").get_layer(name)
+    # At 32 px the last map larger than 1x1 sits before a stride-2 block's ZeroPadding2D: never pick the pad.
+    assert not isinstance(flat.get_layer(name), keras.layers.ZeroPadding2D)
+    assert flat.get_layer(name).output.shape[1] > 1
 
 
 @pytest.mark.multibackend
