@@ -34,6 +34,7 @@ from keras import ops
 from keras_morsa.backend import gan_step
 from keras_morsa.errors import UserError
 from keras_morsa.models.fastgan import downscale, reconstruction_targets
+from keras_morsa.training.checkpoint import checkpoint_variables
 from keras_morsa.training.diffaugment import diff_augment, parse_policy
 
 #: Names of the scalar losses ``train_step`` returns, in log order.
@@ -130,14 +131,8 @@ class FastGAN(keras.Model):
         return list(self.loss_trackers)
 
     def state_variables(self):
-        """Every variable that defines the training state, each once: ``variables`` then G's optimizer."""
-        seen = set()
-        out = []
-        for v in list(self.variables) + list(self.g_optimizer.variables):
-            if id(v) not in seen:
-                seen.add(id(v))
-                out.append(v)
-        return out
+        """Every variable that defines the training state, each once: exactly what a checkpoint holds."""
+        return list(checkpoint_variables(self).values())
 
     def call(self, z, training=False):
         """Images from the EMA generator (the one every shown or saved sample comes from)."""
