@@ -137,7 +137,7 @@ class FastGAN(keras.Model):
     def call(self, z, training=False):
         """Images from the EMA generator (the one every shown or saved sample comes from)."""
         images, _ = self.ema_generator(z, training=training)
-        return images
+        return _float32(images)
 
     # The functions below are the shared part of a training iteration, called by the per-backend plumbing
     # in keras_morsa.backend (which differentiates them). They are written in the stateful style: on JAX
@@ -149,15 +149,14 @@ class FastGAN(keras.Model):
 
     def _per_sample(self, draw, batch_size, *shape):
         # Drawn for the global batch and sliced, so that N replicas see the same numbers as one device.
-        index, count = gan_step.replica_position()
-        values = draw((batch_size * count, *shape), seed=self.seed_generator)
-        start = [index * batch_size] + [0] * len(shape)
-        return ops.slice(values, start, (batch_size, *shape))
+        return gan_step.replica_share(draw, batch_size, shape, self.seed_generator)
 
     def fake_images(self, batch_size):
         """Draws latents, runs G in training mode and augments: ``(images, images_small)``."""
         z = self._per_sample(keras.random.normal, batch_size, self.latent_dim)
         images, images_small = self.generator(z, training=True)
+        # Under a mixed policy G computes in bfloat16; augmentation and losses stay in float32.
+        images, images_small = _float32(images), _float32(images_small)
         return tuple(diff_augment([images, images_small], self.policy, self.seed_generator))
 
     def _margins(self, logits):
@@ -172,17 +171,18 @@ class FastGAN(keras.Model):
         real_small = downscale(real, self.small_size)
         part = keras.random.randint((), 0, 4, dtype="int32", seed=self.seed_generator)
         logits, reconstructions = self.discriminator.call_with_reconstructions(real, real_small, part, training=True)
+        logits, reconstructions = _float32(logits), [_float32(r) for r in reconstructions]
         d_real = ops.mean(ops.relu(self._margins(logits) - logits))
         targets = reconstruction_targets(real, part, int(reconstructions[0].shape[1]))
         rec_loss = sum(ops.mean(ops.abs(r - t)) for r, t in zip(reconstructions, targets))
-        fake_logits = self.discriminator(*fakes, training=True)
+        fake_logits = _float32(self.discriminator(*fakes, training=True))
         d_fake = ops.mean(ops.relu(self._margins(fake_logits) + fake_logits))
         d_loss = d_real + d_fake + rec_loss
         return d_loss, {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "rec_loss": rec_loss}
 
     def generator_loss(self, fakes):
         """G's loss on augmented fakes (differentiable w.r.t. them): ``-mean(D(fakes))``."""
-        return -ops.mean(self.discriminator(*fakes, training=True))
+        return -ops.mean(_float32(self.discriminator(*fakes, training=True)))
 
     def finish_step(self, losses):
         """Updates the EMA generator and the loss means; returns the logs dict."""
@@ -199,3 +199,8 @@ class FastGAN(keras.Model):
     def train_step(self, *args):
         # (data,) on TensorFlow and torch; (state, data) on JAX.
         return gan_step.train_step(self, *args)
+
+
+def _float32(x):
+    # Losses, margins and saved images are float32 whatever the networks' compute dtype (mixed_bfloat16).
+    return ops.cast(x, "float32")
