@@ -8,8 +8,9 @@ One training iteration (``train_step``, called by ``fit`` with a batch of real i
    augmented image block-averaged to D's small size (so both views stay consistent); with ``u ~ U(0.8, 1)``
    drawn per logit, ``d_real = mean(relu(u - D(real)))`` and ``d_fake = mean(relu(u' + D(fake)))``; D's
    three decoders reconstruct the augmented real image, its small copy and one random quarter (``part``
-   drawn from the seed generator), compared with L1 (mean absolute error, summed over the three):
-   ``rec_loss``. ``d_loss = d_real + d_fake + rec_loss``; D's optimizer takes one step.
+   drawn from the seed generator), compared with L1 (mean absolute error) or with the model's
+   ``reconstruction_loss`` (e.g. the perceptual distance of :mod:`keras_morsa.training.perceptual`), summed
+   over the three: ``rec_loss``. ``d_loss = d_real + d_fake + rec_loss``; D's optimizer takes one step.
 3. Generator step on ``generator_loss``: ``g_loss = -mean(D(fake))`` with the updated D, differentiated
    through the same augmented fakes (G runs once per iteration, as in the reference implementation).
 4. ``finish_step``: the EMA generator moves toward G, ``ema = decay * ema + (1 - decay) * G`` for every
@@ -25,7 +26,8 @@ The logs of each step are the running means over the epoch of ``d_loss``, ``d_re
 mean and keeps it non-finite until the epoch ends, so a callback checking the logs on every batch (the run
 loop's non-finite guard in ``keras_morsa.training.callbacks``) sees it at the step it happened.
 
-Perceptual (LPIPS-VGG) reconstruction loss is not implemented: it needs pretrained VGG and LPIPS weights.
+The reference's LPIPS-VGG reconstruction loss needs pretrained weights, so L1 is the default; a perceptual
+distance on a frozen VGG16 loaded from a local weights file is the option (``reconstruction_loss``).
 """
 
 import keras
@@ -52,6 +54,10 @@ class FastGAN(keras.Model):
         ema_decay: decay of the generator's exponential moving average, in [0, 1).
         policy: DiffAugment policy, e.g. ``"color,translation,cutout"``; empty for none.
         seed: seed of the model's ``SeedGenerator`` (latents, margins, the quarter, augmentation).
+        reconstruction_loss: ``None`` for L1 (mean absolute error), or a callable
+            ``(reconstructions, targets) -> float32 scalar`` applied to each of D's three reconstructions,
+            e.g. a :class:`keras_morsa.training.perceptual.PerceptualDistance`. Keep it out of Keras's
+            tracking (a plain object, not a layer): its weights are then neither trained nor checkpointed.
 
     Attributes:
         generator, discriminator, ema_generator: the networks (``ema_generator`` is a non-trainable clone of
@@ -71,7 +77,8 @@ class FastGAN(keras.Model):
         samples, _ = gan.ema_generator(z)
     """
 
-    def __init__(self, generator, discriminator, ema_decay=0.999, policy="color,translation", seed=0, **kwargs):
+    def __init__(self, generator, discriminator, ema_decay=0.999, policy="color,translation", seed=0,
+                 reconstruction_loss=None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= float(ema_decay) < 1.0:
             raise UserError(f"ema_decay={ema_decay}: expected a number in [0, 1), e.g. 0.999")
@@ -79,6 +86,7 @@ class FastGAN(keras.Model):
         self.ema_decay = float(ema_decay)
         self.policy = policy
         self.seed = seed
+        self.reconstruction_loss = reconstruction_loss or _l1
         self.latent_dim = int(generator.nz)
         self.generator = generator
         self.discriminator = discriminator
@@ -174,7 +182,7 @@ class FastGAN(keras.Model):
         logits, reconstructions = _float32(logits), [_float32(r) for r in reconstructions]
         d_real = ops.mean(ops.relu(self._margins(logits) - logits))
         targets = reconstruction_targets(real, part, int(reconstructions[0].shape[1]))
-        rec_loss = sum(ops.mean(ops.abs(r - t)) for r, t in zip(reconstructions, targets))
+        rec_loss = sum(self.reconstruction_loss(r, t) for r, t in zip(reconstructions, targets))
         fake_logits = _float32(self.discriminator(*fakes, training=True))
         d_fake = ops.mean(ops.relu(self._margins(fake_logits) + fake_logits))
         d_loss = d_real + d_fake + rec_loss
@@ -204,3 +212,7 @@ class FastGAN(keras.Model):
 def _float32(x):
     # Losses, margins and saved images are float32 whatever the networks' compute dtype (mixed_bfloat16).
     return ops.cast(x, "float32")
+
+
+def _l1(reconstructions, targets):
+    return ops.mean(ops.abs(reconstructions - targets))

@@ -61,6 +61,12 @@ def base_config():
         model.image_size, ngf, ndf, nz, activation ("glu" or "leaky_relu"), attention_resolutions: the
             networks (``keras_morsa.models.fastgan``).
         train.batch_size, num_steps, g_lr, d_lr, beta_1, beta_2 (Adam), ema_decay, policy (DiffAugment).
+        train.reconstruction: the loss of D's three reconstructions, ``"l1"`` (the default: mean absolute
+            error, no pretrained weights) or ``"perceptual"`` (an LPIPS-like distance on a frozen VGG16,
+            :mod:`keras_morsa.training.perceptual`; about a VGG16 forward and backward pass per
+            reconstruction, a GPU option). train.perceptual_weights: with ``"perceptual"``, the path of a
+            local VGG16 ``*.weights.h5`` (saved from ``build_backbone("vgg16", ...)``, i.e. KerasCV's
+            ``VGG16Backbone``); nothing is downloaded. The frozen VGG16 is not trained and not checkpointed.
         log_every, sample_every, checkpoint_every: intervals in steps; keep_checkpoints; num_samples: the
             size of the sample grid (a square number reads best).
     """
@@ -75,7 +81,7 @@ def base_config():
     ))
     config.train = ml_collections.ConfigDict(dict(
         batch_size=8, num_steps=50_000, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999,
-        ema_decay=0.999, policy="color,translation",
+        ema_decay=0.999, policy="color,translation", reconstruction="l1", perceptual_weights="",
     ))
     config.log_every = 100
     config.sample_every = 1000
@@ -120,13 +126,37 @@ def build_gan(config, strategy="none"):
                           seed=config.seed, name="generator")
     discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size,
                                   attention_resolutions=tuple(m.attention_resolutions), name="discriminator")
-    gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed)
+    gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed,
+                  reconstruction_loss=reconstruction_loss(t, discriminator.reconstruction_size))
     distribute.synchronize_batch_norm(gan, strategy)
     gan.compile(
         g_optimizer=keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2),
         d_optimizer=keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2),
     )
     return gan
+
+
+def reconstruction_loss(train, image_size):
+    """The ``reconstruction_loss`` of :class:`FastGAN` for ``train.reconstruction``: ``None`` (L1) or a
+    :class:`~keras_morsa.training.perceptual.PerceptualDistance` on ``image_size``-pixel reconstructions.
+
+    Raises:
+        UserError: an unknown ``train.reconstruction``, or ``"perceptual"`` without an existing local
+            ``train.perceptual_weights`` file.
+    """
+    if train.reconstruction == "l1":
+        return None
+    if train.reconstruction != "perceptual":
+        raise UserError(f"train.reconstruction={train.reconstruction!r}; accepted: 'l1' (default) or 'perceptual' "
+                        "(with train.perceptual_weights)")
+    # Imported only when asked for: it brings in KerasCV.
+    from keras_morsa.training.perceptual import PerceptualDistance
+
+    try:
+        return PerceptualDistance(train.perceptual_weights, image_size)
+    except UserError as error:
+        raise UserError(f"train.perceptual_weights={train.perceptual_weights!r} (train.reconstruction='perceptual'): "
+                        f"{error}; or use train.reconstruction='l1'") from None
 
 
 def sample_latents(config):
