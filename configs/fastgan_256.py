@@ -4,6 +4,12 @@ DiffAugment "color,translation", EMA decay 0.999. One iteration costs seconds on
 
     bin/train_gan --class=jaw --config=configs/fastgan_256.py
     bin/train_gan --class=jaw --config=configs/fastgan_256.py:smoke   # tiny, for tests
+
+D's reconstruction loss is L1 (train.reconstruction="l1", no pretrained weights); the reference's
+perceptual loss is an option that needs a local VGG16 weights file (nothing is downloaded):
+
+    bin/train_gan --class=jaw --config=configs/fastgan_256.py --config.train.reconstruction=perceptual
+        --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
 """
 
 from keras_morsa.training.train_gan import base_config, smoke_variant

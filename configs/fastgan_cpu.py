@@ -10,6 +10,12 @@ backends are slower per step on CPU (see the benchmark). Grids and checkpoints e
     bin/train_gan --class=jaw                                          # this config
     bin/train_gan --class=jaw --config.train.num_steps=4000            # longer, sharper
     bin/train_gan --class=jaw --config=configs/fastgan_cpu.py:smoke    # tiny, for tests
+
+D's reconstruction loss is L1 (train.reconstruction="l1", no pretrained weights); the reference's
+perceptual loss is an option that needs a local VGG16 weights file (nothing is downloaded):
+
+    bin/train_gan --class=jaw --config=configs/fastgan_cpu.py --config.train.reconstruction=perceptual
+        --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
 """
 
 from keras_morsa.training.train_gan import base_config, smoke_variant

@@ -5,6 +5,12 @@ Self-attention sits after the 32x32 maps of G and D (its memory grows with the s
 
     bin/train_gan --class=jaw --config=configs/fastgan_morsa.py
     bin/train_gan --class=jaw --config=configs/fastgan_morsa.py:smoke   # tiny, for tests
+
+D's reconstruction loss is L1 (train.reconstruction="l1", no pretrained weights); the reference's
+perceptual loss is an option that needs a local VGG16 weights file (nothing is downloaded):
+
+    bin/train_gan --class=jaw --config=configs/fastgan_morsa.py --config.train.reconstruction=perceptual
+        --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
 """
 
 from keras_morsa.training.train_gan import base_config, smoke_variant
