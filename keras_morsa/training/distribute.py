@@ -10,15 +10,16 @@ Strategies (``STRATEGIES``):
 Every replica must see the same number of examples: the global batch size must be a multiple of the replica
 count. Under ``"mirrored"`` batch-norm layers should compute their statistics over the global batch, as on
 one device: :func:`synchronize_batch_norm` switches a built model's ``BatchNormalization`` layers to
-synchronized statistics (``"data_parallel"`` computes on the global batch already).
+global-batch statistics (``"data_parallel"`` computes on the global batch already).
 
 Devices are fixed when the framework starts, so a CPU split into several devices is configured first:
 ``split_cpu(n)`` does it for TensorFlow (before any TensorFlow op runs); for JAX, start the process with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=<n>`` in the environment.
 
-The FastGAN step draws its latents and hinge margins for the global batch and gives each replica its slice,
-so N replicas train exactly like one device; DiffAugment draws per replica (disable it, or accept that
-replicas augment differently, when comparing against one device).
+The FastGAN step draws its latents, hinge margins and the generator's per-pixel noise for the global batch
+and gives each replica its slice (``keras_morsa.backend.gan_step.replica_share``), so N replicas train like
+one device (to float32 rounding); DiffAugment draws per replica (disable it, or accept that replicas augment
+differently, when comparing against one device).
 
 Example:
     with distribution_scope("mirrored"):
@@ -29,6 +30,7 @@ Example:
 """
 
 import contextlib
+import functools
 
 import keras
 
@@ -129,6 +131,12 @@ def distribution_scope(strategy):
 def synchronize_batch_norm(model, strategy):
     """Under ``"mirrored"``, makes every ``BatchNormalization`` layer of ``model`` use global-batch statistics.
 
+    The statistics are those one device computes on the whole batch: the replicas all-reduce the mean first,
+    then the squared deviations from it. Keras's own ``synchronized=True`` takes the variance as
+    E[x^2] - E[x]^2, which in float32 cancels where a channel's mean is large against its spread (FastGAN's
+    discriminator gradients came out up to 3e-2 relative off one device's); ``synchronized`` is still set, so
+    the layer's config records the intent.
+
     Returns the number of layers switched (0 for other strategies, which need no change).
     """
     check_strategy(strategy)
@@ -139,5 +147,29 @@ def synchronize_batch_norm(model, strategy):
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
+            # _moments is the one place BatchNormalization computes training statistics; an instance
+            # attribute replaces it for this layer only (a second call replaces it with the same).
+            layer._moments = functools.partial(_global_moments, layer)
             switched += 1
     return switched
+
+
+def _global_moments(layer, inputs, mask):
+    """Mean and variance of ``inputs`` over the global batch, two-pass like one device (TensorFlow by nature)."""
+    import tensorflow as tf
+
+    if mask is not None:  # masked statistics stay per replica, as in Keras
+        return type(layer)._moments(layer, inputs, mask)
+    axis = layer.axis % len(inputs.shape)
+    axes = [i for i in range(len(inputs.shape)) if i != axis]
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:  # the whole batch is here
+        return tf.nn.moments(inputs, axes)
+
+    def global_sum(x):
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+    count = global_sum(tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype))
+    mean = global_sum(tf.reduce_sum(inputs, axis=axes, keepdims=True)) / count
+    variance = global_sum(tf.reduce_sum(tf.square(inputs - mean), axis=axes, keepdims=True)) / count
+    return tf.squeeze(mean, axes), tf.squeeze(variance, axes)

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_morsa.backend import gan_step
 from keras_morsa.errors import UserError
 
 ACTIVATIONS = ("glu", "leaky_relu")
@@ -262,8 +263,11 @@ class NoiseInjection(keras.layers.Layer):
 
     def call(self, inputs):
         shape = ops.shape(inputs)
-        noise = keras.random.normal(
-            (shape[0], shape[1], shape[2], 1), dtype=inputs.dtype, seed=self.seed_generator
+        # Drawn for the global batch and sliced: under data parallelism each replica gets its own rows of
+        # the noise one device would draw, not a copy of the first rows.
+        noise = gan_step.replica_share(
+            lambda full_shape, seed: keras.random.normal(full_shape, dtype=inputs.dtype, seed=seed),
+            shape[0], (shape[1], shape[2], 1), self.seed_generator,
         )
         return inputs + ops.cast(self.weight, inputs.dtype) * noise
 
