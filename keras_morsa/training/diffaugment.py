@@ -25,6 +25,7 @@ Example:
 
 from keras import ops, random
 
+from keras_morsa.backend import gan_step
 from keras_morsa.errors import UserError
 
 #: Operation names a policy string may contain, in no particular order.
@@ -76,7 +77,17 @@ def diff_augment(images, policy, seed_generator):
 
 
 def _per_sample(batch, seed_generator, minval, maxval):
-    return random.uniform((ops.shape(batch[0])[0], 1, 1, 1), minval, maxval, seed=seed_generator)
+    return gan_step.replica_share(
+        lambda shape, seed: random.uniform(shape, minval, maxval, seed=seed), ops.shape(batch[0])[0], (1, 1, 1),
+        seed_generator)
+
+
+def _positions(batch, seed_generator, low, high):
+    """One integer in ``[low, high)`` per sample; drawn for the global batch under data parallelism, so two
+    replicas augment their halves as one device augments the whole batch."""
+    return gan_step.replica_share(
+        lambda shape, seed: random.randint(shape, low, high, dtype="int32", seed=seed), ops.shape(batch[0])[0], (),
+        seed_generator)
 
 
 def _color(batch, seed_generator):
@@ -118,9 +129,8 @@ def _shift_axis(x, shift, axis):
 def _translation(batch, seed_generator):
     reference = _size(batch[0])
     limit = int(reference * _TRANSLATION_RATIO + 0.5)
-    shape = (ops.shape(batch[0])[0],)
-    dy = random.randint(shape, -limit, limit + 1, dtype="int32", seed=seed_generator)
-    dx = random.randint(shape, -limit, limit + 1, dtype="int32", seed=seed_generator)
+    dy = _positions(batch, seed_generator, -limit, limit + 1)
+    dx = _positions(batch, seed_generator, -limit, limit + 1)
     out = []
     for x in batch:
         size = _size(x)
@@ -132,11 +142,10 @@ def _translation(batch, seed_generator):
 def _cutout(batch, seed_generator):
     reference = _size(batch[0])
     side = int(reference * _CUTOUT_RATIO + 0.5)
-    shape = (ops.shape(batch[0])[0],)
     # Centres range over the whole image (one extra position for even sides keeps the choice symmetric).
     high = reference + (1 - side % 2)
-    top = random.randint(shape, 0, high, dtype="int32", seed=seed_generator) - side // 2
-    left = random.randint(shape, 0, high, dtype="int32", seed=seed_generator) - side // 2
+    top = _positions(batch, seed_generator, 0, high) - side // 2
+    left = _positions(batch, seed_generator, 0, high) - side // 2
     out = []
     for x in batch:
         size = _size(x)

@@ -35,9 +35,9 @@ def _compare_one_step(strategy):
 
     def make():
         keras.utils.set_random_seed(0)
-        # DiffAugment draws per replica: off here, so that both runs see the same images.
+        # Every DiffAugment operation is on: its draws, like the latents', are made for the global batch.
         gan = FastGAN(Generator(ngf=8, nz=16, image_size=64, seed=0), Discriminator(ndf=8, image_size=64),
-                      policy="", seed=0)
+                      policy="color,translation,cutout", seed=0)
         distribute.synchronize_batch_norm(gan, strategy)
         gan.compile(g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5),
                     d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5))
