@@ -212,8 +212,9 @@ class _Evaluate(keras.callbacks.Callback):
         logs = logs or {}
         if self.config.bn_reestimate_batches > 0:
             reestimate_bn_statistics(self.model, self.train_ds, self.config.bn_reestimate_batches)
-        probabilities = self.model.predict(self.test_images[0], batch_size=self.config.eval_batch_size, verbose=0)
-        self.predictions = np.argmax(probabilities, axis=-1)
+        images, labels = self.test_images
+        probabilities = self.model.predict(images, batch_size=self.config.eval_batch_size, verbose=0)
+        self.predictions = np.argmax(probabilities[: len(labels)], axis=-1)
         accuracy = float(np.mean(self.predictions == self.test_images[1]))
         self.curve.append({
             "step": (epoch + 1) * self.config.eval_every,
@@ -240,6 +241,13 @@ def _training_set(run, manifest, synthetic, config):
         files, labels = [f for f, _ in kept], [label for _, label in kept]
         return files, labels, 0, len(files)
     return files, labels, len(real_files), len(files) - len(real_files)
+
+
+def _pad_to_batches(images, batch_size):
+    """Repeats the last image up to a whole number of batches: under ``keras.distribution.DataParallel``
+    every predict batch must split evenly over the devices (the padded predictions are dropped)."""
+    missing = -len(images) % batch_size
+    return np.concatenate([images, np.repeat(images[-1:], missing, axis=0)]) if missing else images
 
 
 def _check_budget(config):
@@ -353,7 +361,11 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
     """
     workdir = Path(workdir)
     _check_budget(config)
-    distribute.check_strategy(strategy)
+    replicas = distribute.replica_count(strategy)
+    for key in ("batch_size", "eval_batch_size"):
+        if int(config[key]) % replicas:
+            raise UserError(f"config.{key}={config[key]} does not split over the {replicas} replicas of "
+                            f"--strategy={strategy}; use a multiple of {replicas}")
     runs = plan_runs(config)
     if synthetic_dir is None:
         skipped = [r for r in runs if r.regime in SYNTHETIC_REGIMES]
@@ -388,6 +400,8 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
         # Every training set is drawn up front, so too few synthetic images fail before any training.
         training_sets = {run: _training_set(run, manifest, synthetic, config) for run in todo}
         test = _load_images(manifest.files("test"), manifest.labels("test"), config)
+        if replicas > 1:
+            test = (_pad_to_batches(test[0], int(config.eval_batch_size)), test[1])
         bar = keras.utils.Progbar(len(todo) * int(config.steps), unit_name="step",
                                   stateful_metrics=["test_acc"])
         with distribute.distribution_scope(strategy):

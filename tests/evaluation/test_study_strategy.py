@@ -18,10 +18,6 @@ STRATEGY = {"tensorflow": "mirrored", "jax": "data_parallel"}.get(BACKEND)
 
 
 @pytest.mark.multibackend
-@pytest.mark.xfail(BACKEND == "jax", strict=True, reason=(
-    "open in keras_morsa/evaluation/study.py: the per-evaluation model.predict on the 9 test images fails under "
-    "keras.distribution.DataParallel (IndivisibleError: a batch of 9 cannot be split over 2 devices)"
-))
 def test_smoke_study_trains_on_two_replicas(tmp_path, run_script):
     if STRATEGY is None:
         pytest.skip("no data-parallel strategy on torch")
