@@ -16,10 +16,9 @@ Devices are fixed when the framework starts, so a CPU split into several devices
 ``split_cpu(n)`` does it for TensorFlow (before any TensorFlow op runs); for JAX, start the process with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=<n>`` in the environment.
 
-The FastGAN step draws its latents, hinge margins and the generator's per-pixel noise for the global batch
-and gives each replica its slice (``keras_morsa.backend.gan_step.replica_share``), so N replicas train like
-one device (to float32 rounding); DiffAugment draws per replica (disable it, or accept that replicas augment
-differently, when comparing against one device).
+The FastGAN step draws its latents, hinge margins, the generator's per-pixel noise and DiffAugment's
+transforms for the global batch and gives each replica its slice (``keras_morsa.backend.gan_step.replica_share``),
+so N replicas train like one device (to float32 rounding).
 
 Example:
     with distribution_scope("mirrored"):
