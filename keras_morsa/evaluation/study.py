@@ -215,7 +215,7 @@ class _Evaluate(keras.callbacks.Callback):
         images, labels = self.test_images
         probabilities = self.model.predict(images, batch_size=self.config.eval_batch_size, verbose=0)
         self.predictions = np.argmax(probabilities[: len(labels)], axis=-1)
-        accuracy = float(np.mean(self.predictions == self.test_images[1]))
+        accuracy = float(np.mean(self.predictions == labels))
         self.curve.append({
             "step": (epoch + 1) * self.config.eval_every,
             "test_accuracy": accuracy,
@@ -361,11 +361,8 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
     """
     workdir = Path(workdir)
     _check_budget(config)
-    replicas = distribute.replica_count(strategy)
-    for key in ("batch_size", "eval_batch_size"):
-        if int(config[key]) % replicas:
-            raise UserError(f"config.{key}={config[key]} does not split over the {replicas} replicas of "
-                            f"--strategy={strategy}; use a multiple of {replicas}")
+    replicas = distribute.check_batch_split(
+        strategy, **{"config.batch_size": config.batch_size, "config.eval_batch_size": config.eval_batch_size})
     runs = plan_runs(config)
     if synthetic_dir is None:
         skipped = [r for r in runs if r.regime in SYNTHETIC_REGIMES]

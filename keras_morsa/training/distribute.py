@@ -95,6 +95,24 @@ def replica_count(strategy):
     return max(1, len(_devices(strategy)))
 
 
+def check_batch_split(strategy, **batch_sizes):
+    """Raises ``UserError`` unless every named batch size splits evenly over ``strategy``'s replicas.
+
+    Args:
+        strategy: one of :data:`STRATEGIES`.
+        **batch_sizes: config key -> batch size, e.g. ``check_batch_split(s, **{"train.batch_size": 8})``.
+
+    Returns:
+        The replica count.
+    """
+    replicas = replica_count(strategy)
+    for key, size in batch_sizes.items():
+        if int(size) % replicas:
+            raise UserError(f"{key}={size} does not split over {replicas} replicas of strategy={strategy!r}; "
+                            f"use a multiple of {replicas}")
+    return replicas
+
+
 def distribution_scope(strategy):
     """Sets up ``strategy`` and returns the context in which to build, compile and fit the model.
 

@@ -115,10 +115,7 @@ def build_gan(config, strategy="none"):
         strategy: one of ``distribute.STRATEGIES``; call this inside its ``distribution_scope``, where
             ``fit`` runs too.
     """
-    replicas = distribute.replica_count(strategy)
-    if config.train.batch_size % replicas:
-        raise UserError(f"train.batch_size={config.train.batch_size} does not split over {replicas} replicas of "
-                        f"strategy={strategy!r}; use a multiple of {replicas}")
+    distribute.check_batch_split(strategy, **{"train.batch_size": config.train.batch_size})
     keras.utils.set_random_seed(config.seed)
     m, t = config.model, config.train
     generator = Generator(ngf=m.ngf, nz=m.nz, image_size=m.image_size,
