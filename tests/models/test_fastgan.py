@@ -227,11 +227,32 @@ def test_self_attention_starts_as_identity():
          "latents of shape (None, 32) do not fit this generator; expected [B, 16]"),
         (lambda: Discriminator(ndf=8, image_size=64).build((None, 128, 128, 3), (None, 64, 64, 3)),
          "images of shape (None, 128, 128, 3) do not fit this discriminator; expected [B, 64, 64, 3]"),
+        (lambda: Discriminator(image_size=64, decoder_width=0), "decoder_width=0: expected a positive integer"),
+        (lambda: Discriminator(image_size=64, decoder_width=8.0), "decoder_width=8.0: expected a positive integer"),
     ],
 )
 def test_bad_arguments_raise_user_errors(build, message):
     with pytest.raises(UserError, match=re.escape(message)):
         build()
+
+
+def test_decoder_width_scales_only_the_decoders():
+    # 128 px: decoders up to 64x64, i.e. up-blocks to 16, 32 and 64 (multipliers 4, 2, 2 of the width).
+    reference = Discriminator(ndf=8, image_size=128)
+    narrow = Discriminator(ndf=8, image_size=128, decoder_width=4)
+    for d in (reference, narrow):
+        d.build((None, 128, 128, 3), (None, 64, 64, 3))
+    assert [up.filters for up in reference.decoder_big.ups] == [128, 64, 64]
+    assert [up.filters for up in narrow.decoder_part.ups] == [16, 8, 8]
+    def encoder(d):  # (path below the model's own name, shape) of every non-decoder weight
+        return [(v.path.split("/", 1)[1], tuple(v.shape)) for v in d.trainable_variables if "decoder" not in v.path]
+
+    assert encoder(narrow) == encoder(reference)
+    assert trainable_count(narrow) < trainable_count(reference)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 128, 128, 3)).astype("float32")
+    _, reconstructions = narrow.call_with_reconstructions(images, images[:, ::2, ::2], part_tensor(1), training=False)
+    assert [tuple(r.shape) for r in reconstructions] == [(2, 64, 64, 3)] * 3
+    assert Discriminator.from_config(narrow.get_config()).decoder_width == 4
 
 
 @pytest.mark.multibackend

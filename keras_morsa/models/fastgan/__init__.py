@@ -29,6 +29,9 @@ size   generator                                   discriminator
 512 and 1024 px follow the reference (G adds up-blocks to 512 with SLE 32->512, then 1024 without SLE;
 D's stem reaches the 256 map with one or two stride-2 convs). At every size D returns 5x5 + 5x5 = 50 logits
 per image, and the part decoder reconstructs a quarter of the 16x16 big-path map.
+
+The decoders' base width is the reference's fixed 32 channels whatever ``ndf`` (``Discriminator``'s
+``decoder_width``); narrowing it is an option for CPU configs (``configs/fastgan_cpu.py`` uses ndf/2 = 8).
 """
 
 from keras_morsa.models.fastgan.discriminator import Discriminator, downscale, reconstruction_targets

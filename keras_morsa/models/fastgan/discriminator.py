@@ -72,6 +72,9 @@ class Discriminator(keras.Model):
         attention_resolutions: big-path map sides (8 .. ``min(image_size, 256)``) after which a SAGAN
             self-attention block is inserted (after the map's excitation gate, if any).
         channels: image channels.
+        decoder_width: base width of the three reconstruction decoders (32, the reference's, whatever
+            ``ndf``). At 64 px and ndf 16 the decoders are most of D's parameters and half of a CPU
+            training iteration; a narrower decoder is a documented reduction for CPU configs.
 
     Call args (``call``):
         images: [B, S, S, C] in [-1, 1].
@@ -91,9 +94,10 @@ class Discriminator(keras.Model):
         (2, 50)
     """
 
-    def __init__(self, ndf=64, image_size=256, attention_resolutions=(), channels=3, **kwargs):
+    def __init__(self, ndf=64, image_size=256, attention_resolutions=(), channels=3, decoder_width=32, **kwargs):
         super().__init__(**kwargs)
         self.ndf = int(ndf)
+        self.decoder_width = fl.check_decoder_width(decoder_width)
         self.image_size = check_image_size(image_size)
         self.small_size = small_image_size(image_size)
         self.reconstruction_size = self.small_size
@@ -130,9 +134,10 @@ class Discriminator(keras.Model):
                             for side in self.small_sides[1:]]
         self.small_logits = fl.SpectralConv2D(1, 4, padding="valid", name="small_logits")
 
-        self.decoder_big = fl.ReconstructionDecoder(self.reconstruction_size, self.channels, name="decoder_big")
-        self.decoder_small = fl.ReconstructionDecoder(self.reconstruction_size, self.channels, name="decoder_small")
-        self.decoder_part = fl.ReconstructionDecoder(self.reconstruction_size, self.channels, name="decoder_part")
+        self.decoder_big, self.decoder_small, self.decoder_part = (
+            fl.ReconstructionDecoder(self.reconstruction_size, self.channels, self.decoder_width, name=f"decoder_{n}")
+            for n in ("big", "small", "part")
+        )
 
     def build(self, images_shape, images_small_shape=None, part_shape=None):
         # Keras passes one shape per call argument; everything but the batch follows from image_size.
@@ -246,5 +251,6 @@ class Discriminator(keras.Model):
             image_size=self.image_size,
             attention_resolutions=list(self.attention_resolutions),
             channels=self.channels,
+            decoder_width=self.decoder_width,
         )
         return config

@@ -471,8 +471,9 @@ class CompoundDownBlock(keras.layers.Layer):
         return config
 
 
-# The reference decoder's widths: the generator's multipliers on a fixed base of 32 channels.
-DECODER_WIDTHS = {16: 128, 32: 64, 64: 64, 128: 32}
+# The reference decoder's widths are the generator's multipliers on a fixed base of 32 channels
+# (``decoder_width``): {16: 128, 32: 64, 64: 64, 128: 32}.
+DECODER_MULTIPLIERS = {16: 4, 32: 2, 64: 2, 128: 1}
 
 
 @keras.saving.register_keras_serializable(package="keras_morsa")
@@ -483,16 +484,19 @@ class ReconstructionDecoder(keras.layers.Layer):
     Args:
         output_size: side of the reconstruction, 32, 64 or 128 (the reference always uses 128).
         channels: output channels (3 for RGB).
+        width: base width; the up-block to side ``s`` has ``DECODER_MULTIPLIERS[s] * width`` channels.
+            32 is the reference (independent of ``ndf``).
     """
 
-    def __init__(self, output_size=128, channels=3, **kwargs):
+    def __init__(self, output_size=128, channels=3, width=32, **kwargs):
         super().__init__(**kwargs)
         if output_size not in (32, 64, 128):
             raise UserError(f"decoder output_size={output_size!r} is not supported; accepted: 32, 64, 128")
         self.output_size = int(output_size)
         self.channels = int(channels)
-        sides = [side for side in DECODER_WIDTHS if side <= self.output_size]
-        self.ups = [UpBlock(DECODER_WIDTHS[side], name=f"up_{side}") for side in sides]
+        self.width = check_decoder_width(width)
+        sides = [side for side in DECODER_MULTIPLIERS if side <= self.output_size]
+        self.ups = [UpBlock(DECODER_MULTIPLIERS[side] * self.width, name=f"up_{side}") for side in sides]
         self.to_image = SpectralConv2D(self.channels, 3, name="to_image")
 
     def build(self, input_shape):
@@ -510,8 +514,14 @@ class ReconstructionDecoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(output_size=self.output_size, channels=self.channels)
+        config.update(output_size=self.output_size, channels=self.channels, width=self.width)
         return config
+
+
+def check_decoder_width(width):
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise UserError(f"decoder_width={width!r}: expected a positive integer (32 is the reference's)")
+    return int(width)
 
 
 def check_activation(activation):
