@@ -11,7 +11,7 @@ iteration (all threads): on a machine shared with other work it is the steadier 
 
     .venv/bin/python benchmarks/fastgan_step.py                          # current KERAS_BACKEND, both cases
     .venv/bin/python benchmarks/fastgan_step.py --backends=tensorflow,jax,torch --cases=paper --steps=5
-    .venv/bin/python benchmarks/fastgan_step.py --mixed_bfloat16         # bf16 compute, fp32 variables
+    .venv/bin/python benchmarks/fastgan_step.py --policies=float32,mixed_bfloat16  # side by side, with the ratio
     OMP_NUM_THREADS=2 taskset -c 0,1 ...                                 # pin to 2 cores for comparable figures
 """
 
@@ -34,11 +34,13 @@ _BACKENDS = flags.DEFINE_list("backends", [os.environ.get("KERAS_BACKEND", "tens
 _CASES = flags.DEFINE_list("cases", list(CASES), f"Which of {list(CASES)} to run.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed iterations.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed first iterations (tracing, compilation).")
-_BF16 = flags.DEFINE_bool("mixed_bfloat16", False, "Run under the mixed_bfloat16 dtype policy.")
+POLICIES = ("float32", "mixed_bfloat16")
+_POLICIES = flags.DEFINE_list("policies", ["float32"], f"Dtype policies to measure, some of {list(POLICIES)} "
+                              "(mixed_bfloat16: bf16 compute, float32 variables); with both, the ratio is printed.")
 _CHILD = flags.DEFINE_string("child", None, "Internal: measure this case in this process, print JSON.")
 
 
-def measure(case, steps, warmup, bf16):
+def measure(case, steps, warmup, policy):
     """Builds the case's FastGAN and times ``train_on_batch``; returns a dict of figures."""
     sys.path.insert(0, str(REPO))
     import importlib
@@ -48,8 +50,7 @@ def measure(case, steps, warmup, bf16):
 
     from keras_morsa.training.train_gan import build_gan
 
-    if bf16:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.mixed_precision.set_global_policy(policy)
     config = importlib.import_module(f"configs.{CASES[case]}").get_config()
     gan = build_gan(config)
     size, batch = config.model.image_size, config.train.batch_size
@@ -68,7 +69,7 @@ def measure(case, steps, warmup, bf16):
     cpu = (time.process_time() - cpu_start) / steps
     return {
         "backend": keras.backend.backend(), "case": case, "size": size, "batch": batch,
-        "ngf": config.model.ngf, "policy": "mixed_bfloat16" if bf16 else "float32",
+        "ngf": config.model.ngf, "policy": policy,
         "s_per_iter": statistics.median(times), "cpu_s_per_iter": cpu, "warmup_s": warm,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
@@ -77,28 +78,36 @@ def measure(case, steps, warmup, bf16):
 def main(argv):
     del argv
     if _CHILD.value:
-        print(json.dumps(measure(_CHILD.value, _STEPS.value, _WARMUP.value, _BF16.value)))
+        print(json.dumps(measure(_CHILD.value, _STEPS.value, _WARMUP.value, _POLICIES.value[0])))
         return
-    unknown = sorted(set(_CASES.value) - set(CASES))
-    if unknown:
-        raise app.UsageError(f"--cases={','.join(unknown)}: expected some of {list(CASES)}")
+    for name, values, accepted in (("cases", _CASES.value, list(CASES)), ("policies", _POLICIES.value, POLICIES)):
+        unknown = sorted(set(values) - set(accepted))
+        if unknown:
+            raise app.UsageError(f"--{name}={','.join(unknown)}: expected some of {list(accepted)}")
     header = f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} " \
              f"{'s/iter':>7} {'it/s':>6} {'cpu s/iter':>10} {'warmup s':>8} {'peak GB':>7}"
     print(header)
+    seconds = {}
     for backend in _BACKENDS.value:
         for case in _CASES.value:
-            cmd = [sys.executable, __file__, f"--child={case}", f"--steps={_STEPS.value}",
-                   f"--warmup={_WARMUP.value}", f"--mixed_bfloat16={_BF16.value}"]
-            env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                print(f"{backend:<11} {case:<6} failed: {reason}")
-                continue
-            r = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
-                  f"{r['policy']:<14} {r['s_per_iter']:>7.3f} {1 / r['s_per_iter']:>6.2f} {r['cpu_s_per_iter']:>10.3f} "
-                  f"{r['warmup_s']:>8.1f} {r['peak_rss_gb']:>7.2f}", flush=True)
+            for policy in _POLICIES.value:
+                cmd = [sys.executable, __file__, f"--child={case}", f"--steps={_STEPS.value}",
+                       f"--warmup={_WARMUP.value}", f"--policies={policy}"]
+                env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if done.returncode != 0:
+                    reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                    print(f"{backend:<11} {case:<6} {policy}: failed: {reason}")
+                    continue
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                seconds[backend, case, policy] = r["s_per_iter"]
+                print(f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
+                      f"{r['policy']:<14} {r['s_per_iter']:>7.3f} {1 / r['s_per_iter']:>6.2f} "
+                      f"{r['cpu_s_per_iter']:>10.3f} {r['warmup_s']:>8.1f} {r['peak_rss_gb']:>7.2f}", flush=True)
+    for (backend, case, policy), value in seconds.items():
+        if policy != "float32" and (backend, case, "float32") in seconds:
+            print(f"{backend} {case}: {policy} takes {value / seconds[backend, case, 'float32']:.2f}x the "
+                  "float32 time per iteration")
 
 
 if __name__ == "__main__":
