@@ -58,8 +58,9 @@ def base_config():
         data.images_per_class, data.image_size, data.seed: the built-in dataset build
             (``morsa_parts.load``); data.test_fraction, data.val_fraction, data.split_seed: the split made
             when the dataset has no ``split_manifest.csv`` yet; data.flip: horizontal flips.
-        model.image_size, ngf, ndf, nz, activation ("glu" or "leaky_relu"), attention_resolutions: the
-            networks (``keras_morsa.models.fastgan``).
+        model.image_size, ngf, ndf, nz, activation ("glu" or "leaky_relu"), attention_resolutions,
+            decoder_width (D's reconstruction decoders; 32 is the reference's): the networks
+            (``keras_morsa.models.fastgan``).
         train.batch_size, num_steps, g_lr, d_lr, beta_1, beta_2 (Adam), ema_decay, policy (DiffAugment).
         train.reconstruction: the loss of D's three reconstructions, ``"l1"`` (the default: mean absolute
             error, no pretrained weights) or ``"perceptual"`` (an LPIPS-like distance on a frozen VGG16,
@@ -77,7 +78,7 @@ def base_config():
         test_fraction=0.3, val_fraction=0.0, split_seed=0, flip=True,
     ))
     config.model = ml_collections.ConfigDict(dict(
-        image_size=256, ngf=64, ndf=64, nz=256, activation="glu", attention_resolutions=(),
+        image_size=256, ngf=64, ndf=64, nz=256, activation="glu", attention_resolutions=(), decoder_width=32,
     ))
     config.train = ml_collections.ConfigDict(dict(
         batch_size=8, num_steps=50_000, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999,
@@ -92,11 +93,12 @@ def base_config():
 
 
 def smoke_variant(config):
-    """Shrinks ``config`` in place to the tiny variant tests use (64 px, widths 8, nz 16, 6 steps)."""
+    """Shrinks ``config`` in place to the tiny variant tests use (64 px, widths 8, decoders 4, nz 16, 6 steps)."""
     config.data.images_per_class = 8
     config.data.image_size = 64
     config.model.image_size = 64
     config.model.ngf = config.model.ndf = 8
+    config.model.decoder_width = 4
     config.model.nz = 16
     config.model.attention_resolutions = tuple(r for r in config.model.attention_resolutions if r <= 16)
     config.train.batch_size = 4
@@ -121,7 +123,7 @@ def build_gan(config, strategy="none"):
     generator = Generator(ngf=m.ngf, nz=m.nz, image_size=m.image_size,
                           attention_resolutions=tuple(m.attention_resolutions), activation=m.activation,
                           seed=config.seed, name="generator")
-    discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size,
+    discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size, decoder_width=m.decoder_width,
                                   attention_resolutions=tuple(m.attention_resolutions), name="discriminator")
     gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed,
                   reconstruction_loss=reconstruction_loss(t, discriminator.reconstruction_size))

@@ -17,7 +17,7 @@ from keras_morsa.data import splits
 from keras_morsa.io import read_csv, read_json
 from keras_morsa.training.fastgan import FastGAN
 from keras_morsa.training.generate import generate
-from keras_morsa.training.train_gan import NonFiniteLoss, train_gan
+from keras_morsa.training.train_gan import NonFiniteLoss, build_gan, train_gan
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = f"--config={REPO / 'configs' / 'fastgan_cpu.py'}:smoke"
@@ -47,6 +47,15 @@ def trained(tmp_path_factory, data_dir):
     workdir = tmp_path_factory.mktemp("gan")
     result = train_gan(get_config("smoke"), workdir, "disc", data_dir=data_dir)
     return workdir, result
+
+
+def test_build_gan_takes_the_decoder_width_from_the_config():
+    config = get_config("smoke")
+    config.model.decoder_width = 2
+    gan = build_gan(config)
+    # 64 px: decoders up to 32x32, up-blocks to 16 and 32 with 4x and 2x the width.
+    for decoder in (gan.discriminator.decoder_big, gan.discriminator.decoder_small, gan.discriminator.decoder_part):
+        assert [up.filters for up in decoder.ups] == [8, 4]
 
 
 @pytest.mark.multibackend
