@@ -97,7 +97,6 @@ class Discriminator(keras.Model):
     def __init__(self, ndf=64, image_size=256, attention_resolutions=(), channels=3, decoder_width=32, **kwargs):
         super().__init__(**kwargs)
         self.ndf = int(ndf)
-        self.decoder_width = fl.check_decoder_width(decoder_width)
         self.image_size = check_image_size(image_size)
         self.small_size = small_image_size(image_size)
         self.reconstruction_size = self.small_size
@@ -135,9 +134,10 @@ class Discriminator(keras.Model):
         self.small_logits = fl.SpectralConv2D(1, 4, padding="valid", name="small_logits")
 
         self.decoder_big, self.decoder_small, self.decoder_part = (
-            fl.ReconstructionDecoder(self.reconstruction_size, self.channels, self.decoder_width, name=f"decoder_{n}")
+            fl.ReconstructionDecoder(self.reconstruction_size, self.channels, decoder_width, name=f"decoder_{n}")
             for n in ("big", "small", "part")
         )
+        self.decoder_width = self.decoder_big.width  # validated there
 
     def build(self, images_shape, images_small_shape=None, part_shape=None):
         # Keras passes one shape per call argument; everything but the batch follows from image_size.

@@ -494,7 +494,7 @@ class ReconstructionDecoder(keras.layers.Layer):
             raise UserError(f"decoder output_size={output_size!r} is not supported; accepted: 32, 64, 128")
         self.output_size = int(output_size)
         self.channels = int(channels)
-        self.width = check_decoder_width(width)
+        self.width = _check_decoder_width(width)
         sides = [side for side in DECODER_MULTIPLIERS if side <= self.output_size]
         self.ups = [UpBlock(DECODER_MULTIPLIERS[side] * self.width, name=f"up_{side}") for side in sides]
         self.to_image = SpectralConv2D(self.channels, 3, name="to_image")
@@ -518,7 +518,7 @@ class ReconstructionDecoder(keras.layers.Layer):
         return config
 
 
-def check_decoder_width(width):
+def _check_decoder_width(width):
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
         raise UserError(f"decoder_width={width!r}: expected a positive integer (32 is the reference's)")
     return int(width)
