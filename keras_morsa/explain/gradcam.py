@@ -5,7 +5,7 @@ For a chosen class c and a layer with activation A [h, w, C]:
 - the score is the class's *logit* (the ``logits`` layer, before the softmax; a softmax score saturates and
   mixes in the other classes);
 - the gradient of the score with respect to A is taken on the running backend
-  (:func:`keras_morsa.backend.gradients.value_and_grad`);
+  (:func:`keras_morsa.backend.value_and_grad`);
 - the channel weights are the spatial means of that gradient, and the raw map is relu(sum_c w_c A_c);
 - the raw map is upsampled to the image size with ``scipy.ndimage.zoom(order=1)`` and min-max normalised
   per image to [0, 1], exactly as tf-keras-vis does, so both give the same maps (checked to 1e-4 relative on
@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from scipy import ndimage
 
-from keras_morsa.backend.gradients import value_and_grad
+from keras_morsa.backend import value_and_grad
 from keras_morsa.errors import UserError
 from keras_morsa.models.classifier import flat_view, last_spatial_layer
 

@@ -25,7 +25,7 @@ Example:
 
 from keras import ops, random
 
-from keras_morsa.backend import gan_step
+from keras_morsa import backend
 from keras_morsa.errors import UserError
 
 #: Operation names a policy string may contain, in no particular order.
@@ -77,7 +77,7 @@ def diff_augment(images, policy, seed_generator):
 
 
 def _per_sample(batch, seed_generator, minval, maxval):
-    return gan_step.replica_share(
+    return backend.replica_share(
         lambda shape, seed: random.uniform(shape, minval, maxval, seed=seed), ops.shape(batch[0])[0], (1, 1, 1),
         seed_generator)
 
@@ -85,7 +85,7 @@ def _per_sample(batch, seed_generator, minval, maxval):
 def _positions(batch, seed_generator, low, high):
     """One integer in ``[low, high)`` per sample; drawn for the global batch under data parallelism, so two
     replicas augment their halves as one device augments the whole batch."""
-    return gan_step.replica_share(
+    return backend.replica_share(
         lambda shape, seed: random.randint(shape, low, high, dtype="int32", seed=seed), ops.shape(batch[0])[0], (),
         seed_generator)
 

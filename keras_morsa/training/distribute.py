@@ -17,7 +17,7 @@ Devices are fixed when the framework starts, so a CPU split into several devices
 ``XLA_FLAGS=--xla_force_host_platform_device_count=<n>`` in the environment.
 
 The FastGAN step draws its latents, hinge margins, the generator's per-pixel noise and DiffAugment's
-transforms for the global batch and gives each replica its slice (``keras_morsa.backend.gan_step.replica_share``),
+transforms for the global batch and gives each replica its slice (``keras_morsa.backend.replica_share``),
 so N replicas train like one device (to float32 rounding).
 
 Example:
@@ -29,7 +29,6 @@ Example:
 """
 
 import contextlib
-import functools
 
 import keras
 
@@ -148,45 +147,22 @@ def distribution_scope(strategy):
 def synchronize_batch_norm(model, strategy):
     """Under ``"mirrored"``, makes every ``BatchNormalization`` layer of ``model`` use global-batch statistics.
 
-    The statistics are those one device computes on the whole batch: the replicas all-reduce the mean first,
-    then the squared deviations from it. Keras's own ``synchronized=True`` takes the variance as
-    E[x^2] - E[x]^2, which in float32 cancels where a channel's mean is large against its spread (FastGAN's
-    discriminator gradients came out up to 3e-2 relative off one device's); ``synchronized`` is still set, so
-    the layer's config records the intent.
+    The statistics are those one device computes on the whole batch, in two passes
+    (``keras_morsa.backend.tensorflow.global_batch_norm``): Keras's own ``synchronized=True`` takes the
+    variance as E[x^2] - E[x]^2, which in float32 cancelled enough to move FastGAN's discriminator gradients
+    up to 3e-2 relative off one device's.
 
     Returns the number of layers switched (0 for other strategies, which need no change).
     """
     check_strategy(strategy)
     if strategy != "mirrored":
         return 0
+    from keras_morsa.backend.tensorflow import global_batch_norm  # mirrored runs on TensorFlow only
+
     switched = 0
     # Keras has no public recursive layer walk; _flatten_layers is what Model.summary and saving use.
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = True
-            # _moments is the one place BatchNormalization computes training statistics; an instance
-            # attribute replaces it for this layer only (a second call replaces it with the same).
-            layer._moments = functools.partial(_global_moments, layer)
+            global_batch_norm(layer)
             switched += 1
     return switched
-
-
-def _global_moments(layer, inputs, mask):
-    """Mean and variance of ``inputs`` over the global batch, two-pass like one device (TensorFlow by nature)."""
-    import tensorflow as tf
-
-    if mask is not None:  # masked statistics stay per replica, as in Keras
-        return type(layer)._moments(layer, inputs, mask)
-    axis = layer.axis % len(inputs.shape)
-    axes = [i for i in range(len(inputs.shape)) if i != axis]
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:  # the whole batch is here
-        return tf.nn.moments(inputs, axes)
-
-    def global_sum(x):
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
-
-    count = global_sum(tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype))
-    mean = global_sum(tf.reduce_sum(inputs, axis=axes, keepdims=True)) / count
-    variance = global_sum(tf.reduce_sum(tf.square(inputs - mean), axis=axes, keepdims=True)) / count
-    return tf.squeeze(mean, axes), tf.squeeze(variance, axes)

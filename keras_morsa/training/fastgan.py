@@ -17,7 +17,7 @@ One training iteration (``train_step``, called by ``fit`` with a batch of real i
    trainable weight, and takes a copy of G's non-trainable state (batch-norm statistics, spectral-norm
    vectors, noise seeds), so its batch-norm layers in inference mode use G's current statistics.
 
-Only the gradient plumbing differs per backend (``keras_morsa.backend.gan_step``); the four functions above
+Only the gradient plumbing differs per backend (``keras_morsa.backend``); the four functions above
 are written once in ``keras.ops``. Samples the toolkit shows or saves come from ``ema_generator`` in
 inference mode (``ema_generator`` or ``FastGAN.call``), never from the raw ``generator``.
 
@@ -33,7 +33,7 @@ distance on a frozen VGG16 loaded from a local weights file is the option (``rec
 import keras
 from keras import ops
 
-from keras_morsa.backend import gan_step
+from keras_morsa import backend
 from keras_morsa.errors import UserError
 from keras_morsa.models.fastgan import downscale, reconstruction_targets
 from keras_morsa.training.checkpoint import checkpoint_variables
@@ -127,6 +127,12 @@ class FastGAN(keras.Model):
         """
         if g_optimizer is d_optimizer:
             raise UserError("g_optimizer and d_optimizer are the same object: give each network its own optimizer")
+        policies = {network.dtype_policy.name for network in (self.generator, self.discriminator)}
+        if "mixed_float16" in policies:
+            # The GAN steps do not scale their losses (optimizer.scale_loss), so float16 gradients would
+            # underflow unnoticed; bfloat16 has float32's range and needs no scaling.
+            raise UserError("dtype policy 'mixed_float16' is not supported by the FastGAN step (no loss "
+                            "scaling); accepted: 'float32' or 'mixed_bfloat16'")
         super().compile(optimizer=g_optimizer, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
@@ -157,7 +163,7 @@ class FastGAN(keras.Model):
 
     def _per_sample(self, draw, batch_size, *shape):
         # Drawn for the global batch and sliced, so that N replicas see the same numbers as one device.
-        return gan_step.replica_share(draw, batch_size, shape, self.seed_generator)
+        return backend.replica_share(draw, batch_size, shape, self.seed_generator)
 
     def fake_images(self, batch_size):
         """Draws latents, runs G in training mode and augments: ``(images, images_small)``."""
@@ -206,7 +212,7 @@ class FastGAN(keras.Model):
 
     def train_step(self, *args):
         # (data,) on TensorFlow and torch; (state, data) on JAX.
-        return gan_step.train_step(self, *args)
+        return backend.train_step(self, *args)
 
 
 def _float32(x):

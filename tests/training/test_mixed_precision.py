@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from keras_morsa.errors import UserError
 from keras_morsa.models.fastgan import Discriminator, Generator
 from keras_morsa.training.callbacks import images_to_uint8
 from keras_morsa.training.fastgan import LOSS_NAMES, FastGAN
@@ -76,3 +77,15 @@ def test_samples_are_float32_images(trained):
     pixels = images_to_uint8(samples)
     assert pixels.dtype == np.uint8
     np.testing.assert_array_equal(pixels, np.round((values + 1.0) * 127.5).astype(np.uint8))
+
+
+def test_mixed_float16_is_refused_with_the_accepted_policies():
+    # The GAN steps do not scale their losses, so float16 would underflow silently: refused at compile.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        gan = FastGAN(Generator(ngf=8, nz=16, image_size=64, seed=0), Discriminator(ndf=8, image_size=64), seed=0)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    with pytest.raises(UserError, match="'mixed_float16'.*accepted: 'float32' or 'mixed_bfloat16'"):
+        gan.compile(g_optimizer=keras.optimizers.Adam(), d_optimizer=keras.optimizers.Adam())

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_morsa.backend import gan_step
+from keras_morsa import backend
 from keras_morsa.errors import UserError
 
 ACTIVATIONS = ("glu", "leaky_relu")
@@ -215,7 +215,7 @@ class SpectralConv2D(_SpectralNormConv):
         return ops.reshape(kernel, (-1, self.filters))
 
     def call(self, inputs, training=False):
-        kernel = ops.cast(self.normalized_kernel(training=bool(training)), inputs.dtype)
+        kernel = backend.conv_kernel(ops.cast(self.normalized_kernel(training=bool(training)), inputs.dtype))
         return ops.conv(inputs, kernel, strides=self.strides, padding=self.padding)
 
 
@@ -265,7 +265,7 @@ class NoiseInjection(keras.layers.Layer):
         shape = ops.shape(inputs)
         # Drawn for the global batch and sliced: under data parallelism each replica gets its own rows of
         # the noise one device would draw, not a copy of the first rows.
-        noise = gan_step.replica_share(
+        noise = backend.replica_share(
             lambda full_shape, seed: keras.random.normal(full_shape, dtype=inputs.dtype, seed=seed),
             shape[0], (shape[1], shape[2], 1), self.seed_generator,
         )

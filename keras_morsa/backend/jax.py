@@ -1,4 +1,6 @@
-"""GAN train step plumbing on JAX: pure functions of the variable values, state threaded explicitly.
+"""JAX backend: the GAN step's plumbing and Grad-CAM's gradient.
+
+The GAN step is written as pure functions of the variable values, with the state threaded explicitly.
 
 Keras's JAX trainer passes ``state = (trainable, non_trainable, optimizer, metrics)`` values, ordered like
 ``model.trainable_variables``, ``model.non_trainable_variables``, ``model.optimizer.variables`` (G's
@@ -13,6 +15,7 @@ respect to the fakes and pulled back through G with the saved VJP.
 """
 
 import jax
+import jax.numpy as jnp
 from keras import StatelessScope
 
 
@@ -102,3 +105,15 @@ def train_step(model, state, data):
     logs, updates = values.run(lambda: model.finish_step({**losses, "g_loss": g_loss}))
     values.current.update(updates)
     return logs, values.state()
+
+
+def value_and_grad(fn, x):
+    """``fn(x)`` and its gradient with respect to ``x``: ``jax.value_and_grad`` (``fn`` is traced, so it must
+    not convert to NumPy inside)."""
+    return jax.value_and_grad(fn)(jnp.asarray(x))
+
+
+def conv_kernel(kernel):
+    """The kernel as it is: XLA's convolutions differentiate any layout."""
+    return kernel
+
