@@ -6,12 +6,19 @@ CPU config (configs/fastgan_cpu.py). Each (backend, case) runs in its own subpro
 memory (``resource.getrusage(...).ru_maxrss``) is its own. An iteration is one ``train_on_batch`` on a
 random batch (the same ``train_step`` that ``fit`` runs); the first ``--warmup`` iterations (tracing and
 compilation) are timed separately and excluded from the median. "cpu s/iter" is the process's CPU time per
-iteration (all threads): on a machine shared with other work it is the steadier figure; wall time on an idle
-2-core machine is roughly it divided by 2 when both cores are kept busy.
+iteration (all threads): on a machine shared with other work it is the steadier figure; "busy" is CPU time
+over wall time, the number of cores kept busy (about 2 on an idle 2-core machine; near 1 means the cores were
+shared with another job or the step is serial). The first line names the CPU and its AVX2 / AVX-512 / bf16
+features: figures from different CPU kinds are not comparable, so quote it beside them.
+
+``--onednn=default,on`` measures TensorFlow with oneDNN as TensorFlow chooses it (on only on CPUs with
+AVX-512) and forced on (``TF_ENABLE_ONEDNN_OPTS=1``, what ``bin/train_gan`` sets unless the variable is
+already set), side by side, with the ratio.
 
     .venv/bin/python benchmarks/fastgan_step.py                          # current KERAS_BACKEND, both cases
     .venv/bin/python benchmarks/fastgan_step.py --backends=tensorflow,jax,torch --cases=paper --steps=5
     .venv/bin/python benchmarks/fastgan_step.py --policies=float32,mixed_bfloat16  # side by side, with the ratio
+    .venv/bin/python benchmarks/fastgan_step.py --cases=cpu --onednn=default,on      # TF oneDNN off vs on
     OMP_NUM_THREADS=2 taskset -c 0,1 ...                                 # pin to 2 cores for comparable figures
 """
 
@@ -27,6 +34,9 @@ from pathlib import Path
 from absl import app, flags
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from keras_morsa import hardware  # noqa: E402  (imports no framework: the parent process stays light)
+
 CASES = {"paper": "fastgan_256", "cpu": "fastgan_cpu"}
 
 _BACKENDS = flags.DEFINE_list("backends", [os.environ.get("KERAS_BACKEND", "tensorflow")],
@@ -37,12 +47,14 @@ _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed first iterations (tracing, 
 POLICIES = ("float32", "mixed_bfloat16")
 _POLICIES = flags.DEFINE_list("policies", ["float32"], f"Dtype policies to measure, some of {list(POLICIES)} "
                               "(mixed_bfloat16: bf16 compute, float32 variables); with both, the ratio is printed.")
+ONEDNN = {"default": None, "on": "1", "off": "0"}
+_ONEDNN = flags.DEFINE_list("onednn", ["default"], f"TensorFlow only: oneDNN settings to measure, some of "
+                            f"{list(ONEDNN)} (TF_ENABLE_ONEDNN_OPTS unset / 1 / 0); other backends ignore it.")
 _CHILD = flags.DEFINE_string("child", None, "Internal: measure this case in this process, print JSON.")
 
 
 def measure(case, steps, warmup, policy):
     """Builds the case's FastGAN and times ``train_on_batch``; returns a dict of figures."""
-    sys.path.insert(0, str(REPO))
     import importlib
 
     import keras
@@ -67,11 +79,13 @@ def measure(case, steps, warmup, policy):
         float(logs["d_loss"])  # waits for asynchronous backends
         times.append(time.perf_counter() - start)
     cpu = (time.process_time() - cpu_start) / steps
+    threads = {"tensorflow": lambda: __import__("tensorflow").config.threading.get_intra_op_parallelism_threads(),
+               "torch": lambda: __import__("torch").get_num_threads()}.get(keras.backend.backend(), lambda: 0)()
     return {
         "backend": keras.backend.backend(), "case": case, "size": size, "batch": batch,
         "ngf": config.model.ngf, "policy": policy,
         "s_per_iter": statistics.median(times), "cpu_s_per_iter": cpu, "warmup_s": warm,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "threads": threads,
     }
 
 
@@ -80,34 +94,43 @@ def main(argv):
     if _CHILD.value:
         print(json.dumps(measure(_CHILD.value, _STEPS.value, _WARMUP.value, _POLICIES.value[0])))
         return
-    for name, values, accepted in (("cases", _CASES.value, list(CASES)), ("policies", _POLICIES.value, POLICIES)):
+    for name, values, accepted in (("cases", _CASES.value, list(CASES)), ("policies", _POLICIES.value, POLICIES),
+                                   ("onednn", _ONEDNN.value, list(ONEDNN))):
         unknown = sorted(set(values) - set(accepted))
         if unknown:
             raise app.UsageError(f"--{name}={','.join(unknown)}: expected some of {list(accepted)}")
-    header = f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} " \
-             f"{'s/iter':>7} {'it/s':>6} {'cpu s/iter':>10} {'warmup s':>8} {'peak GB':>7}"
+    print(f"CPU: {hardware.cpu_info().describe()}; load average {os.getloadavg()[0]:.2f} before the run")
+    header = f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} {'onednn':<7} " \
+             f"{'threads':>7} {'s/iter':>7} {'it/s':>6} {'cpu s/iter':>10} {'busy':>5} {'warmup s':>8} {'peak GB':>7}"
     print(header)
     seconds = {}
     for backend in _BACKENDS.value:
         for case in _CASES.value:
             for policy in _POLICIES.value:
-                cmd = [sys.executable, __file__, f"--child={case}", f"--steps={_STEPS.value}",
-                       f"--warmup={_WARMUP.value}", f"--policies={policy}"]
-                env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                if done.returncode != 0:
-                    reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                    print(f"{backend:<11} {case:<6} {policy}: failed: {reason}")
-                    continue
-                r = json.loads(done.stdout.strip().splitlines()[-1])
-                seconds[backend, case, policy] = r["s_per_iter"]
-                print(f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
-                      f"{r['policy']:<14} {r['s_per_iter']:>7.3f} {1 / r['s_per_iter']:>6.2f} "
-                      f"{r['cpu_s_per_iter']:>10.3f} {r['warmup_s']:>8.1f} {r['peak_rss_gb']:>7.2f}", flush=True)
-    for (backend, case, policy), value in seconds.items():
-        if policy != "float32" and (backend, case, "float32") in seconds:
-            print(f"{backend} {case}: {policy} takes {value / seconds[backend, case, 'float32']:.2f}x the "
-                  "float32 time per iteration")
+                for onednn in _ONEDNN.value if backend == "tensorflow" else ["default"]:
+                    cmd = [sys.executable, __file__, f"--child={case}", f"--steps={_STEPS.value}",
+                           f"--warmup={_WARMUP.value}", f"--policies={policy}"]
+                    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+                    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+                    if ONEDNN[onednn] is not None:
+                        env["TF_ENABLE_ONEDNN_OPTS"] = ONEDNN[onednn]
+                    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                    if done.returncode != 0:
+                        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                        print(f"{backend:<11} {case:<6} {policy} {onednn}: failed: {reason}")
+                        continue
+                    r = json.loads(done.stdout.strip().splitlines()[-1])
+                    seconds[backend, case, policy, onednn] = r["s_per_iter"]
+                    print(f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
+                          f"{r['policy']:<14} {onednn:<7} {r['threads'] or 'auto':>7} {r['s_per_iter']:>7.3f} "
+                          f"{1 / r['s_per_iter']:>6.2f} {r['cpu_s_per_iter']:>10.3f} "
+                          f"{r['cpu_s_per_iter'] / r['s_per_iter']:>5.2f} {r['warmup_s']:>8.1f} "
+                          f"{r['peak_rss_gb']:>7.2f}", flush=True)
+    for (backend, case, policy, onednn), value in seconds.items():
+        base = seconds.get((backend, case, "float32", "default"))
+        if base and (policy, onednn) != ("float32", "default"):
+            print(f"{backend} {case}: {policy} with oneDNN {onednn} takes {value / base:.2f}x the time per "
+                  "iteration of float32 with oneDNN default")
 
 
 if __name__ == "__main__":

@@ -13,3 +13,7 @@ class UserError(ValueError):
 
 class DataError(UserError):
     """A dataset on disk is missing, empty, malformed or leaks test images into training."""
+
+
+class PerformanceWarning(UserWarning):
+    """A setting that works but is known to be much slower on this machine; the message says what to use."""

@@ -2,7 +2,7 @@
 
 Like Keras's own ``keras/src/backend``, one module per backend (``tensorflow.py``, ``jax.py``, ``torch.py``)
 holds what differs, and the active one is chosen once, here, at import, from ``keras.backend.backend()``.
-Importing this package therefore imports the active backend's framework only. Each module provides:
+Importing this package therefore imports the active backend's module only. Each module provides:
 
 - ``train_step(model, *args)``: one FastGAN iteration (see ``keras_morsa.training.fastgan``) on the
   backend's terms: ``(data)`` on TensorFlow and torch, ``(state, data) -> (logs, state)`` on JAX.
@@ -10,6 +10,7 @@ Importing this package therefore imports the active backend's framework only. Ea
   ``tf.distribute`` strategy runs it on several replicas).
 - ``value_and_grad(fn, x)``: ``fn(x)`` and its gradient with respect to ``x`` (Grad-CAM's one
   backend-specific call).
+- ``accelerators()``: the names of the GPUs/TPUs the framework sees (empty on a CPU-only machine).
 - ``conv_kernel(kernel)``: a convolution kernel laid out in memory so that the backend's convolution can
   differentiate it (the identity except on torch, see ``torch.py``).
 
@@ -24,15 +25,15 @@ import keras
 
 _BACKEND = keras.backend.backend()
 if _BACKEND == "tensorflow":
-    from keras_morsa.backend.tensorflow import conv_kernel, replica_position, train_step, value_and_grad
+    from keras_morsa.backend.tensorflow import accelerators, conv_kernel, replica_position, train_step, value_and_grad
 elif _BACKEND == "jax":
-    from keras_morsa.backend.jax import conv_kernel, replica_position, train_step, value_and_grad
+    from keras_morsa.backend.jax import accelerators, conv_kernel, replica_position, train_step, value_and_grad
 elif _BACKEND == "torch":
-    from keras_morsa.backend.torch import conv_kernel, replica_position, train_step, value_and_grad
+    from keras_morsa.backend.torch import accelerators, conv_kernel, replica_position, train_step, value_and_grad
 else:
     raise ImportError(f"KERAS_BACKEND={_BACKEND!r}: keras-morsa supports tensorflow, jax and torch")
 
-__all__ = ["conv_kernel", "replica_position", "replica_share", "train_step", "value_and_grad"]
+__all__ = ["accelerators", "conv_kernel", "replica_position", "replica_share", "train_step", "value_and_grad"]
 
 
 def replica_share(draw, batch_size, shape, seed):

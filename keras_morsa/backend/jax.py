@@ -117,3 +117,8 @@ def conv_kernel(kernel):
     """The kernel as it is: XLA's convolutions differentiate any layout."""
     return kernel
 
+
+
+def accelerators():
+    """Names of the GPUs and TPUs JAX sees (empty on a CPU-only machine)."""
+    return [str(d) for d in jax.devices() if d.platform != "cpu"]

@@ -102,3 +102,8 @@ def _global_moments(layer, inputs, mask):
     mean = global_sum(tf.reduce_sum(inputs, axis=axes, keepdims=True)) / count
     variance = global_sum(tf.reduce_sum(tf.square(inputs - mean), axis=axes, keepdims=True)) / count
     return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
+
+
+def accelerators():
+    """Names of the GPUs and TPUs TensorFlow sees (empty on a CPU-only machine)."""
+    return [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"]

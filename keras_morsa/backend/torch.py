@@ -61,3 +61,8 @@ def conv_kernel(kernel):
     if kernel.ndim != 4 or kernel.shape[-1] != 1:
         return kernel
     return kernel.permute(3, 2, 0, 1).contiguous().permute(2, 3, 1, 0)
+
+
+def accelerators():
+    """Names of the CUDA devices torch sees (empty on a CPU-only machine)."""
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]

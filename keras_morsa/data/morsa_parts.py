@@ -244,7 +244,7 @@ def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, 
         results = pool.imap(_build_one, tasks, chunksize=4) if pool else map(_build_one, tasks)
         bar = None
         if progress:
-            import keras  # noqa: PLC0415  (imported late: it loads a backend, which only the bar needs)
+            import keras  # imported late: it loads a backend, which only the bar needs
 
             bar = keras.utils.Progbar(len(tasks), unit_name="image")
         for row in results:

@@ -26,6 +26,7 @@ from keras_morsa import io
 from keras_morsa.data.splits import read_sources
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.training.callbacks import images_to_uint8, save_png
+
 # train_gan imports keras_morsa.models.fastgan, which registers Generator for load_model.
 from keras_morsa.training.train_gan import DONE_FILE, GENERATOR_FILE, SOURCES_FILE
 

@@ -26,15 +26,16 @@ A non-finite loss stops the run before anything of that epoch is written, and ra
 
 import datetime
 import math
+import warnings
 from pathlib import Path
 
 import keras
 import ml_collections
 import numpy as np
 
-from keras_morsa import io
+from keras_morsa import backend, hardware, io
 from keras_morsa.data import pipeline, splits
-from keras_morsa.errors import DataError, UserError
+from keras_morsa.errors import DataError, PerformanceWarning, UserError
 from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reconstruction_targets
 from keras_morsa.training import callbacks as cbs
 from keras_morsa.training import distribute
@@ -44,6 +45,8 @@ from keras_morsa.training.fastgan import FastGAN
 GENERATOR_FILE = "generator_ema.keras"
 DONE_FILE = "done.json"
 SOURCES_FILE = "sources.txt"
+#: The dtype policies the FastGAN step supports (``train.dtype_policy``).
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 
 
 class NonFiniteLoss(UserError):
@@ -62,6 +65,10 @@ def base_config():
             decoder_width (D's reconstruction decoders; 32 is the reference's): the networks
             (``keras_morsa.models.fastgan``).
         train.batch_size, num_steps, g_lr, d_lr, beta_1, beta_2 (Adam), ema_decay, policy (DiffAugment).
+        train.dtype_policy: ``"float32"`` or ``"mixed_bfloat16"`` (layers compute in bfloat16; weights, Adam
+            state, the EMA generator and every loss stay float32). bfloat16 is faster only on accelerators
+            and on CPUs with bf16 instructions; elsewhere it is emulated and much slower, and a
+            ``PerformanceWarning`` says so (:func:`check_dtype_policy`).
         train.reconstruction: the loss of D's three reconstructions, ``"l1"`` (the default: mean absolute
             error, no pretrained weights) or ``"perceptual"`` (an LPIPS-like distance on a frozen VGG16,
             :mod:`keras_morsa.training.perceptual`; about a VGG16 forward and backward pass per
@@ -83,6 +90,7 @@ def base_config():
     config.train = ml_collections.ConfigDict(dict(
         batch_size=8, num_steps=50_000, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999,
         ema_decay=0.999, policy="color,translation", reconstruction="l1", perceptual_weights="",
+        dtype_policy="float32",
     ))
     config.log_every = 100
     config.sample_every = 1000
@@ -118,21 +126,49 @@ def build_gan(config, strategy="none"):
             ``fit`` runs too.
     """
     distribute.check_batch_split(strategy, **{"train.batch_size": config.train.batch_size})
-    keras.utils.set_random_seed(config.seed)
     m, t = config.model, config.train
-    generator = Generator(ngf=m.ngf, nz=m.nz, image_size=m.image_size,
-                          attention_resolutions=tuple(m.attention_resolutions), activation=m.activation,
-                          seed=config.seed, name="generator")
-    discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size, decoder_width=m.decoder_width,
-                                  attention_resolutions=tuple(m.attention_resolutions), name="discriminator")
-    gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed,
-                  reconstruction_loss=reconstruction_loss(t, discriminator.reconstruction_size))
+    check_dtype_policy(t.dtype_policy)
+    keras.utils.set_random_seed(config.seed)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(t.dtype_policy)  # layers take the global policy when they are created
+    try:
+        generator = Generator(ngf=m.ngf, nz=m.nz, image_size=m.image_size,
+                              attention_resolutions=tuple(m.attention_resolutions), activation=m.activation,
+                              seed=config.seed, name="generator")
+        discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size, decoder_width=m.decoder_width,
+                                      attention_resolutions=tuple(m.attention_resolutions), name="discriminator")
+        gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed,
+                      reconstruction_loss=reconstruction_loss(t, discriminator.reconstruction_size))
+    finally:
+        keras.config.set_dtype_policy(previous)
     distribute.synchronize_batch_norm(gan, strategy)
     gan.compile(
         g_optimizer=keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2),
         d_optimizer=keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2),
     )
     return gan
+
+
+def check_dtype_policy(policy, cpu=None):
+    """Refuses an unsupported ``train.dtype_policy``; warns when bfloat16 would be emulated on this machine.
+
+    Args:
+        policy: the policy name.
+        cpu: a :class:`keras_morsa.hardware.CpuInfo` (default: this machine's).
+
+    Raises:
+        UserError: ``policy`` is not one of :data:`DTYPE_POLICIES`.
+    """
+    if policy not in DTYPE_POLICIES:
+        raise UserError(f"train.dtype_policy={policy!r}; accepted: " + ", ".join(map(repr, DTYPE_POLICIES)))
+    if policy != "mixed_bfloat16" or backend.accelerators():
+        return
+    cpu = cpu or hardware.cpu_info()
+    if not cpu.has_bf16:
+        warnings.warn(
+            f"train.dtype_policy='mixed_bfloat16' on a CPU without bf16 instructions ({cpu.describe()}): "
+            f"bfloat16 is emulated there ({hardware.BF16_EMULATED_COST}); use train.dtype_policy='float32'",
+            PerformanceWarning, stacklevel=2)
 
 
 def reconstruction_loss(train, image_size):

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_active_backend_module_is_the_one_dispatched():
     module = sys.modules[f"keras_morsa.backend.{BACKEND}"]
-    for name in ("train_step", "replica_position", "value_and_grad", "conv_kernel"):
+    for name in ("train_step", "replica_position", "value_and_grad", "conv_kernel", "accelerators"):
         assert getattr(backend, name) is getattr(module, name), name
 
 

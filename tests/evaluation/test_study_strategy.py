@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_morsa import io
 from evaluation.test_study import SMOKE, _folder
+from keras_morsa import io
 
 BACKEND = keras.backend.backend()
 STRATEGY = {"tensorflow": "mirrored", "jax": "data_parallel"}.get(BACKEND)

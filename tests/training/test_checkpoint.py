@@ -1,9 +1,8 @@
 """Checkpoints and the epoch-end callbacks, on tiny Keras models (every backend)."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from keras_morsa.io import read_csv
 from keras_morsa.training import checkpoint as ckpt

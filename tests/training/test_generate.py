@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_morsa.io import read_csv, write_json
 from keras_morsa.errors import UserError
+from keras_morsa.io import read_csv, write_json
 from keras_morsa.models.fastgan import Generator
 from keras_morsa.training import generate as gen
 

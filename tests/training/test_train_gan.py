@@ -151,3 +151,33 @@ def test_bin_generate_needs_a_gan_workdir(run_script, tmp_path):
     result = run_script("generate", "--num_images=2", f"--out_dir={tmp_path}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: --gan_workdir is required: the --workdir of bin/train_gan"
+
+
+def test_dtype_policy_is_checked_applied_and_warned_about_where_bf16_is_emulated():
+    import warnings
+
+    import keras
+
+    from keras_morsa import hardware
+    from keras_morsa.errors import PerformanceWarning, UserError
+    from keras_morsa.training.train_gan import check_dtype_policy
+
+    with pytest.raises(UserError, match="train.dtype_policy='float16'; accepted: 'float32', 'mixed_bfloat16'"):
+        check_dtype_policy("float16")
+    avx2 = hardware.CpuInfo("Old CPU", 2, frozenset({"avx2"}))
+    bf16 = hardware.CpuInfo("New CPU", 2, frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    with pytest.warns(PerformanceWarning, match=r"without bf16 instructions \(Old CPU.*'float32'"):
+        check_dtype_policy("mixed_bfloat16", cpu=avx2)  # the test machines have no GPU
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_dtype_policy("mixed_bfloat16", cpu=bf16)
+        check_dtype_policy("float32", cpu=avx2)
+
+    config = get_config("smoke")
+    config.train.dtype_policy = "mixed_bfloat16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerformanceWarning)
+        gan = build_gan(config)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    assert gan.generator.dtype_policy.name == gan.discriminator.dtype_policy.name == "mixed_bfloat16"
+    assert {v.dtype for v in gan.generator.weights} == {"float32"}
