@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from keras_morsa.backend import value_and_grad
 from keras_morsa.errors import UserError
-from keras_morsa.models.classifier import flat_view, last_spatial_layer
+from keras_morsa.models.classifier import MIN_MAP_SIZE, flat_view, last_spatial_layer, map_size
 
 
 def explainable_graph(model):
@@ -38,22 +38,8 @@ def explainable_graph(model):
 
 def spatial_layer_names(graph):
     """Names of the layers of ``graph`` whose output is a spatial map larger than 1x1 (Grad-CAM candidates)."""
-    names = []
-    for layer in graph.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        shape = _output_shape(layer)
-        if shape is not None and len(shape) == 4 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1:
-            names.append(layer.name)
-    return names
-
-
-def _output_shape(layer):
-    try:
-        return layer.output.shape
-    except (AttributeError, ValueError):
-        # A layer shared across graphs has no single output; it cannot be a cut point anyway.
-        return None
+    return [layer.name for layer in graph.layers
+            if not isinstance(layer, keras.layers.InputLayer) and min(map_size(layer) or (0,)) > 1]
 
 
 def _tensor_in_graph(graph, layer_name):
@@ -75,15 +61,16 @@ def _tensor_in_graph(graph, layer_name):
     return None
 
 
-def resolve_layer(model, layer_name=None):
-    """The Grad-CAM layer name: ``layer_name`` checked against the candidates, or the last spatial layer.
+def resolve_layer(model, layer_name=None, min_map_size=MIN_MAP_SIZE):
+    """The Grad-CAM layer name: ``layer_name`` checked against the candidates, or the last layer whose map is
+    at least ``min_map_size`` a side (:func:`~keras_morsa.models.classifier.last_spatial_layer`).
 
     Raises:
         UserError: if ``layer_name`` is not a layer of the model with a spatial map larger than 1x1; the
             message lists the accepted names.
     """
     if layer_name is None:
-        return last_spatial_layer(model)
+        return last_spatial_layer(model, min_map_size)
     candidates = spatial_layer_names(explainable_graph(model))
     if layer_name not in candidates:
         shown = ", ".join(candidates[-12:])
@@ -181,9 +168,14 @@ class GradCAM:
     Args:
         model: a functional model; a classifier from ``build_classifier`` or any functional graph with a
             pre-softmax ``output_layer``. It is not modified.
-        layer_name: the layer to explain; default the last layer with a spatial map larger than 1x1
-            (``last_spatial_layer``). A wrong name raises ``UserError`` listing the candidates.
+        layer_name: the layer to explain; default the last layer whose spatial map is at least
+            ``min_map_size`` a side (``last_spatial_layer``). A wrong name raises ``UserError`` listing the
+            candidates.
         output_layer: the layer whose outputs are the class scores (logits, never the softmax).
+        min_map_size: the smallest map side of the default layer (ignored with ``layer_name``).
+
+    Attributes:
+        layer_name: the layer explained; map_size: its map's ``(height, width)``.
 
     Example:
         >>> cam = GradCAM(model)
@@ -191,11 +183,12 @@ class GradCAM:
         >>> raw = cam(images, targets=3, expand=False, normalize=False)    # [2, h, w] at the layer's size
     """
 
-    def __init__(self, model, layer_name=None, output_layer="logits"):
+    def __init__(self, model, layer_name=None, output_layer="logits", min_map_size=MIN_MAP_SIZE):
         self.model = model
-        self.layer_name = resolve_layer(model, layer_name)
+        self.layer_name = resolve_layer(model, layer_name, min_map_size)
         self.output_layer = output_layer
         self._features, self._head = split_at(model, self.layer_name, output_layer)
+        self.map_size = tuple(int(side) for side in self._features.output.shape[1:3])
 
     def __call__(self, images, targets=None, expand=True, normalize=True, batch_size=32):
         """Class activation maps of ``images`` for ``targets``.

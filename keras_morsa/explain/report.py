@@ -39,7 +39,7 @@ from keras_morsa.data import folder, pipeline, splits
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.explain import metrics
 from keras_morsa.explain.gradcam import GradCAM
-from keras_morsa.models.classifier import class_names_of
+from keras_morsa.models.classifier import MIN_MAP_SIZE, class_names_of
 
 MODELS = ("real", "best_augmented")
 MODEL_TITLES = {"real": "baseline (real only)", "best_augmented": "best augmented"}
@@ -50,15 +50,15 @@ _BATCH = 16
 _GRID_COLUMNS = 8
 
 
-def make_explainer(model, method="gradcam", layer=None):
+def make_explainer(model, method="gradcam", layer=None, min_map_size=MIN_MAP_SIZE):
     """The explainer for ``method``: keras.ops ``GradCAM`` (every backend) or tf-keras-vis (TF only)."""
     if method not in METHODS:
         raise UserError(f"method={method!r}; accepted: {', '.join(METHODS)}")
     if method == "gradcam":
-        return GradCAM(model, layer_name=layer)
+        return GradCAM(model, layer_name=layer, min_map_size=min_map_size)
     from keras_morsa.explain.tfkv import TfKerasVisCAM
 
-    return TfKerasVisCAM(model, method=method, layer_name=layer)
+    return TfKerasVisCAM(model, method=method, layer_name=layer, min_map_size=min_map_size)
 
 
 def _load_models(eval_workdir):
@@ -258,18 +258,23 @@ def _draw_grid(path, title, columns, class_names):
     return path
 
 
-def _grid_columns(group, data, results, count):
-    """Images of ``group`` for either model, alternating baseline / augmented members, without repeats."""
+def _in_group(group, data, results, name):
+    """Boolean mask of the images of ``group`` (e.g. ``"real_wrong"``) for model ``name``."""
     source, outcome = group.split("_")
-    members = {}
-    for name in MODELS:
-        correct = results[name][source]["pred"] == data[source]["labels"]
-        members[name] = list(np.flatnonzero(correct if outcome == "correct" else ~correct))
-    order = []
-    for position in range(max(len(found) for found in members.values())):
-        for name in MODELS:
-            if position < len(members[name]) and members[name][position] not in order:
-                order.append(members[name][position])
+    correct = results[name][source]["pred"] == data[source]["labels"]
+    return correct if outcome == "correct" else ~correct
+
+
+def _grid_columns(group, data, results, count, seed):
+    """Up to ``count`` images of ``group`` for either model, stratified over classes (one per class in turn,
+    a seeded draw within each class), so a grid never shows only the first classes in file order."""
+    source = group.split("_")[0]
+    labels = data[source]["labels"]
+    wanted = np.logical_or.reduce([_in_group(group, data, results, name) for name in MODELS])
+    rng = np.random.default_rng(seed)
+    by_class = [list(rng.permutation(np.flatnonzero(wanted & (labels == label)))) for label in np.unique(labels)]
+    order = [members[turn] for turn in range(max(map(len, by_class), default=0))
+             for members in by_class if turn < len(members)]
     columns = []
     for index in order[:count]:
         columns.append({
@@ -283,7 +288,8 @@ def _grid_columns(group, data, results, count):
 
 
 def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mask_dir=None, max_images=64,
-                   method="gradcam", layer=None, seed=0, fractions=metrics.DEFAULT_FRACTIONS, progress=True):
+                   method="gradcam", layer=None, seed=0, fractions=metrics.DEFAULT_FRACTIONS, progress=True,
+                   min_map_size=MIN_MAP_SIZE):
     """Explains the study's baseline and best augmented classifiers and writes the report.
 
     Args:
@@ -297,7 +303,8 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
         max_images: at most this many real test images and this many generated images (seeded draw).
         method: ``"gradcam"`` (keras.ops, any backend), ``"gradcam++"`` or ``"scorecam"`` (tf-keras-vis,
             TensorFlow backend only).
-        layer: the layer to explain; default the last layer with a spatial map larger than 1x1.
+        layer: the layer to explain; default the last layer whose spatial map is at least ``min_map_size``
+            a side (4: a 2x2 map upsampled always peaks in a corner). The report names the layer and its size.
         seed: seeds the image draw, the random deletion baseline and the bootstrap.
         fractions: pixel shares removed for deletion faithfulness.
         progress: show a progress bar.
@@ -334,16 +341,18 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
 
     total = len(MODELS) * sum(len(d["files"]) for d in data.values())
     bar = keras.utils.Progbar(max(total, 1), unit_name="image", verbose=1 if progress else 0)
-    results, done, layers = {}, [0], {}
+    results, done, layers, map_sizes = {}, [0], {}, {}
     for name, model in models.items():
-        explainer = make_explainer(model, method, layer)
+        explainer = make_explainer(model, method, layer, min_map_size)
         layers[name] = explainer.layer_name
+        map_sizes[name] = list(explainer.map_size)
         results[name] = {source: _explain(model, data[source]["images"][name], explainer, fractions, seed, bar, done)
                          for source in SOURCES}
 
     report = {
-        "settings": {"method": method, "layer": layers, "max_images": int(max_images), "seed": int(seed),
-                     "confidence": 0.95, "interval": "percentile bootstrap over images, 2000 resamples",
+        "settings": {"method": method, "layer": layers, "map_size": map_sizes, "max_images": int(max_images),
+                     "seed": int(seed), "min_map_size": int(min_map_size), "confidence": 0.95,
+                     "interval": "percentile bootstrap over images, 2000 resamples",
                      "deletion_fill": "per-image mean colour", "fractions": list(fractions),
                      "maps_for": "each model's predicted class", "eval_workdir": str(eval_workdir),
                      "synthetic_dir": None if synthetic_dir is None else str(synthetic_dir)},
@@ -354,11 +363,10 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
     for name in MODELS:
         report["groups"][name] = {}
         for group in GROUPS:
-            source, outcome = group.split("_")
-            correct = results[name][source]["pred"] == data[source]["labels"]
-            members = correct if outcome == "correct" else ~correct
+            source = group.split("_")[0]
             masks = data[source]["masks"][name] if data[source]["masks"] else None
-            report["groups"][name][group] = _group_metrics(results[name][source], masks, members, fractions, seed)
+            report["groups"][name][group] = _group_metrics(
+                results[name][source], masks, _in_group(group, data, results, name), fractions, seed)
     report["comparison"] = {}
     for scope, sources in (("all", SOURCES), ("real", ("real",)), ("generated", ("generated",))):
         areas = {name: np.concatenate([metrics.area(results[name][s]["maps"]) for s in sources]) for name in MODELS}
@@ -368,7 +376,7 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
 
     grids = {}
     for group in GROUPS:
-        columns = _grid_columns(group, data, results, _GRID_COLUMNS)
+        columns = _grid_columns(group, data, results, _GRID_COLUMNS, seed)
         title = f"{group.replace('_', ' ')} (columns: images in this group for either model)"
         grids[group] = _draw_grid(out_dir / "grids" / f"{group}.png", title, columns, class_names)
     io.write_json(out_dir / "metrics.json", report)
@@ -419,6 +427,8 @@ def _write_html(path, report, grids):
         + "</li>"
         for name, info in report["models"].items()
     )
+    layers = ", ".join(f"{name}: {settings['layer'][name]} ({'x'.join(map(str, settings['map_size'][name]))} map)"
+                       for name in settings["layer"])
     document = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Grad-CAM report</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
@@ -427,7 +437,7 @@ td,th{{border:1px solid #bbb;padding:3px 6px;font-size:13px}} img{{max-width:100
 <p><b>Are the augmented model's maps narrower?</b> {esc(report['narrower'])}.</p>
 <ul>{comparison}</ul>
 <p>Models:</p><ul>{models}</ul>
-<p>Method {esc(settings['method'])} on layer(s) {esc(str(settings['layer']))}; maps for {esc(settings['maps_for'])};
+<p>Method {esc(settings['method'])} on layer(s) {esc(layers)}; maps for {esc(settings['maps_for'])};
 up to {settings['max_images']} real test and {settings['max_images']} generated images, seed {settings['seed']}.
 Cells: mean [95 % interval], {esc(settings['interval'])}. Area: share of pixels with normalised map &ge; 0.5.
 Mask energy: share of the map on the object. Pointing game: share of maps whose maximum is on the object

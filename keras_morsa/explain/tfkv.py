@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_morsa.errors import UserError
 from keras_morsa.explain.gradcam import logits_model, resolve_layer
+from keras_morsa.models.classifier import MIN_MAP_SIZE, map_size
 
 METHODS = ("gradcam", "gradcam++", "scorecam")
 
@@ -31,8 +32,10 @@ class TfKerasVisCAM:
         model: a classifier from ``build_classifier`` (or a functional model with an ``output_layer``). It is
             not modified.
         method: ``"gradcam"``, ``"gradcam++"`` or ``"scorecam"``.
-        layer_name: the layer to explain; default the last layer with a spatial map larger than 1x1.
+        layer_name: the layer to explain; default the last layer whose spatial map is at least
+            ``min_map_size`` a side.
         output_layer: the pre-softmax layer giving the class scores.
+        min_map_size: the smallest map side of the default layer (ignored with ``layer_name``).
 
     Raises:
         UserError: on a backend other than TensorFlow (use ``keras_morsa.explain.gradcam.GradCAM``, which
@@ -43,7 +46,7 @@ class TfKerasVisCAM:
         >>> maps = cam(images, targets=[0, 2])    # [2, H, W] float32 in [0, 1]
     """
 
-    def __init__(self, model, method="gradcam", layer_name=None, output_layer="logits"):
+    def __init__(self, model, method="gradcam", layer_name=None, output_layer="logits", min_map_size=MIN_MAP_SIZE):
         if keras.backend.backend() != "tensorflow":
             raise UserError(
                 f"tf-keras-vis runs on KERAS_BACKEND=tensorflow only, got {keras.backend.backend()!r}; "
@@ -57,9 +60,10 @@ class TfKerasVisCAM:
 
         self.model = model
         self.method = method
-        self.layer_name = resolve_layer(model, layer_name)
+        self.layer_name = resolve_layer(model, layer_name, min_map_size)
         # Same layers, logits out, one flat graph: nothing of the caller's model is rewired.
         self._logits_model = logits_model(model, output_layer)
+        self.map_size = map_size(self._visualized_layer())
         visualizer = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus, "scorecam": Scorecam}[method]
         self._visualizer = visualizer(self._logits_model, clone=False)
 
@@ -105,4 +109,4 @@ class TfKerasVisCAM:
         return self._logits_model.get_layer(self.layer_name)
 
     def _map_shape(self, images, expand):
-        return tuple(images.shape[1:3]) if expand else tuple(self._visualized_layer().output.shape[1:3])
+        return tuple(images.shape[1:3]) if expand else self.map_size

@@ -192,25 +192,50 @@ def flat_view(classifier):
     return keras.Model(backbone.input, x, name=f"{classifier.name}_flat")
 
 
-def last_spatial_layer(model):
-    """Name of the last layer whose output is a spatial map larger than 1x1 (the Grad-CAM target).
+#: The smallest map side Grad-CAM's default layer may have. Upsampled, a 2x2 map puts its maximum in a corner
+#: whatever the image (MobileNetV3-Small's last map larger than 1x1 at 64 px: the pointing game read 0 % for
+#: every group of the README run; its 4x4 layer gave 17-28 %). On a known answer (a tiny CNN whose class is
+#: a patch's colour, tests/explain/test_gradcam.py) the pointing game was 0.0 at 2x2, 0.5 at 4x4 and 1.0 at
+#: 8x8; 4x4 is the default because it is the deepest map every supported backbone has at the study's 64 px.
+MIN_MAP_SIZE = 4
+
+
+def map_size(layer):
+    """``(height, width)`` of ``layer``'s output when it is a 4-D spatial map, else ``None`` (also for a
+    layer called in several graphs, which has no single output)."""
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):
+        return None
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]), int(shape[2])
+
+
+def last_spatial_layer(model, min_map_size=MIN_MAP_SIZE):
+    """Name of the last layer whose output is a spatial map at least ``min_map_size`` a side (Grad-CAM's target).
 
     For a classifier from :func:`build_classifier` the search runs inside its backbone, so the name is a
-    layer of ``model.get_layer("backbone")`` and of :func:`flat_view` (e.g. ``block5_pool`` for VGG16 at 64
-    px, the final hard-swish ``Multiply`` for MobileNetV3). Padding layers are skipped: their map is shifted
-    against the image by the padding, so a heatmap of it would be offset.
+    layer of ``model.get_layer("backbone")`` and of :func:`flat_view` (e.g. ``block5_conv3`` for VGG16 at 64
+    px). Padding layers are skipped: their map is shifted against the image by the padding, so a heatmap of
+    it would be offset.
+
+    Raises:
+        UserError: no layer's map is that large (the message names the largest map found).
     """
     try:
         search = model.get_layer("backbone")
     except ValueError:
         search = model
-    name = None
+    name, largest = None, 0
     for layer in search.layers:
-        if isinstance(layer, keras.layers.ZeroPadding2D):
+        size = map_size(layer)
+        if size is None or isinstance(layer, (keras.layers.ZeroPadding2D, keras.layers.InputLayer)):
             continue
-        shape = layer.output.shape if hasattr(layer, "output") else None
-        if shape is not None and len(shape) == 4 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1:
+        largest = max(largest, min(size))
+        if min(size) >= min_map_size:
             name = layer.name
     if name is None:
-        raise UserError(f"model {model.name!r} has no layer with a spatial map larger than 1x1")
+        raise UserError(f"model {model.name!r} has no layer with a spatial map of at least {min_map_size}x"
+                        f"{min_map_size} (largest: {largest}x{largest}); lower min_map_size or name a layer")
     return name

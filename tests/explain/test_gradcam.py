@@ -128,7 +128,7 @@ def test_a_layer_inside_a_skip_connection_is_refused_with_a_suggestion():
     x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(images)
     y = keras.layers.Conv2D(4, 3, padding="same", name="inside")(x)
     x = keras.layers.Activation("relu", name="merged")(keras.layers.Add(name="add")([x, y]))
-    logits = keras.layers.Dense(2, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    logits = keras.layers.Dense(3, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
     model = keras.Model(images, logits)
     with pytest.raises(UserError, match="skip connection.*'merged'"):
         GradCAM(model, layer_name="inside")
@@ -190,7 +190,7 @@ def test_keras_ops_raw_maps_agree_with_tf_keras_vis_gradcam(classifier, square_m
         TfKerasVisCAM(square_model)(square_images, targets=0),
         atol=1e-4,
     )
-    assert ours.shape == (3, 2, 2), "MobileNetV3's last map larger than 1x1 at 64 px"
+    assert ours.shape == (3, 4, 4), "MobileNetV3-Small's last map of at least 4x4 at 64 px (the default)"
     probabilities, config, weights = _fingerprint(classifier, images)
     np.testing.assert_array_equal(probabilities, before[0])
     assert config == before[1] and all(np.array_equal(a, b) for a, b in zip(weights, before[2]))
@@ -219,3 +219,53 @@ def test_tf_keras_vis_is_refused_off_tensorflow_and_for_unknown_methods(square_m
             TfKerasVisCAM(square_model, method="lime")
         with pytest.raises(UserError, match="got 1 targets for 2 images"):
             TfKerasVisCAM(square_model)(np.zeros((2, 16, 16, 3)), targets=[0])
+
+
+def _patch_images(count, rng):
+    """32-px grey-noise images with an 8x8 patch at a random place, red, green or blue for classes 0, 1, 2.
+
+    Returns images (float 0..255), labels and the patch masks: only the patch tells the classes apart.
+    """
+    images = np.repeat(rng.uniform(40, 200, (count, 32, 32, 1)), 3, axis=-1).astype("float32")
+    labels = np.arange(count) % 3
+    masks = np.zeros((count, 32, 32), bool)
+    for i, label in enumerate(labels):
+        y, x = rng.integers(0, 25, 2)
+        images[i, y:y + 8, x:x + 8] = np.roll((230, 30, 30), label)
+        masks[i, y:y + 8, x:x + 8] = True
+    return images, labels, masks
+
+
+@pytest.mark.multibackend
+def test_the_default_layer_finds_the_patch_that_decides_the_class():
+    # A known answer: only the patch's colour decides the class, so a usable map points at the patch.
+    from keras_morsa.explain import metrics
+    from keras_morsa.models.classifier import last_spatial_layer, map_size
+
+    keras.utils.set_random_seed(0)
+    images = keras.Input((32, 32, 3), name="images")
+    x = keras.layers.Rescaling(1 / 255.0)(images)
+    for i, filters in enumerate((8, 16, 16)):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = keras.layers.MaxPooling2D(name=f"pool{i}")(x)  # 16, 8, then 4 cells a side
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.MaxPooling2D(name="pool3")(x)  # 2x2: too coarse for the default
+    logits = keras.layers.Dense(3, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(images, Probabilities(["red", "green", "blue"], name="probabilities")(logits))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train, labels, _ = _patch_images(256, np.random.default_rng(0))
+    model.fit(train, labels, epochs=8, batch_size=32, verbose=0)
+
+    layer = last_spatial_layer(model)
+    assert layer == "conv3" and map_size(model.get_layer(layer)) == (4, 4)
+    assert last_spatial_layer(model, min_map_size=2) == "pool3"
+    test, test_labels, masks = _patch_images(40, np.random.default_rng(1))
+    predicted = np.argmax(keras.ops.convert_to_numpy(model(test)), axis=-1)
+    assert (predicted == test_labels).mean() >= 0.9
+    # Chance is the patch's share of the image, 1/16. Measured on TF: 8x8 map 1.0, the default 4x4 map 0.5,
+    # the 2x2 map (the last map larger than 1x1, the old default) 0.0.
+    pointing = {name: metrics.pointing_game(GradCAM(model, layer_name=name)(test, targets=test_labels), masks).mean()
+                for name in (None, "pool3")}
+    assert pointing[None] >= 0.3 and pointing["pool3"] <= pointing[None] - 0.2, pointing
+    with pytest.raises(UserError, match=r"spatial map of at least 64x64 \(largest: 32x32\)"):
+        last_spatial_layer(model, min_map_size=64)

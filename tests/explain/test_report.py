@@ -98,6 +98,26 @@ def test_report_writes_grids_html_and_metrics_with_known_groups(study, tmp_path,
     assert result["comparison"]["real"]["area_difference"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert result["narrower"].startswith("no clear difference")
     assert result["settings"]["layer"] == {"real": "features", "best_augmented": "features"}
+    map_size = result["settings"]["map_size"]["real"]
+    assert map_size == result["settings"]["map_size"]["best_augmented"] and min(map_size) >= 4
+    assert f"real: features ({map_size[0]}x{map_size[1]} map)" in page
+
+
+def test_grid_columns_take_one_class_in_turn_with_a_seeded_draw():
+    labels = np.repeat([0, 1, 2], 6)  # file order: all of class 0 first, as in a split manifest
+    images = np.broadcast_to(np.arange(18.0)[:, None, None, None], (18, 4, 4, 3))  # image i is filled with i
+    data = {"real": {"labels": labels, "images": {name: images for name in report.MODELS}}}
+    wrong = (labels + 1) % 3
+    results = {name: {"real": {"pred": wrong, "maps": np.zeros((18, 4, 4))}} for name in report.MODELS}
+    columns = report._grid_columns("real_wrong", data, results, 8, seed=0)
+    assert [c["label"] for c in columns] == [0, 1, 2, 0, 1, 2, 0, 1]
+    again = report._grid_columns("real_wrong", data, results, 8, seed=0)
+    other = report._grid_columns("real_wrong", data, results, 8, seed=1)
+    picked = [int(c["image"][0, 0, 0]) for c in columns]
+    assert all(labels[i] == c["label"] for i, c in zip(picked, columns)) and len(set(picked)) == 8
+    assert picked == [int(c["image"][0, 0, 0]) for c in again]
+    assert picked != [int(c["image"][0, 0, 0]) for c in other]
+    assert report._grid_columns("real_correct", data, results, 8, seed=0) == []
 
 
 def test_report_script_without_masks_and_without_synthetic_images(study, tmp_path, run_script):

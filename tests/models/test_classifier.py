@@ -106,8 +106,9 @@ def test_vgg16_classifier(images, tmp_path):
     model = build_classifier("vgg16", 3, 32, class_names=NAMES)
     assert model.get_layer("backbone").count_params() == 14_714_688
     assert set_bn_momentum(model, 0.9) == 0
-    # At 32 px block5_pool is 1x1, so the last map larger than that is block5_conv3's 2x2.
-    assert last_spatial_layer(model) == "block5_conv3"
+    # At 32 px block5_conv3's map is 2x2, so the last one of at least 4x4 (the default) is block4_conv3's.
+    assert last_spatial_layer(model) == "block4_conv3"
+    assert last_spatial_layer(model, min_map_size=2) == "block5_conv3"
     model.save(tmp_path / "vgg.keras")
     loaded = keras.saving.load_model(tmp_path / "vgg.keras")
     np.testing.assert_array_equal(_numpy(loaded(images)), _numpy(model(images)))
