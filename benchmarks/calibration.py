@@ -16,7 +16,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from keras_morsa import io
-from keras_morsa.evaluation.study import describe_budget, run_study
+from keras_morsa.evaluation.study import run_study
+from keras_morsa.evaluation.summary import describe_budget
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(Path(__file__).resolve().parents[1] / "configs" / "eval_ratios.py"), "Study config.")

@@ -2,10 +2,13 @@
 
     bin/eval_ratios --synthetic_dir=runs/synthetic --workdir=runs/study                # this config (CPU)
     bin/eval_ratios --config=configs/eval_ratios.py:full --synthetic_dir=... --workdir=...  # + VGG16, Large
+    bin/eval_ratios --config=configs/eval_ratios.py:strategies --synthetic_dir=... --workdir=...  # round two
     bin/eval_ratios --config=configs/eval_ratios.py:smoke ...                           # tiny, for tests
 
 Default: MobileNetV3-Small from scratch at 64 px on the built-in dataset, 5 regimes (13 cells with the 5
-ratios) x 3 seeds = 39 runs of 1000 steps each. "full" adds MobileNetV3-Large and VGG16.
+ratios) x 3 seeds = 39 runs of 1000 steps each. "full" adds MobileNetV3-Large and VGG16. "strategies" compares
+every regime (keras_morsa/evaluation/regimes.py): real, traditional, synthetic@{0.5, 1}, traditional+synthetic@
+{0.5, 1}, share@{0.1, 0.25}, weighted+synthetic@{0.5, 1}, pretrain_synthetic and synthetic_only, 3 seeds.
 """
 
 import ml_collections
@@ -51,9 +54,28 @@ def get_config(arg=None):
     config.require_synthetic = False
     config.keep_models = True
     config.confidence = 0.95
+    # Round-two strategies (keras_morsa/evaluation/regimes.py; not in the default regimes, see ":strategies"):
+    # share@p draws each example from the synthetic images with probability p; weighted+synthetic@r weights
+    # the synthetic rows' loss and smooths their labels (0.5 and 0.1: untuned starting values, not chosen on
+    # any split); pretrain_synthetic spends pretrain_share of the budget on synthetic images first.
+    config.shares = (0.1, 0.25, 0.5)
+    config.synthetic_weight = 0.5
+    config.synthetic_label_smoothing = 0.1
+    config.pretrain_share = 0.5
+    # "constant" or "cosine" (decays to 0 at the end of the budget); a run's accuracy is the mean of its last
+    # final_evals evaluations. Kept at the first study's settings until a measurement on a validation share
+    # chooses otherwise.
+    config.lr_schedule = "constant"
+    config.final_evals = 1
 
     if arg == "full":
         config.archs = ("mobilenet_v3_small", "mobilenet_v3_large", "vgg16")
+    elif arg == "strategies":
+        # The round-two comparison: every way of using the synthetic images against both baselines.
+        config.regimes = ("real", "traditional", "synthetic", "traditional+synthetic", "share", "weighted+synthetic",
+                          "pretrain_synthetic", "synthetic_only")
+        config.ratios = (0.5, 1.0)
+        config.shares = (0.1, 0.25)
     elif arg == "smoke":
         config.data.images_per_class = 12
         config.data.image_size = 64
@@ -68,5 +90,5 @@ def get_config(arg=None):
         config.eval_batch_size = 32
         config.bn_reestimate_batches = 2
     elif arg:
-        raise ValueError(f"unknown variant {arg!r}; accepted: full, smoke")
+        raise ValueError(f"unknown variant {arg!r}; accepted: full, strategies, smoke")
     return config

@@ -119,8 +119,9 @@ def gan_dataset(manifest, class_name, image_size, batch_size, seed, flip=True):
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def classifier_dataset(files, labels, image_size, batch_size, seed, training, augment=None, repeat=False):
-    """Batches of ``(images, labels)`` for a classifier.
+def classifier_dataset(files, labels, image_size, batch_size, seed, training, augment=None, repeat=False,
+                       num_classes=None, label_smoothing=None, sample_weights=None):
+    """Batches of ``(images, labels)`` for a classifier, or ``(images, targets, weights)`` with ``num_classes``.
 
     Args:
       files: image paths (e.g. ``manifest.files("train")`` or the output of :func:`mix_real_synthetic`).
@@ -133,9 +134,15 @@ def classifier_dataset(files, labels, image_size, batch_size, seed, training, au
       augment: optional ``(images, labels) -> (images, labels)`` applied to each training batch after
         decoding: float32 ``[B, S, S, 3]`` in [0, 255] and int32 ``[B]`` in, the same out. Training only.
       repeat: with ``training``, repeat forever (then pass ``steps_per_epoch`` to ``fit``).
+      num_classes: when given, the labels become float32 one-hot targets ``[B, num_classes]`` and each batch
+        carries float32 sample weights ``[B]`` (for ``categorical_crossentropy`` and per-row weighting).
+      label_smoothing: with ``num_classes``, one smoothing value per file (``target = (1 - e) * one_hot +
+        e / num_classes``); default 0 for every file.
+      sample_weights: with ``num_classes``, one loss weight per file; default 1 for every file.
 
     Returns:
-      ``tf.data.Dataset`` of ``(float32 [B, S, S, 3] in [0, 255], int32 [B])``.
+      ``tf.data.Dataset`` of ``(float32 [B, S, S, 3] in [0, 255], int32 [B])``, or with ``num_classes`` of
+      ``(images, float32 [B, num_classes], float32 [B])``.
 
     Raises:
       UserError: mismatched lengths, no files, ``augment``/``repeat`` without ``training``, or fewer
@@ -151,20 +158,49 @@ def classifier_dataset(files, labels, image_size, batch_size, seed, training, au
         raise UserError("augment and repeat apply to training pipelines; pass training=True or leave them unset")
     if training and len(files) < batch_size:
         raise UserError(f"batch_size={batch_size} exceeds the {len(files)} training images; use a smaller batch")
-    images = _decoded(files, image_size)
-    ds = tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices(np.asarray(labels, np.int32)))
+    columns = [_decoded(files, image_size), tf.data.Dataset.from_tensor_slices(np.asarray(labels, np.int32))]
+    if num_classes is not None:
+        columns.append(tf.data.Dataset.from_tensor_slices(_soft_targets(labels, num_classes, label_smoothing)))
+        columns.append(tf.data.Dataset.from_tensor_slices(_per_file(sample_weights, len(files), 1.0,
+                                                                    "sample_weights")))
+    elif label_smoothing is not None or sample_weights is not None:
+        raise UserError("label_smoothing and sample_weights need num_classes (one-hot targets)")
+    ds = tf.data.Dataset.zip(*columns)
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=training)
-    ds = ds.map(lambda image, label: (tf.cast(image, tf.float32), label), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda image, label, *rest: (tf.cast(image, tf.float32), label, *rest), num_parallel_calls=AUTOTUNE)
     if augment is not None:
         # Sequential on purpose: augmentation layers draw from a shared seed state, which parallel calls would
         # consume in a racy order (same seed, different images). It works on whole batches, and prefetch
-        # still overlaps it with training.
-        ds = ds.map(augment)
+        # still overlaps it with training. It sees the integer labels; targets and weights pass through.
+        ds = ds.map(lambda images, labels, *rest: (*augment(images, labels), *rest))
+    if num_classes is not None:
+        ds = ds.map(lambda images, labels, targets, weights: (images, targets, weights))
     return ds.prefetch(AUTOTUNE)
+
+
+def _per_file(values, count, default, name):
+    if values is None:
+        return np.full(count, default, np.float32)
+    values = np.asarray(values, np.float32)
+    if values.shape != (count,):
+        raise UserError(f"{name} has {values.size} values for {count} files; expected one per file")
+    return values
+
+
+def _soft_targets(labels, num_classes, label_smoothing):
+    """One-hot targets with per-row label smoothing: ``(1 - e) * one_hot + e / num_classes``."""
+    smoothing = _per_file(label_smoothing, len(labels), 0.0, "label_smoothing")
+    if np.any((smoothing < 0) | (smoothing >= 1)):
+        raise UserError(f"label_smoothing values must lie in [0, 1), got {sorted(set(smoothing.tolist()))}")
+    labels = np.asarray(labels, np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise UserError(f"labels must lie in [0, {num_classes}) for num_classes={num_classes}")
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
+    return (1.0 - smoothing[:, None]) * one_hot + smoothing[:, None] / num_classes
 
 
 def synthetic_count(ratio, n_real):

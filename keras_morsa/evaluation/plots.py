@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from keras_morsa import io
+from keras_morsa.evaluation.regimes import RATIO_REGIMES
 
 _BASELINES = {"real": "black", "traditional": "tab:gray", "synthetic_only": "tab:red"}
 
@@ -62,14 +63,14 @@ def plot_accuracy_vs_ratio(summary, arch, path):
     """Final test accuracy vs synthetic ratio for one architecture, baselines as horizontal bands.
 
     Args:
-        summary: rows of ``study.summarize`` (other architectures are ignored).
+        summary: rows of ``summary.summarize`` (other architectures are ignored).
         arch: the architecture to draw.
         path: output PNG.
     """
     figure = Figure(figsize=(6.5, 4.5))
     ax = figure.subplots()
     rows = [row for row in summary if row["arch"] == arch]
-    ratios = sorted({row["ratio"] for row in rows if row["ratio"] is not None})
+    ratios = sorted({row["ratio"] for row in rows if row["regime"] in RATIO_REGIMES})
     for row in rows:
         if row["regime"] in _BASELINES:
             acc = row["accuracy"]
@@ -77,7 +78,9 @@ def plot_accuracy_vs_ratio(summary, arch, path):
                        label=f"{row['regime']} ({acc['mean']:.3f})")
             if not math.isnan(acc["low"]):
                 ax.axhspan(acc["low"], acc["high"], color=_BASELINES[row["regime"]], alpha=0.15)
-    for offset, (regime, marker) in zip((-0.01, 0.01), (("synthetic", "o"), ("traditional+synthetic", "s"))):
+    markers = dict(zip(RATIO_REGIMES, "osD"))
+    for offset, regime in zip((-0.01, 0.0, 0.01), RATIO_REGIMES):
+        marker = markers[regime]
         points = sorted((row["ratio"], row["accuracy"]) for row in rows if row["regime"] == regime)
         if not points:
             continue
@@ -92,6 +95,36 @@ def plot_accuracy_vs_ratio(summary, arch, path):
         ax.set_xticks(ratios)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+    _save(figure, path)
+
+
+def plot_accuracy_by_cell(summary, arch, path):
+    """Every cell's final test accuracy with its interval, one row per cell; the baselines dashed.
+
+    Args:
+        summary: rows of ``summary.summarize`` (other architectures are ignored).
+        arch: the architecture to draw.
+        path: output PNG.
+    """
+    rows = [row for row in summary if row["arch"] == arch]
+    figure = Figure(figsize=(6.5, 1.2 + 0.35 * len(rows)))
+    ax = figure.subplots()
+    y = np.arange(len(rows))[::-1]
+    mean = np.array([row["accuracy"]["mean"] for row in rows])
+    low = np.array([row["accuracy"]["low"] for row in rows])
+    high = np.array([row["accuracy"]["high"] for row in rows])
+    spread = np.where(np.isnan(low), 0.0, np.stack([mean - low, high - mean]))
+    ax.errorbar(mean, y, xerr=spread, fmt="o", capsize=3, color="tab:blue")
+    for row in rows:
+        if row["regime"] in _BASELINES:
+            ax.axvline(row["accuracy"]["mean"], color=_BASELINES[row["regime"]], linestyle="--", linewidth=1,
+                       label=row["regime"])
+    ax.set_yticks(y, [row["cell"] for row in rows], fontsize=8)
+    ax.set_xlabel("test accuracy on the real test split (mean over seeds, 95 % t-interval)")
+    ax.set_title(f"{arch}: accuracy by training set")
+    ax.grid(alpha=0.3, axis="x")
+    if any(row["regime"] in _BASELINES for row in rows):
+        ax.legend(fontsize=7, loc="best")
     _save(figure, path)
 
 

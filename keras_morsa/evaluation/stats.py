@@ -82,3 +82,23 @@ def paired_difference(treatment, baseline, confidence=0.95):
     result = t_interval([treatment[s] - baseline[s] for s in seeds], confidence)
     result["seeds"] = seeds
     return result
+
+
+def minimum_detectable_effect(std, n, confidence=0.95, power=0.8):
+    """The smallest true paired difference a two-sided paired t-test at ``confidence`` detects with ``power``.
+
+    ``(t_{1 - alpha/2, n-1} + t_{power, n-1}) * std / sqrt(n)`` (the usual normal-approximation formula with
+    Student-t quantiles), where ``std`` is the standard deviation of the per-seed differences. A study whose
+    interval includes 0 has not shown "no effect", only no effect of this size or more.
+
+    Returns:
+        The effect size, in the unit of ``std``; NaN when ``n < 2`` or ``std`` is NaN.
+
+    Example:
+        >>> round(minimum_detectable_effect(0.05, 3), 3)   # (4.303 + 1.061) * 0.05 / sqrt(3)
+        0.155
+    """
+    if n < 2 or math.isnan(std):
+        return math.nan
+    quantiles = scipy_stats.t.ppf(0.5 + confidence / 2.0, n - 1) + scipy_stats.t.ppf(power, n - 1)
+    return float(quantiles * std / math.sqrt(n))

@@ -1,19 +1,16 @@
 """The real/synthetic ratio study: which training sets make a classifier better on the real test split?
 
-A sweep trains one classifier per run, a run being (architecture, regime, ratio, seed):
-
-- ``real``: the real train split only.
-- ``traditional``: the real train split with classic augmentation in the tf.data pipeline
-  (``config.augment``: flip, colour jitter, Gaussian noise).
-- ``synthetic`` at ratio ``r``: per class all real train images plus ``round(r * n_real)`` synthetic ones.
-- ``synthetic_only``: synthetic images only, ``round(config.synthetic_only_ratio * n_real)`` per class
-  (the classification accuracy score: train on synthetic, test on real).
-- ``traditional+synthetic`` at ratio ``r``: the synthetic mix with classic augmentation.
+A sweep trains one classifier per run, a run being (architecture, regime, parameter, seed); the regimes
+(``real``, ``traditional``, ``synthetic@r``, ``synthetic_only``, ``traditional+synthetic@r``, ``share@p``,
+``weighted+synthetic@r``, ``pretrain_synthetic``) and the plan are in :mod:`keras_morsa.evaluation.regimes`.
 
 Every run gets the same budget: ``config.steps`` optimizer steps of ``config.batch_size`` images, so more data
 never means more compute, and is evaluated on the same real test split every ``config.eval_every`` steps.
 Runs with the same seed share their initial weights, data order seed and synthetic draw, which makes
-per-seed differences against ``real`` paired.
+per-seed differences against ``real`` paired. The learning rate is constant or follows a cosine decay to 0
+at the end of the budget (``config.lr_schedule``); a run's final accuracy is the mean of its last
+``config.final_evals`` evaluations (test accuracy jumps between consecutive evaluations under a constant
+rate). Nothing is chosen by looking at the test split: it gives the final numbers only.
 
 Layout of ``workdir``::
 
@@ -21,13 +18,14 @@ Layout of ``workdir``::
     runs/<run_id>/curve.csv       test accuracy every eval_every steps (rewritten as it grows)
     runs/<run_id>/result.json     written last: marks the run finished (a resumed sweep skips it)
     runs/<run_id>/model.keras     kept for the first seed's real run and the best augmented run so far
-    results.csv, curves.csv       one row per run / per evaluation (built by merge_study)
-    report.md, report.html, *.png the summary (built by merge_study)
+    results.csv, curves.csv       one row per run / per evaluation (built by results.merge_study)
+    report.md, report.html, *.png the summary (built by results.merge_study)
     models/real.keras, models/best_augmented.keras   for Grad-CAM and export
 
 A killed sweep resumes: finished runs are skipped and a partial run restarts from scratch. ``shard=(i, n)``
 runs every n-th run starting at i, so n processes (or machines, their ``runs/`` folders copied together
-afterwards) share a sweep; :func:`merge_study` then builds one report. A single process does both.
+afterwards) share a sweep; :func:`keras_morsa.evaluation.results.merge_study` then builds one report. A
+single process does both.
 
 BatchNorm: KerasCV's MobileNetV3 momentum (0.999) leaves from-scratch moving statistics ~1000 steps behind
 the weights, so inference-mode accuracy collapses to one class. The study trains with
@@ -48,59 +46,14 @@ from keras_morsa import io
 from keras_morsa.data import augment as augment_lib
 from keras_morsa.data import pipeline, splits
 from keras_morsa.errors import UserError
+from keras_morsa.evaluation import results as results_lib
 from keras_morsa.evaluation import stats
+from keras_morsa.evaluation.regimes import AUGMENTED_REGIMES, SYNTHETIC_REGIMES, plan_runs
+from keras_morsa.evaluation.summary import bn_description
 from keras_morsa.models.classifier import build_classifier, reestimate_bn_statistics
 from keras_morsa.training import distribute
 
-REGIMES = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic")
-RATIO_REGIMES = ("synthetic", "traditional+synthetic")
-SYNTHETIC_REGIMES = ("synthetic", "synthetic_only", "traditional+synthetic")
-AUGMENTED_REGIMES = ("traditional", "traditional+synthetic")
-
-RESULT_NAME = "result.json"
-CURVE_FIELDS = ("step", "test_accuracy", "train_loss", "train_accuracy")
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """One training run of the sweep; ``ratio`` is None for regimes without one."""
-
-    arch: str
-    regime: str
-    ratio: float | None
-    seed: int
-
-    @property
-    def run_id(self):
-        ratio = "" if self.ratio is None else f"-r{self.ratio:g}"
-        return f"{self.arch}-{self.regime.replace('+', '_')}{ratio}-s{self.seed}"
-
-    @property
-    def cell(self):
-        """The regime label shown in reports: ``synthetic@0.5``, ``real``, ..."""
-        return self.regime if self.ratio is None else f"{self.regime}@{self.ratio:g}"
-
-
-def plan_runs(config):
-    """All runs of ``config`` in sweep order: architecture, then regime and ratio, then seed.
-
-    Raises:
-        UserError: an unknown regime, no seeds, or a ratio regime without ratios.
-    """
-    unknown = [r for r in config.regimes if r not in REGIMES]
-    if unknown:
-        raise UserError(f"unknown regime(s) {unknown}; accepted: {', '.join(REGIMES)}")
-    if not list(config.seeds):
-        raise UserError("config.seeds is empty; expected at least one seed")
-    if any(r in RATIO_REGIMES for r in config.regimes) and not list(config.ratios):
-        raise UserError("config.ratios is empty but a synthetic ratio regime is requested; give ratios > 0")
-    runs = []
-    for arch in config.archs:
-        for regime in config.regimes:
-            ratios = [float(r) for r in config.ratios] if regime in RATIO_REGIMES else [None]
-            for ratio in ratios:
-                runs.extend(Run(arch, regime, ratio, int(seed)) for seed in config.seeds)
-    return runs
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def parse_shard(text):
@@ -166,11 +119,13 @@ class _Trainer:
             )
         self.model = self._build()
         distribute.synchronize_batch_norm(self.model, strategy)
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=float(config.learning_rates[arch])),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        rate = float(config.learning_rates[arch])
+        if config.lr_schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=int(config.steps))
+        # One-hot targets and per-row weights for every regime: the same loss whether or not a regime smooths
+        # or down-weights its synthetic rows (with hard targets and weight 1 it equals the sparse loss).
+        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss="categorical_crossentropy",
+                           metrics=["accuracy"])
         self.model.optimizer.build(self.model.trainable_variables)
         self._optimizer_state = [np.array(v) for v in self.model.optimizer.variables]
 
@@ -222,25 +177,86 @@ class _Evaluate(keras.callbacks.Callback):
             "train_loss": float(logs.get("loss", np.nan)),
             "train_accuracy": float(logs.get("accuracy", np.nan)),
         })
-        io.write_csv(self.run_dir / "curve.csv", self.curve, CURVE_FIELDS)
+        io.write_csv(self.run_dir / "curve.csv", self.curve, results_lib.CURVE_FIELDS)
         self.bar.add(self.config.eval_every, [("test_acc", accuracy)])
 
 
+@dataclasses.dataclass
+class _TrainingSet:
+    """What one run trains on: rows (file, label, is-synthetic), optional phases and a synthetic pool.
+
+    ``pretrain`` holds the rows of ``pretrain_synthetic``'s first phase; ``pool`` the synthetic rows the
+    ``share`` regime draws from with probability ``share``.
+    """
+
+    files: list
+    labels: list
+    synthetic: list
+    pretrain: tuple = None
+    pool: tuple = None
+
+    @property
+    def counts(self):
+        """(real images, synthetic images) the run can see."""
+        n_synthetic = sum(self.synthetic) + sum(len(part[0]) for part in (self.pretrain, self.pool) if part)
+        return len(self.files) - sum(self.synthetic), n_synthetic
+
+
 def _training_set(run, manifest, synthetic, config):
-    """(files, labels, n_real, n_synthetic) for one run."""
+    """The :class:`_TrainingSet` of one run."""
     real_files, real_labels = manifest.files("train"), manifest.labels("train")
+    real = _TrainingSet(list(real_files), list(real_labels), [False] * len(real_files))
     if run.regime in ("real", "traditional"):
-        return real_files, real_labels, len(real_files), 0
-    ratio = float(config.synthetic_only_ratio) if run.regime == "synthetic_only" else run.ratio
+        return real
+    if run.regime == "share":
+        return dataclasses.replace(real, pool=(list(synthetic[0]), list(synthetic[1])))
+    ratio = run.ratio if run.ratio is not None else float(config.synthetic_only_ratio)
     files, labels = pipeline.mix_real_synthetic(
         real_files, real_labels, synthetic[0], synthetic[1], ratio, run.seed, class_names=manifest.class_names
     )
-    if run.regime == "synthetic_only":
-        real = set(map(str, real_files))
-        kept = [(f, label) for f, label in zip(files, labels) if str(f) not in real]
-        files, labels = [f for f, _ in kept], [label for _, label in kept]
-        return files, labels, 0, len(files)
-    return files, labels, len(real_files), len(files) - len(real_files)
+    real_set = set(map(str, real_files))
+    flags = [str(f) not in real_set for f in files]
+    if run.regime in ("synthetic_only", "pretrain_synthetic"):
+        only = ([f for f, s in zip(files, flags) if s], [label for label, s in zip(labels, flags) if s])
+        if run.regime == "pretrain_synthetic":
+            return dataclasses.replace(real, pretrain=only)
+        return _TrainingSet(only[0], only[1], [True] * len(only[0]))
+    return _TrainingSet(list(files), list(labels), flags)
+
+
+def _dataset(files, labels, flags, run, config, num_classes, augment):
+    """The endless training pipeline of ``files``: one-hot targets, synthetic rows weighted and smoothed as
+    the regime says (only ``weighted+synthetic`` changes them)."""
+    weighted = run.regime == "weighted+synthetic"
+    flags = np.asarray(flags, bool)
+    weights = np.where(flags, float(config.synthetic_weight), 1.0) if weighted else None
+    smoothing = np.where(flags, float(config.synthetic_label_smoothing), 0.0) if weighted else None
+    return pipeline.classifier_dataset(
+        files, labels, config.image_size, config.batch_size, seed=run.seed, training=True, augment=augment,
+        repeat=True, num_classes=num_classes, label_smoothing=smoothing, sample_weights=weights,
+    )
+
+
+def _pipelines(run, training_set, config, num_classes):
+    """``[(dataset, epochs)]`` in training order; the epochs (of ``eval_every`` steps) sum to the budget."""
+    augment = None
+    if run.regime in AUGMENTED_REGIMES:
+        augment = augment_lib.make_augment(
+            config.augment.ops, seed=run.seed, brightness=config.augment.brightness,
+            contrast=config.augment.contrast, saturation=config.augment.saturation,
+            noise_stddev=config.augment.noise_stddev,
+        )
+    epochs = int(config.steps) // int(config.eval_every)
+    t = training_set
+    main = _dataset(t.files, t.labels, t.synthetic, run, config, num_classes, augment)
+    if t.pool is not None:
+        pool = _dataset(t.pool[0], t.pool[1], [True] * len(t.pool[0]), run, config, num_classes, None)
+        main = pipeline.weighted_mixture(main, pool, run.ratio, seed=run.seed)
+    if t.pretrain is None:
+        return [(main, epochs)]
+    first = min(max(1, round(float(config.pretrain_share) * epochs)), epochs - 1)
+    pretrain = _dataset(t.pretrain[0], t.pretrain[1], [True] * len(t.pretrain[0]), run, config, num_classes, None)
+    return [(pretrain, first), (main, epochs - first)]
 
 
 def _pad_to_batches(images, batch_size):
@@ -259,6 +275,14 @@ def _check_budget(config):
     missing = [arch for arch in config.archs if arch not in config.learning_rates]
     if missing:
         raise UserError(f"config.learning_rates has no entry for {missing}; add one per architecture")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"config.lr_schedule={config.lr_schedule!r}; accepted: {', '.join(LR_SCHEDULES)}")
+    evaluations = int(config.steps) // int(config.eval_every)
+    if not 1 <= int(config.final_evals) <= evaluations:
+        raise UserError(f"config.final_evals={config.final_evals}; expected 1 to the {evaluations} evaluations "
+                        "of a run (steps / eval_every)")
+    if "pretrain_synthetic" in config.regimes and evaluations < 2:
+        raise UserError("pretrain_synthetic needs at least 2 evaluations (steps / eval_every) to split the budget")
 
 
 def _keep_model(run, accuracy, model, run_dir, workdir, config):
@@ -271,7 +295,7 @@ def _keep_model(run, accuracy, model, run_dir, workdir, config):
         model.save(run_dir / "model.keras")
         return True
     rivals = [
-        row for row in load_results(workdir)
+        row for row in results_lib.load_results(workdir)
         if row["arch"] == run.arch and row["regime"] != "real" and row["has_model"]
     ]
     if any(row["test_accuracy"] >= accuracy for row in rivals):
@@ -280,7 +304,7 @@ def _keep_model(run, accuracy, model, run_dir, workdir, config):
     for row in rivals:
         (workdir / "runs" / row["run_id"] / "model.keras").unlink(missing_ok=True)
         row["has_model"] = False
-        io.write_json(workdir / "runs" / row["run_id"] / RESULT_NAME, row)
+        io.write_json(workdir / "runs" / row["run_id"] / results_lib.RESULT_NAME, row)
     return True
 
 
@@ -291,54 +315,35 @@ def _train_one(run, training_set, trainer, manifest, test, config, workdir, bar)
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     start = time.time()
-    files, labels, n_real, n_synthetic = training_set
-    augment = None
-    if run.regime in AUGMENTED_REGIMES:
-        augment = augment_lib.make_augment(
-            config.augment.ops, seed=run.seed, brightness=config.augment.brightness,
-            contrast=config.augment.contrast, saturation=config.augment.saturation,
-            noise_stddev=config.augment.noise_stddev,
-        )
-    train_ds = pipeline.classifier_dataset(
-        files, labels, config.image_size, config.batch_size, seed=run.seed, training=True, augment=augment,
-        repeat=True,
-    )
+    phases = _pipelines(run, training_set, config, len(manifest.class_names))
     model = trainer.reset(run.seed)
-    evaluate = _Evaluate(run_dir, test, config, train_ds, bar)
-    model.fit(
-        train_ds, epochs=int(config.steps) // int(config.eval_every), steps_per_epoch=int(config.eval_every),
-        callbacks=[evaluate], verbose=0, shuffle=False,
-    )
+    # BatchNorm statistics are re-estimated on the run's main training set (the one it ends on).
+    evaluate = _Evaluate(run_dir, test, config, phases[-1][0], bar)
+    done = 0
+    for dataset, epochs in phases:
+        model.fit(dataset, initial_epoch=done, epochs=done + epochs, steps_per_epoch=int(config.eval_every),
+                  callbacks=[evaluate], verbose=0, shuffle=False)
+        done += epochs
     matrix = stats.confusion_matrix(test[1], evaluate.predictions, len(manifest.class_names))
     metrics = stats.classification_metrics(matrix)
+    final = [point["test_accuracy"] for point in evaluate.curve[-int(config.final_evals):]]
     wall = time.time() - start
+    n_real, n_synthetic = training_set.counts
     result = {
         "run_id": run.run_id, "arch": run.arch, "regime": run.regime, "ratio": run.ratio, "seed": run.seed,
         "cell": run.cell, "steps": int(config.steps), "batch_size": int(config.batch_size),
-        "train_images": len(files), "real_images": n_real, "synthetic_images": n_synthetic,
-        "test_images": int(len(test[1])), "test_accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+        "train_images": n_real + n_synthetic, "real_images": n_real, "synthetic_images": n_synthetic,
+        "test_images": int(len(test[1])), "test_accuracy": float(np.mean(final)),
+        "last_test_accuracy": metrics["accuracy"], "final_evals": len(final), "macro_f1": metrics["macro_f1"],
         "per_class_accuracy": dict(zip(manifest.class_names, metrics["per_class_accuracy"])),
         "confusion": matrix.tolist(), "class_names": list(manifest.class_names), "wall_time_s": wall,
-        "bn": _bn_description(config), "has_model": False,
+        "bn": bn_description(config), "lr_schedule": config.lr_schedule, "has_model": False,
     }
-    result["has_model"] = _keep_model(run, metrics["accuracy"], model, run_dir, workdir, config)
-    io.write_json(run_dir / RESULT_NAME, result)
-    logging.info("%s: test accuracy %.3f, macro-F1 %.3f (%.0f s)", run.run_id, metrics["accuracy"],
+    result["has_model"] = _keep_model(run, result["test_accuracy"], model, run_dir, workdir, config)
+    io.write_json(run_dir / results_lib.RESULT_NAME, result)
+    logging.info("%s: test accuracy %.3f, macro-F1 %.3f (%.0f s)", run.run_id, result["test_accuracy"],
                  metrics["macro_f1"], wall)
     return result
-
-
-def _bn_description(config):
-    text = f"momentum {config.bn_momentum:g}" if config.bn_momentum is not None else "KerasCV momentum"
-    if config.bn_reestimate_batches > 0:
-        text += f", re-estimated on {config.bn_reestimate_batches} training batches before each evaluation"
-    return text
-
-
-def load_results(workdir):
-    """The result dicts of every finished run under ``<workdir>/runs``, in run-id order."""
-    paths = sorted((Path(workdir) / "runs").glob(f"*/{RESULT_NAME}"))
-    return [io.read_json(path) for path in paths]
 
 
 def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, strategy="none"):
@@ -352,7 +357,7 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
             refused when ``config.require_synthetic`` is set.
         data_dir: the real dataset folder; default the built-in ``morsa_parts`` dataset of ``config.data``.
         shard: ``(i, n)`` to run only every n-th run starting at i (see :func:`parse_shard`); then call
-            :func:`merge_study` once all shards are done.
+            :func:`keras_morsa.evaluation.results.merge_study` once all shards are done.
         strategy: a ``keras_morsa.training.distribute.STRATEGIES`` name; every training runs in its scope
             (``"mirrored"`` on TF, ``"data_parallel"`` on JAX; the batch size must divide among replicas).
 
@@ -379,7 +384,7 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
             if not runs:
                 raise UserError("every regime of the config needs synthetic images; pass --synthetic_dir")
     runs = shard_runs(runs, shard)
-    done = {row["run_id"] for row in load_results(workdir)}
+    done = {row["run_id"] for row in results_lib.load_results(workdir)}
     todo = [r for r in runs if r.run_id not in done]
     logging.info("%d runs in this %s: %d finished, %d to train", len(runs), "shard" if shard else "sweep",
                  len(runs) - len(todo), len(todo))
@@ -409,104 +414,9 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
                 trained.append(
                     _train_one(run, training_sets[run], trainers[run.arch], manifest, test, config, workdir, bar))
     if shard is None:
-        merge_study(config, workdir)
+        results_lib.merge_study(config, workdir)
     else:
         logging.info("shard %d/%d done; run with --merge once every shard has finished", *shard)
     return trained
 
-
-def merge_study(config, workdir):
-    """Builds ``results.csv``, ``curves.csv``, the report, the plots and ``models/`` from finished runs.
-
-    Call it after all shards have finished (their ``runs/`` folders under one ``workdir``); a plain
-    :func:`run_study` calls it itself.
-
-    Raises:
-        UserError: no finished run in ``workdir``.
-    """
-    from keras_morsa.evaluation import report
-
-    workdir = Path(workdir)
-    results = load_results(workdir)
-    if not results:
-        raise UserError(f"no finished runs under {workdir / 'runs'}; run the sweep (or its shards) first")
-    expected = {r.run_id for r in plan_runs(config)}
-    missing = sorted(expected - {row["run_id"] for row in results})
-    if missing:
-        logging.warning("%d planned runs have no result (skipped or unfinished shard): %s", len(missing),
-                        ", ".join(missing[:5]))
-    class_names = results[0]["class_names"]
-    fields = ["run_id", "arch", "regime", "ratio", "seed", "steps", "batch_size", "train_images",
-              "real_images", "synthetic_images", "test_images", "test_accuracy", "macro_f1"]
-    fields += [f"acc_{name}" for name in class_names] + ["wall_time_s", "bn"]
-    rows = []
-    for row in results:
-        flat = {key: row[key] for key in fields if key in row}
-        flat["ratio"] = "" if row["ratio"] is None else row["ratio"]
-        flat.update({f"acc_{name}": row["per_class_accuracy"][name] for name in class_names})
-        rows.append(flat)
-    io.write_csv(workdir / "results.csv", rows, fields)
-    curves = []
-    for row in results:
-        for point in io.read_csv(workdir / "runs" / row["run_id"] / "curve.csv"):
-            curves.append({"run_id": row["run_id"], **point})
-    io.write_csv(workdir / "curves.csv", curves, ("run_id",) + CURVE_FIELDS)
-    _copy_models(results, config, workdir)
-    report.write_report(results, curves, config, workdir)
-    return results
-
-
-def _copy_models(results, config, workdir):
-    """``models/real.keras`` and ``models/best_augmented.keras`` of the first architecture."""
-    arch = config.archs[0]
-    kept = [row for row in results if row["arch"] == arch and row["has_model"]]
-    real = sorted((row for row in kept if row["regime"] == "real"), key=lambda row: row["seed"])
-    augmented = sorted((row for row in kept if row["regime"] != "real"), key=lambda row: -row["test_accuracy"])
-    for name, rows in (("real", real), ("best_augmented", augmented)):
-        if not rows:
-            continue
-        source = workdir / "runs" / rows[0]["run_id"] / "model.keras"
-        with open(source, "rb") as src, io.atomic_write(workdir / "models" / f"{name}.keras") as dst:
-            shutil.copyfileobj(src, dst)
-        io.write_json(workdir / "models" / f"{name}.json", {key: rows[0][key] for key in (
-            "run_id", "arch", "regime", "ratio", "seed", "test_accuracy", "macro_f1")})
-
-
-def describe_budget(config):
-    """One sentence stating the training budget every run gets."""
-    return (
-        f"Every run trains for {config.steps} optimizer steps of batch {config.batch_size} "
-        f"({int(config.steps) * int(config.batch_size)} images seen) at {config.image_size} px from "
-        f"{'the weights in ' + config.weights if config.weights else 'scratch'}, whatever its training set "
-        f"size, and is evaluated on the real test split every {config.eval_every} steps. BatchNorm: "
-        f"{_bn_description(config)}."
-    )
-
-
-def summarize(results, confidence=0.95):
-    """Per-cell statistics and paired differences against ``real``.
-
-    Returns:
-        A list of dicts, one per (arch, cell) in sweep order: ``arch``, ``regime``, ``ratio``, ``cell``,
-        ``accuracy`` (``stats.t_interval`` of test accuracy over seeds), ``macro_f1`` (its mean) and
-        ``vs_real`` (``stats.paired_difference`` against the same arch's ``real`` runs; None for ``real``).
-    """
-    cells = {}
-    for row in results:
-        cells.setdefault((row["arch"], row["regime"], row["ratio"]), []).append(row)
-    order = {regime: i for i, regime in enumerate(REGIMES)}
-    summary = []
-    for (arch, regime, ratio), rows in sorted(
-        cells.items(), key=lambda item: (item[0][0], order[item[0][1]], item[0][2] or 0.0)
-    ):
-        by_seed = {row["seed"]: row["test_accuracy"] for row in rows}
-        real = {row["seed"]: row["test_accuracy"] for row in cells.get((arch, "real", None), [])}
-        summary.append({
-            "arch": arch, "regime": regime, "ratio": ratio, "cell": rows[0]["cell"],
-            "accuracy": stats.t_interval(by_seed.values(), confidence),
-            "macro_f1": float(np.mean([row["macro_f1"] for row in rows])),
-            "vs_real": None if regime == "real" or not real else stats.paired_difference(by_seed, real, confidence),
-            "seeds": sorted(by_seed),
-        })
-    return summary
 

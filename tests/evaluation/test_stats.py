@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_morsa.evaluation import stats
-from keras_morsa.evaluation.study import summarize
+from keras_morsa.evaluation.summary import summarize
 
 T_975_2 = 4.302652729911275  # Student-t 97.5 % quantile, 2 degrees of freedom
 

@@ -14,7 +14,8 @@ from PIL import Image
 from configs.eval_ratios import get_config
 from keras_morsa import io
 from keras_morsa.errors import UserError
-from keras_morsa.evaluation import study
+from keras_morsa.evaluation import regimes, study
+from keras_morsa.evaluation import results as results_lib
 from keras_morsa.models.classifier import class_names_of
 
 SMOKE = f"--config={Path(__file__).resolve().parents[2] / 'configs' / 'eval_ratios.py'}:smoke"
@@ -83,7 +84,7 @@ def test_kept_models_reload_and_inference_is_not_stuck_at_one_class(sweep):
     best = keras.saving.load_model(work / "models" / "best_augmented.keras")
     assert class_names_of(real) == class_names_of(best) == ["blue", "green", "red"]
     best_info = io.read_json(work / "models" / "best_augmented.json")
-    results = {row["run_id"]: row for row in study.load_results(work)}
+    results = {row["run_id"]: row for row in results_lib.load_results(work)}
     augmented = [row for row in results.values() if row["regime"] != "real"]
     assert best_info["test_accuracy"] == max(row["test_accuracy"] for row in augmented)
     # Only the best augmented run keeps its model file; the first seed's real run keeps its own.
@@ -99,7 +100,7 @@ def test_kept_models_reload_and_inference_is_not_stuck_at_one_class(sweep):
 
 @pytest.mark.multibackend
 def test_rerun_skips_finished_runs(sweep):
-    marker = sweep["work"] / "runs" / RUN_IDS[0] / study.RESULT_NAME
+    marker = sweep["work"] / "runs" / RUN_IDS[0] / results_lib.RESULT_NAME
     before = marker.stat().st_mtime_ns
     again = study.run_study(sweep["config"], sweep["work"], synthetic_dir=sweep["synthetic"], data_dir=sweep["real"])
     assert again == [] and marker.stat().st_mtime_ns == before
@@ -108,7 +109,7 @@ def test_rerun_skips_finished_runs(sweep):
 
 def test_shard_restart_and_merge_equal_a_single_run(sweep, tmp_path):
     config, work = sweep["config"], sweep["work"]
-    plan = study.plan_runs(config)
+    plan = regimes.plan_runs(config)
     first, second = study.shard_runs(plan, (0, 2)), study.shard_runs(plan, (1, 2))
     assert sorted(first + second, key=plan.index) == plan and not set(first) & set(second)
     # Shard 0 finished elsewhere (its runs copied in); shard 1 was killed inside its first run.
@@ -134,9 +135,9 @@ def test_shard_restart_and_merge_equal_a_single_run(sweep, tmp_path):
     # Merge: with the retrained runs' results swapped for the single run's (TF CPU training is not
     # bit-reproducible when threads are scheduled differently), the merged files equal the single run's.
     for run in second:
-        shutil.copy(work / "runs" / run.run_id / study.RESULT_NAME, shards / "runs" / run.run_id / study.RESULT_NAME)
-        shutil.copy(work / "runs" / run.run_id / "curve.csv", shards / "runs" / run.run_id / "curve.csv")
-    study.merge_study(config, shards)
+        for name in (results_lib.RESULT_NAME, "curve.csv"):
+            shutil.copy(work / "runs" / run.run_id / name, shards / "runs" / run.run_id / name)
+    results_lib.merge_study(config, shards)
     merged, single = io.read_csv(shards / "results.csv"), io.read_csv(work / "results.csv")
     for row in merged + single:
         row.pop("wall_time_s")
@@ -157,7 +158,7 @@ def test_missing_synthetic_dir_skips_or_refuses(tmp_path, caplog):
 
 def test_plan_and_argument_errors():
     config = get_config()
-    plan = study.plan_runs(config)
+    plan = regimes.plan_runs(config)
     assert len(plan) == (2 + 1 + 2 * 5) * 3
     assert plan[0].run_id == "mobilenet_v3_small-real-s0" and plan[-1].cell == "traditional+synthetic@1.25"
     assert study.parse_shard("1/4") == (1, 4) and study.parse_shard(None) is None
@@ -166,7 +167,7 @@ def test_plan_and_argument_errors():
             study.parse_shard(bad)
     config.regimes = ("real", "mixup")
     with pytest.raises(UserError, match="mixup"):
-        study.plan_runs(config)
+        regimes.plan_runs(config)
     config = get_config("smoke")
     config.eval_every = 4
     with pytest.raises(UserError, match="eval_every dividing steps"):

@@ -1,0 +1,92 @@
+"""The study's regimes and its plan: which runs a config asks for, each named once.
+
+A run is (architecture, regime, parameter, seed). Regimes:
+
+- ``real``: the real train split only.
+- ``traditional``: the real train split with classic augmentation (``config.augment``).
+- ``synthetic`` at ratio ``r``: per class all real train images plus ``round(r * n_real)`` synthetic ones.
+- ``synthetic_only``: synthetic images only, ``round(config.synthetic_only_ratio * n_real)`` per class
+  (the classification accuracy score: train on synthetic, test on real).
+- ``traditional+synthetic`` at ratio ``r``: the synthetic mix with classic augmentation on every image.
+- ``share`` at ``p`` (``config.shares``, each in (0, 0.5]): every example of every batch is a synthetic image
+  with probability ``p``, a real one otherwise (DA-Fusion's random replacement), so real images stay the
+  majority of what the classifier sees.
+- ``weighted+synthetic`` at ratio ``r``: the synthetic mix with the synthetic rows' loss weighted by
+  ``config.synthetic_weight`` and their labels smoothed by ``config.synthetic_label_smoothing`` (real rows
+  keep weight 1 and hard labels).
+- ``pretrain_synthetic``: the first ``config.pretrain_share`` of the step budget on the ``synthetic_only``
+  set, the rest on the real train split (the optimizer state carries over), the same total steps.
+
+The parameter (``Run.ratio``) is the ratio for :data:`RATIO_REGIMES`, the share ``p`` for ``share``, and
+``None`` otherwise.
+"""
+
+import dataclasses
+
+from keras_morsa.errors import UserError
+
+REGIMES = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic", "share",
+           "weighted+synthetic", "pretrain_synthetic")
+RATIO_REGIMES = ("synthetic", "traditional+synthetic", "weighted+synthetic")
+SHARE_REGIMES = ("share",)
+SYNTHETIC_REGIMES = ("synthetic", "synthetic_only", "traditional+synthetic", "share", "weighted+synthetic",
+                     "pretrain_synthetic")
+AUGMENTED_REGIMES = ("traditional", "traditional+synthetic")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run of the sweep; ``ratio`` is the regime's parameter (ratio or share), or None."""
+
+    arch: str
+    regime: str
+    ratio: float | None
+    seed: int
+
+    @property
+    def run_id(self):
+        tag = "p" if self.regime in SHARE_REGIMES else "r"
+        ratio = "" if self.ratio is None else f"-{tag}{self.ratio:g}"
+        return f"{self.arch}-{self.regime.replace('+', '_')}{ratio}-s{self.seed}"
+
+    @property
+    def cell(self):
+        """The regime label shown in reports: ``synthetic@0.5``, ``share@0.1``, ``real``, ..."""
+        return self.regime if self.ratio is None else f"{self.regime}@{self.ratio:g}"
+
+
+def _parameters(config, regime):
+    if regime in RATIO_REGIMES:
+        return [float(r) for r in config.ratios]
+    if regime in SHARE_REGIMES:
+        return [float(p) for p in config.shares]
+    return [None]
+
+
+def plan_runs(config):
+    """All runs of ``config`` in sweep order: architecture, then regime and parameter, then seed.
+
+    Raises:
+        UserError: an unknown regime, no seeds, a ratio regime without ratios, a share outside (0, 0.5], or
+            a ``pretrain_share`` outside (0, 1).
+    """
+    unknown = [r for r in config.regimes if r not in REGIMES]
+    if unknown:
+        raise UserError(f"unknown regime(s) {unknown}; accepted: {', '.join(REGIMES)}")
+    if not list(config.seeds):
+        raise UserError("config.seeds is empty; expected at least one seed")
+    if any(r in RATIO_REGIMES for r in config.regimes) and not list(config.ratios):
+        raise UserError("config.ratios is empty but a synthetic ratio regime is requested; give ratios > 0")
+    if "share" in config.regimes:
+        bad = [p for p in config.shares if not 0.0 < float(p) <= 0.5]
+        if bad or not list(config.shares):
+            raise UserError(f"config.shares={tuple(config.shares)}: the share regime needs shares in (0, 0.5], "
+                            "so that real images stay the majority")
+    if "pretrain_synthetic" in config.regimes and not 0.0 < float(config.pretrain_share) < 1.0:
+        raise UserError(f"config.pretrain_share={config.pretrain_share}; expected a fraction in (0, 1)")
+    runs = []
+    for arch in config.archs:
+        for regime in config.regimes:
+            for parameter in _parameters(config, regime):
+                runs.extend(Run(arch, regime, parameter, int(seed)) for seed in config.seeds)
+    return runs

@@ -1,0 +1,80 @@
+"""The study's result files: each run's ``result.json``, and the merge that builds the sweep's outputs.
+
+:func:`merge_study` turns the finished runs under ``<workdir>/runs`` into ``results.csv``, ``curves.csv``,
+the report (:mod:`keras_morsa.evaluation.report`) and ``models/``. Planning and training live in
+:mod:`keras_morsa.evaluation.study`; statistics in :mod:`keras_morsa.evaluation.summary`.
+"""
+
+import shutil
+from pathlib import Path
+
+from absl import logging
+
+from keras_morsa import io
+from keras_morsa.errors import UserError
+from keras_morsa.evaluation import report
+from keras_morsa.evaluation.regimes import plan_runs
+
+RESULT_NAME = "result.json"
+CURVE_FIELDS = ("step", "test_accuracy", "train_loss", "train_accuracy")
+
+
+def load_results(workdir):
+    """The result dicts of every finished run under ``<workdir>/runs``, in run-id order."""
+    paths = sorted((Path(workdir) / "runs").glob(f"*/{RESULT_NAME}"))
+    return [io.read_json(path) for path in paths]
+
+
+def merge_study(config, workdir):
+    """Builds ``results.csv``, ``curves.csv``, the report, the plots and ``models/`` from finished runs.
+
+    Call it after all shards have finished (their ``runs/`` folders under one ``workdir``); a plain
+    :func:`run_study` calls it itself.
+
+    Raises:
+        UserError: no finished run in ``workdir``.
+    """
+    workdir = Path(workdir)
+    results = load_results(workdir)
+    if not results:
+        raise UserError(f"no finished runs under {workdir / 'runs'}; run the sweep (or its shards) first")
+    expected = {r.run_id for r in plan_runs(config)}
+    missing = sorted(expected - {row["run_id"] for row in results})
+    if missing:
+        logging.warning("%d planned runs have no result (skipped or unfinished shard): %s", len(missing),
+                        ", ".join(missing[:5]))
+    class_names = results[0]["class_names"]
+    fields = ["run_id", "arch", "regime", "ratio", "seed", "steps", "batch_size", "train_images",
+              "real_images", "synthetic_images", "test_images", "test_accuracy", "macro_f1"]
+    fields += [f"acc_{name}" for name in class_names] + ["wall_time_s", "bn"]
+    rows = []
+    for row in results:
+        flat = {key: row[key] for key in fields if key in row}
+        flat["ratio"] = "" if row["ratio"] is None else row["ratio"]
+        flat.update({f"acc_{name}": row["per_class_accuracy"][name] for name in class_names})
+        rows.append(flat)
+    io.write_csv(workdir / "results.csv", rows, fields)
+    curves = []
+    for row in results:
+        for point in io.read_csv(workdir / "runs" / row["run_id"] / "curve.csv"):
+            curves.append({"run_id": row["run_id"], **point})
+    io.write_csv(workdir / "curves.csv", curves, ("run_id",) + CURVE_FIELDS)
+    _copy_models(results, config, workdir)
+    report.write_report(results, curves, config, workdir)
+    return results
+
+
+def _copy_models(results, config, workdir):
+    """``models/real.keras`` and ``models/best_augmented.keras`` of the first architecture."""
+    arch = config.archs[0]
+    kept = [row for row in results if row["arch"] == arch and row["has_model"]]
+    real = sorted((row for row in kept if row["regime"] == "real"), key=lambda row: row["seed"])
+    augmented = sorted((row for row in kept if row["regime"] != "real"), key=lambda row: -row["test_accuracy"])
+    for name, rows in (("real", real), ("best_augmented", augmented)):
+        if not rows:
+            continue
+        source = workdir / "runs" / rows[0]["run_id"] / "model.keras"
+        with open(source, "rb") as src, io.atomic_write(workdir / "models" / f"{name}.keras") as dst:
+            shutil.copyfileobj(src, dst)
+        io.write_json(workdir / "models" / f"{name}.json", {key: rows[0][key] for key in (
+            "run_id", "arch", "regime", "ratio", "seed", "test_accuracy", "macro_f1")})
