@@ -8,7 +8,8 @@ and writes the synthetic-folder layout of ``docs/DESIGN.md``:
   ``numpy.random.default_rng([seed, index])``, so each file is reproducible on its own;
 - ``<out_dir>/manifest.csv``: one row per image (path, class_name, checkpoint_step, seed, latent_index);
 - ``<out_dir>/sources.txt``: the union of the GAN runs' ``sources.txt`` (SHA-256 of their training images),
-  which ``splits.check_no_leak`` reads;
+  which ``splits.check_no_leak`` reads; written before the first image, so a killed run's partial folder
+  is checked as strictly as a finished one;
 - with ``interpolate=True``, ``<out_dir>/interpolation_<class>.gif``: a loop through a few fixed latents
   (outside the class folders, so the folder stays an ImageFolder of PNGs).
 
@@ -104,15 +105,11 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
             raise UserError(f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
                             + (", ".join(finished) or "none"))
     out_dir = Path(out_dir)
-    sources = read_sources(out_dir / SOURCES_FILE) if (out_dir / SOURCES_FILE).exists() else set()
+    _write_sources(out_dir, [Path(gan_workdir) / name for name in class_names])
     rows = []
     bar = keras.utils.Progbar(len(class_names) * int(num_images), verbose=int(progress))
     for name in class_names:
         class_dir = Path(gan_workdir) / name
-        if not (class_dir / SOURCES_FILE).exists():
-            raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
-                            "unknown, so the leak check could not be trusted; retrain this class")
-        sources |= read_sources(class_dir / SOURCES_FILE)
         generator, step = load_generator(class_dir)
         paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(int(num_images))]
         todo = [i for i, path in enumerate(paths) if not path.exists()]
@@ -128,10 +125,22 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         if interpolate:
             interpolation_gif(generator, out_dir / f"interpolation_{name}.gif", seed=seed)
     _write_manifest(out_dir, rows)
-    with io.atomic_write(out_dir / SOURCES_FILE, "w") as f:
-        f.writelines(f"{sha}\n" for sha in sorted(sources))
     print(f"{len(rows)} images of {len(class_names)} class(es) in {out_dir} (manifest.csv, sources.txt)")
     return rows
+
+
+def _write_sources(out_dir, class_dirs):
+    """Merges the classes' ``sources.txt`` into ``out_dir/sources.txt`` before any image is written, so a
+    folder left by a killed run is leak-checked against the same real images as a finished one."""
+    path = out_dir / SOURCES_FILE
+    sources = read_sources(path) if path.exists() else set()
+    for class_dir in class_dirs:
+        if not (class_dir / SOURCES_FILE).exists():
+            raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
+                            "unknown, so the leak check could not be trusted; retrain this class")
+        sources |= read_sources(class_dir / SOURCES_FILE)
+    with io.atomic_write(path, "w") as f:
+        f.writelines(f"{sha}\n" for sha in sorted(sources))
 
 
 def _write_manifest(out_dir, rows):

@@ -1,6 +1,5 @@
 """End-to-end FastGAN runs on the smoke config: files, resume, non-finite stop, SIGKILL, the bin scripts."""
 
-import re
 import shutil
 import signal
 import subprocess
