@@ -10,8 +10,11 @@ ratios) x 3 seeds = 39 runs of 1000 steps each. "full" adds MobileNetV3-Large an
 
 import ml_collections
 
+from keras_morsa.errors import check_variant
+
 
 def get_config(arg=None):
+    arg = check_variant(arg, ("full", "smoke"))
     config = ml_collections.ConfigDict()
     # The built-in dataset (used when --data_dir is not given; the same build and split as the GAN stage's,
     # so the leak check can compare hashes) and the split made if the data has no split_manifest.csv yet.
@@ -67,6 +70,4 @@ def get_config(arg=None):
         config.batch_size = 8
         config.eval_batch_size = 32
         config.bn_reestimate_batches = 2
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r}; accepted: full, smoke")
     return config

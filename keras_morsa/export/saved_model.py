@@ -31,6 +31,7 @@ from keras_morsa.errors import UserError
 from keras_morsa.export.classifier import classifier_archive
 from keras_morsa.export.generator import generator_archive
 from keras_morsa.models import fastgan  # noqa: F401  (registers the Generator class for load_model)
+from keras_morsa.models.saving import load_model
 
 KINDS = ("classifier", "generator")
 
@@ -107,7 +108,7 @@ def export_model(model_path, export_dir, version=None, kind=None, max_num_images
             model_path=str(model_path), export_dir=str(export_dir), version=version, kind=kind,
             max_num_images=max_num_images)
 
-    model = _load(model_path)
+    model = load_model(model_path)
     kind = kind or detect_kind(model)
     if kind == "classifier":
         archive = classifier_archive(model)
@@ -124,13 +125,6 @@ def export_classifier(model_path, export_dir, version=None):
 def export_generator(model_path, export_dir, version=None, max_num_images=64):
     """:func:`export_model` for a FastGAN generator (``serving_default`` by seed, ``from_latents``)."""
     return export_model(model_path, export_dir, version=version, kind="generator", max_num_images=max_num_images)
-
-
-def _load(model_path):
-    try:
-        return keras.saving.load_model(model_path, compile=False)
-    except (ValueError, TypeError, OSError) as error:
-        raise UserError(f"cannot load model {str(model_path)!r}: {error}") from None
 
 
 def _write_version(archive, target):

@@ -26,6 +26,7 @@ from PIL import Image
 from keras_morsa import io
 from keras_morsa.data.splits import read_sources
 from keras_morsa.errors import DataError, UserError
+from keras_morsa.models.saving import load_model
 from keras_morsa.training.callbacks import images_to_uint8, save_png
 # train_gan imports keras_morsa.models.fastgan, which registers Generator for load_model.
 from keras_morsa.training.train_gan import DONE_FILE, GENERATOR_FILE, SOURCES_FILE
@@ -51,7 +52,7 @@ def latent(seed, index, nz):
 def load_generator(class_dir):
     """The EMA generator saved by ``train_gan`` in ``class_dir`` and the step it was saved at."""
     class_dir = Path(class_dir)
-    generator = keras.saving.load_model(class_dir / GENERATOR_FILE, compile=False)
+    generator = load_model(class_dir / GENERATOR_FILE)
     return generator, int(io.read_json(class_dir / DONE_FILE)["step"])
 
 
@@ -105,12 +106,17 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
             raise UserError(f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
                             + (", ".join(finished) or "none"))
     out_dir = Path(out_dir)
-    _write_sources(out_dir, [Path(gan_workdir) / name for name in class_names])
+    class_dirs = [Path(gan_workdir) / name for name in class_names]
+    for class_dir in class_dirs:
+        if not (class_dir / SOURCES_FILE).exists():
+            raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
+                            "unknown, so the leak check could not be trusted; retrain this class")
     rows = []
     bar = keras.utils.Progbar(len(class_names) * int(num_images), verbose=int(progress))
-    for name in class_names:
-        class_dir = Path(gan_workdir) / name
+    for name, class_dir in zip(class_names, class_dirs):
         generator, step = load_generator(class_dir)
+        if not rows:  # once a generator loads (a corrupt one writes nothing), before the first image
+            _write_sources(out_dir, class_dirs)
         paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(int(num_images))]
         todo = [i for i, path in enumerate(paths) if not path.exists()]
         bar.add(len(paths) - len(todo))
@@ -135,9 +141,6 @@ def _write_sources(out_dir, class_dirs):
     path = out_dir / SOURCES_FILE
     sources = read_sources(path) if path.exists() else set()
     for class_dir in class_dirs:
-        if not (class_dir / SOURCES_FILE).exists():
-            raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
-                            "unknown, so the leak check could not be trusted; retrain this class")
         sources |= read_sources(class_dir / SOURCES_FILE)
     with io.atomic_write(path, "w") as f:
         f.writelines(f"{sha}\n" for sha in sorted(sources))
