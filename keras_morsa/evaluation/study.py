@@ -389,7 +389,13 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
             runs = [r for r in runs if r.regime not in SYNTHETIC_REGIMES]
             if not runs:
                 raise UserError("every regime of the config needs synthetic images; pass --synthetic_dir")
-    runs = shard_runs(runs, shard)
+    # One process per study workdir, or per shard of it: the shards of one sweep may share a workdir.
+    with io.folder_lock(workdir, io.LOCK_NAME if shard is None else f"{io.LOCK_NAME}-shard{shard[0]}of{shard[1]}"):
+        return _run(config, workdir, shard_runs(runs, shard), synthetic_dir, data_dir, shard, strategy, replicas)
+
+
+def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replicas):
+    """The body of :func:`run_study`, under the workdir's lock."""
     done = {row["run_id"] for row in load_results(workdir)}
     todo = [r for r in runs if r.run_id not in done]
     logging.info("%d runs in this %s: %d finished, %d to train", len(runs), "shard" if shard else "sweep",
@@ -420,7 +426,7 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
                 trained.append(
                     _train_one(run, training_sets[run], trainers[run.arch], manifest, test, config, workdir, bar))
     if shard is None:
-        merge_study(config, workdir)
+        _merge(config, workdir)
     else:
         logging.info("shard %d/%d done; run with --merge once every shard has finished", *shard)
     return trained
@@ -435,6 +441,11 @@ def merge_study(config, workdir):
     Raises:
         UserError: no finished run in ``workdir``.
     """
+    with io.folder_lock(workdir):
+        return _merge(config, workdir)
+
+
+def _merge(config, workdir):
     from keras_morsa.evaluation import report
 
     workdir = Path(workdir)

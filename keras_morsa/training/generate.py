@@ -17,6 +17,7 @@ It is idempotent and resumable: images already present for the same seed are kep
 is written atomically, so a killed run leaves no half-written PNG behind.
 """
 
+import contextlib
 from pathlib import Path
 
 import keras
@@ -111,13 +112,22 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         if not (class_dir / SOURCES_FILE).exists():
             raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
                             "unknown, so the leak check could not be trusted; retrain this class")
+    with contextlib.ExitStack() as held:
+        return _generate(out_dir, class_names, class_dirs, int(num_images), seed, interpolate, batch_size,
+                         progress, held)
+
+
+def _generate(out_dir, class_names, class_dirs, num_images, seed, interpolate, batch_size, progress, held):
+    """The image loop of :func:`generate`; ``held`` (an ExitStack) keeps ``out_dir``'s lock until it returns."""
     rows = []
-    bar = keras.utils.Progbar(len(class_names) * int(num_images), verbose=int(progress))
+    bar = keras.utils.Progbar(len(class_names) * num_images, verbose=int(progress))
     for name, class_dir in zip(class_names, class_dirs):
-        generator, step = load_generator(class_dir)
+        with io.folder_lock(class_dir):  # not while train_gan continues this class
+            generator, step = load_generator(class_dir)
         if not rows:  # once a generator loads (a corrupt one writes nothing), before the first image
+            held.enter_context(io.folder_lock(out_dir))  # one generate per synthetic folder
             _write_sources(out_dir, class_dirs)
-        paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(int(num_images))]
+        paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(num_images)]
         todo = [i for i, path in enumerate(paths) if not path.exists()]
         bar.add(len(paths) - len(todo))
         for start in range(0, len(todo), batch_size):

@@ -250,20 +250,21 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
     train_rows = [r for r in manifest.rows if r["class_name"] == class_name and r["split"] == "train"]
     if not train_rows:
         raise DataError(f"class {class_name!r} has no train images in the split of {manifest.image_root}")
-    class_dir.mkdir(parents=True, exist_ok=True)
-    (class_dir / DONE_FILE).unlink(missing_ok=True)
-    with io.atomic_write(class_dir / SOURCES_FILE, "w") as f:
-        f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))
+    # One process per class folder: a second train_gan (or a generate reading it) stops naming this one.
+    with io.folder_lock(class_dir):
+        (class_dir / DONE_FILE).unlink(missing_ok=True)
+        with io.atomic_write(class_dir / SOURCES_FILE, "w") as f:
+            f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))
 
-    with distribute.distribution_scope(strategy):
-        gan = build_gan(config, strategy)
-        _fit(config, class_dir, manifest, class_name, gan)
-    _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
-    io.write_json(class_dir / DONE_FILE, {
-        "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": config.to_dict(),
-    })
+        with distribute.distribution_scope(strategy):
+            gan = build_gan(config, strategy)
+            _fit(config, class_dir, manifest, class_name, gan)
+        _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
+        io.write_json(class_dir / DONE_FILE, {
+            "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "config": config.to_dict(),
+        })
     print(f"{class_name}: done; samples in {class_dir / 'samples'}, generator {class_dir / GENERATOR_FILE}")
 
 

@@ -4,12 +4,16 @@ The GAN workdir here is a finished run's layout written directly (an untrained 6
 tests cost no training; tests/training/test_train_gan.py generates from a really trained run.
 """
 
+import os
+import socket
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from keras_morsa.io import read_csv, write_json
+from keras_morsa import io
 from keras_morsa.errors import DataError, UserError
+from keras_morsa.io import read_csv, write_json
 from keras_morsa.models.fastgan import Generator
 from keras_morsa.training import generate as gen
 
@@ -106,3 +110,19 @@ def test_a_class_without_sources_is_refused_before_anything_is_written(gan_workd
     with pytest.raises(DataError, match=r"jaw/sources.txt is missing: .*leak check could not be trusted"):
         gen.generate(broken, tmp_path / "out", 1, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_class_folder_or_synthetic_folder_in_use_stops_generate(gan_workdir, tmp_path):
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-02T08:00:00+00:00"}
+    (tmp_path / "out").mkdir()
+    write_json(tmp_path / "out" / io.LOCK_NAME, holder)
+    with pytest.raises(io.FolderLocked, match=rf"out is in use by pid {os.getppid()} on .* since 2026-12-02T08:00"):
+        gen.generate(gan_workdir, tmp_path / "out", 1, class_names=["jaw"], progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [io.LOCK_NAME]
+    busy = tmp_path / "gan"
+    (busy / "pin").mkdir(parents=True)
+    for name in ("generator_ema.keras", "done.json", "sources.txt"):
+        (busy / "pin" / name).write_bytes((gan_workdir / "pin" / name).read_bytes())
+    write_json(busy / "pin" / io.LOCK_NAME, holder)  # train_gan is continuing this class
+    with pytest.raises(io.FolderLocked, match=r"pin is in use by pid"):
+        gen.generate(busy, tmp_path / "out2", 1, progress=False)

@@ -1,7 +1,9 @@
 """End-to-end FastGAN runs on the smoke config: files, resume, non-finite stop, SIGKILL, the bin scripts."""
 
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from PIL import Image
 
 from configs.fastgan_cpu import get_config
 from keras_morsa.data import splits
-from keras_morsa.io import read_csv, read_json
+from keras_morsa.io import LOCK_NAME, FolderLocked, read_csv, read_json, write_json
 from keras_morsa.training.checkpoint import CheckpointMismatch
 from keras_morsa.training.fastgan import FastGAN
 from keras_morsa.training.generate import generate
@@ -162,6 +164,16 @@ def test_resume_refuses_another_network_naming_the_keys(trained, data_dir, tmp_p
                        r"model.activation: 'glu' -> 'leaky_relu'; model.ngf: 8 -> 16; the network cannot change"):
         train_gan(config, workdir, "disc", data_dir=data_dir)
     assert not (workdir / "disc" / "checkpoints" / "ckpt_00000008.npz").exists()
+
+
+def test_a_second_process_on_a_class_folder_stops_naming_the_first(data_dir, tmp_path):
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-02T08:00:00+00:00"}
+    (tmp_path / "disc").mkdir()
+    write_json(tmp_path / "disc" / LOCK_NAME, holder)
+    with pytest.raises(FolderLocked, match=rf"disc is in use by pid {os.getppid()} on {socket.gethostname()} "
+                       r"since 2026-12-02T08:00:00\+00:00; wait for it to finish, or delete .*disc/.lock"):
+        train_gan(get_config("smoke"), tmp_path, "disc", data_dir=data_dir)
+    assert sorted(p.name for p in (tmp_path / "disc").iterdir()) == [LOCK_NAME]
 
 
 def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path):
