@@ -59,6 +59,14 @@ class SplitManifest:
     def __init__(self, image_root, rows):
         self.image_root = Path(image_root)
         self.rows = [{key: str(row[key]) for key in FIELDS} for row in rows]
+        outside = [row["path"] for row in self.rows
+                   if PurePosixPath(row["path"]).is_absolute() or ".." in PurePosixPath(row["path"]).parts
+                   or "\\" in row["path"] or not row["path"]]
+        if outside:
+            # A planted row ("../../secret.png") must not make a stage read or explain a file outside the data.
+            raise DataError(
+                f"split manifest row {outside[0]!r} is not a path inside {self.image_root} ({len(outside)} such "
+                "row(s)); expected class/file paths relative to the data folder: delete the manifest to split again")
         bad = [row for row in self.rows if row["split"] not in SPLITS]
         if bad:
             raise DataError(

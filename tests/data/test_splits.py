@@ -1,5 +1,6 @@
 """Split manifests: stratification, determinism, duplicates, round-trip, mismatch detection, leak checks."""
 
+import re
 import shutil
 
 import numpy as np
@@ -203,3 +204,11 @@ def test_synthetic_folder_without_sources_warns_and_missing_raises(split_3, tmp_
         splits.check_no_leak(split_3, synthetic_dirs=[synthetic])
     with pytest.raises(DataError, match="nowhere"):
         splits.check_no_leak(split_3, synthetic_dirs=[synthetic / "nowhere"])
+
+
+@pytest.mark.parametrize("path", ["../x/a.png", "a/../../b.png", "/etc/passwd", "a\\..\\b.png", ""])
+def test_manifest_rows_must_stay_inside_the_image_root(tmp_path, path):
+    rows = [{"path": "a/1.png", "class_name": "a", "sha256": "0" * 64, "split": "train"},
+            {"path": path, "class_name": "a", "sha256": "1" * 64, "split": "test"}]
+    with pytest.raises(DataError, match=rf"row {re.escape(repr(path))} is not a path inside {tmp_path}"):
+        splits.SplitManifest(tmp_path, rows)
