@@ -17,7 +17,8 @@ per-seed differences against ``real`` paired.
 
 Layout of ``workdir``::
 
-    split_manifest.csv            a copy of the split used (the original stays beside the data)
+    split_manifest.csv            a copy of the split used (the original stays beside the data; for read-only
+                                  data it is the only one)
     runs/<run_id>/curve.csv       test accuracy every eval_every steps (rewritten as it grows)
     runs/<run_id>/result.json     written last: marks the run finished (a resumed sweep skips it)
     runs/<run_id>/model.keras     kept for the first seed's real run and the best augmented run so far
@@ -405,7 +406,7 @@ def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replic
         # The split lives next to the data, where the GAN stage reads and writes it too: one split for all.
         manifest = splits.load_or_create_split(
             _resolve_data_dir(config, data_dir), test_fraction=config.data.test_fraction,
-            seed=config.data.split_seed,
+            seed=config.data.split_seed, read_only_fallback=workdir,
         )
         splits.check_no_leak(manifest, [synthetic_dir] if synthetic_dir else [])
         # A copy for the later stages (Grad-CAM reads the study's split from its workdir).

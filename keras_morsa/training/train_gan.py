@@ -179,7 +179,7 @@ def is_finished(class_dir, num_steps):
     return done.exists() and io.read_json(done).get("step", -1) >= num_steps
 
 
-def _dataset(config, data_dir, class_name):
+def _dataset(config, data_dir, class_name, workdir):
     """Validates the class name, then returns the split manifest of the built-in dataset or ``data_dir``."""
     if data_dir is None:
         # The built-in dataset renders its images on first use; imported only when it is the source.
@@ -193,7 +193,8 @@ def _dataset(config, data_dir, class_name):
         if not root.is_dir():
             raise DataError(f"--data_dir={data_dir}: no such folder; expected <dir>/<class>/<images>")
     manifest = splits.load_or_create_split(root, test_fraction=config.data.test_fraction,
-                                           val_fraction=config.data.val_fraction, seed=config.data.split_seed)
+                                           val_fraction=config.data.val_fraction, seed=config.data.split_seed,
+                                           read_only_fallback=workdir)
     _check_class(class_name, manifest.class_names, str(root))
     return manifest
 
@@ -213,7 +214,7 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
         class_name: a class of the dataset, or ``"all"`` to train every class in turn (finished ones are
             skipped).
         data_dir: a user image folder (``<dir>/<class>/*``); its ``split_manifest.csv`` is created on first
-            use. ``None``: the built-in dataset, built (or reused from the cache) at ``config.data`` sizes.
+            use (in ``workdir`` when the folder is read-only, with a warning saying so). ``None``: the built-in dataset, built (or reused from the cache) at ``config.data`` sizes.
         strategy: data parallelism, one of ``distribute.STRATEGIES`` (see :mod:`.distribute`); the global
             batch ``train.batch_size`` is split over the replicas.
 
@@ -228,7 +229,7 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
         train_gan(get_config(), "workdirs/gan", "jaw")   # -> {"jaw": Path("workdirs/gan/jaw")}
     """
     distribute.check_strategy(strategy)
-    manifest = _dataset(config, data_dir, class_name)
+    manifest = _dataset(config, data_dir, class_name, workdir)
     names = manifest.class_names if class_name == "all" else [class_name]
     done = {}
     for name in names:

@@ -1,7 +1,9 @@
 """Split manifests: stratification, determinism, duplicates, round-trip, mismatch detection, leak checks."""
 
+import errno
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +214,24 @@ def test_manifest_rows_must_stay_inside_the_image_root(tmp_path, path):
             {"path": path, "class_name": "a", "sha256": "1" * 64, "split": "test"}]
     with pytest.raises(DataError, match=rf"row {re.escape(repr(path))} is not a path inside {tmp_path}"):
         splits.SplitManifest(tmp_path, rows)
+
+
+def test_read_only_data_keeps_its_manifest_in_the_fallback_workdir(folder_3, tmp_path_factory, monkeypatch):
+    data = folder_3
+    save = splits.SplitManifest.save
+
+    def read_only(self, path):
+        if Path(path).parent == data:
+            raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+        save(self, path)
+
+    monkeypatch.setattr(splits.SplitManifest, "save", read_only)
+    workdir = tmp_path_factory.mktemp("work")
+    with pytest.warns(folder.DataWarning, match=rf"{data} cannot be written \(Read-only file system\): its split "
+                      rf"manifest went to {workdir / splits.MANIFEST_NAME}"):
+        first = splits.load_or_create_split(data, read_only_fallback=workdir)
+    assert not (data / splits.MANIFEST_NAME).exists()
+    again = splits.load_or_create_split(data, read_only_fallback=workdir)  # found there, not split again
+    assert again.rows == first.rows and again.image_root == first.image_root
+    with pytest.raises(PermissionError):  # without a fallback the disk's error stands (cli reports it)
+        splits.load_or_create_split(data)
