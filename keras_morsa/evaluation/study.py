@@ -48,7 +48,7 @@ from absl import logging
 from keras_morsa import io
 from keras_morsa.data import augment as augment_lib
 from keras_morsa.data import pipeline, splits
-from keras_morsa.errors import UserError
+from keras_morsa.errors import DataError, UserError
 from keras_morsa.evaluation import stats
 from keras_morsa.models.classifier import build_classifier, reestimate_bn_statistics
 from keras_morsa.training import distribute
@@ -408,6 +408,12 @@ def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replic
             _resolve_data_dir(config, data_dir), test_fraction=config.data.test_fraction,
             seed=config.data.split_seed, read_only_fallback=workdir,
         )
+        untested = [name for name, count in manifest.counts().items() if count["test"] == 0]
+        if untested:
+            raise DataError(
+                f"class(es) {', '.join(untested)} have no test images in the split of {manifest.image_root}: "
+                "their accuracy (and the overall figure) would be undefined; add images or raise "
+                "data.test_fraction, then delete the split_manifest.csv to split again")
         splits.check_no_leak(manifest, [synthetic_dir] if synthetic_dir else [])
         # A copy for the later stages (Grad-CAM reads the study's split from its workdir).
         manifest.save(workdir / splits.MANIFEST_NAME)
