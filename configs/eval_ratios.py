@@ -13,8 +13,11 @@ every regime (keras_morsa/evaluation/regimes.py): real, traditional, synthetic@{
 
 import ml_collections
 
+from keras_morsa.errors import check_variant
+
 
 def get_config(arg=None):
+    arg = check_variant(arg, ("full", "strategies", "smoke"))
     config = ml_collections.ConfigDict()
     # The built-in dataset (used when --data_dir is not given; the same build and split as the GAN stage's,
     # so the leak check can compare hashes) and the split made if the data has no split_manifest.csv yet.
@@ -89,6 +92,4 @@ def get_config(arg=None):
         config.batch_size = 8
         config.eval_batch_size = 32
         config.bn_reestimate_batches = 2
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r}; accepted: full, strategies, smoke")
     return config

@@ -12,10 +12,12 @@ perceptual loss is an option that needs a local VGG16 weights file (nothing is d
         --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
 """
 
+from keras_morsa.errors import check_variant
 from keras_morsa.training.train_gan import base_config, smoke_variant
 
 
 def get_config(arg=None):
+    arg = check_variant(arg, ("smoke",))
     config = base_config()
     config.model.image_size = 256
     return smoke_variant(config) if arg == "smoke" else config

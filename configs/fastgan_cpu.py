@@ -21,10 +21,12 @@ perceptual loss is an option that needs a local VGG16 weights file (nothing is d
         --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
 """
 
+from keras_morsa.errors import check_variant
 from keras_morsa.training.train_gan import base_config, smoke_variant
 
 
 def get_config(arg=None):
+    arg = check_variant(arg, ("smoke",))
     config = base_config()
     config.data.image_size = 256  # the built-in dataset's cached 256-px build, shared with the other stages
     config.model.image_size = 64

@@ -17,3 +17,23 @@ class DataError(UserError):
 
 class PerformanceWarning(UserWarning):
     """A setting that works but is known to be much slower on this machine; the message says what to use."""
+
+
+def check_variant(arg, accepted):
+    """Refuses a config variant a ``get_config(arg)`` does not handle (as big_vision's ``parse_arg`` does).
+
+    Args:
+        arg: the text after ``:`` in ``--config=<file>:<arg>``, or ``None``/``""`` for the default.
+        accepted: the variant names the config file handles.
+
+    Returns:
+        ``arg``, or ``None`` for the default.
+
+    Raises:
+        UserError: ``arg`` is not one of ``accepted`` (a typo like ``smok`` would otherwise run the full config).
+    """
+    if arg in (None, ""):
+        return None
+    if arg not in accepted:
+        raise UserError(f"unknown config variant {arg!r}; accepted: {', '.join(accepted)}, or none for the default")
+    return arg

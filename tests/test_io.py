@@ -1,4 +1,9 @@
+import json
 import os
+import re
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -31,3 +36,36 @@ def test_csv_roundtrip_and_hash(tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
     assert io.sha256_file(tmp_path / "f") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+
+
+def _lock_record(folder, **record):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / io.LOCK_NAME).write_text(json.dumps(record))
+
+
+def test_a_held_folder_stops_the_second_process_naming_the_holder(tmp_path):
+    with io.folder_lock(tmp_path) as lock:
+        held = json.loads(lock.read_text())
+        assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
+        with pytest.raises(io.FolderLocked, match=rf"{tmp_path} is in use by pid {os.getpid()} on "
+                           rf"{socket.gethostname()} since {re.escape(held['started'])}; wait .* delete {lock}"):
+            with io.folder_lock(tmp_path):
+                pass
+    assert not lock.exists()  # released
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporary file left
+
+
+def test_a_stale_lock_of_a_dead_process_is_replaced_and_another_hosts_is_respected(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    _lock_record(tmp_path / "a", pid=int(dead.stdout), host=socket.gethostname(), started="yesterday")
+    with io.folder_lock(tmp_path / "a") as lock:
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    _lock_record(tmp_path / "b", pid=os.getppid(), host=socket.gethostname(), started="t0")  # alive
+    with pytest.raises(io.FolderLocked, match=rf"pid {os.getppid()} on .* since t0"):
+        with io.folder_lock(tmp_path / "b"):
+            pass
+    _lock_record(tmp_path / "c", pid=int(dead.stdout), host="elsewhere", started="t1")
+    with pytest.raises(io.FolderLocked, match="pid .* on elsewhere since t1"):
+        with io.folder_lock(tmp_path / "c"):
+            pass

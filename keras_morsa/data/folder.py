@@ -113,12 +113,15 @@ class FolderScan:
       class_names: sorted class folder names; label ``i`` is ``class_names[i]``.
       files: ``(absolute Path, class_name)`` of every image that decoded, sorted by class then path.
       skipped: ``(Path, reason)`` of every file left out.
+      odd_shapes: ``(Path, (height, width))`` of usable images that will be badly stretched: a side below the
+        scan's ``min_side`` or a side ratio above its ``max_aspect`` (kept, but counted and warned about).
     """
 
     root: Path
     class_names: list
     files: list
     skipped: list
+    odd_shapes: list = dataclasses.field(default_factory=list)
 
     def counts(self):
         """``{class_name: number of usable images}``."""
@@ -136,6 +139,8 @@ class FolderScan:
             "images_per_class": self.counts(),
             "num_skipped": len(self.skipped),
             "skipped": [{"path": str(path), "reason": reason} for path, reason in self.skipped],
+            "num_odd_shapes": len(self.odd_shapes),
+            "odd_shapes": [{"path": str(path), "height": h, "width": w} for path, (h, w) in self.odd_shapes],
         }
 
 
@@ -208,14 +213,14 @@ def list_image_files(root):
 
 
 def _check(path):
+    """``(reason, None)`` for a file that does not decode, else ``(None, (height, width))``."""
     try:
-        load_image(path)
-        return None
+        return None, load_image(path).shape[:2]
     except BadImage as error:
-        return error.reason
+        return error.reason, None
 
 
-def scan_image_folder(root, min_images_per_class=1, progress=False, max_workers=None):
+def scan_image_folder(root, min_images_per_class=1, progress=False, max_workers=None, min_side=16, max_aspect=4.0):
     """Finds the classes and images of a data folder and decodes every image once to check it.
 
     Args:
@@ -223,6 +228,9 @@ def scan_image_folder(root, min_images_per_class=1, progress=False, max_workers=
       min_images_per_class: a class with fewer usable images raises ``DataError``.
       progress: show a ``keras.utils.Progbar`` while decoding.
       max_workers: decoding threads (default: the CPU count, at most 8).
+      min_side, max_aspect: an image with a side below ``min_side`` pixels, or a longer side more than
+        ``max_aspect`` times its shorter one, is kept but listed in ``odd_shapes`` and one ``DataWarning``
+        (every stage resizes to a square without keeping the aspect ratio).
 
     Returns:
       A :class:`FolderScan`. Skipped files are also reported in one ``DataWarning``.
@@ -245,23 +253,30 @@ def scan_image_folder(root, min_images_per_class=1, progress=False, max_workers=
 
         bar = keras.utils.Progbar(len(paths), unit_name="image")
     workers = max_workers or min(8, os.cpu_count() or 1)
-    reasons = []
+    reasons, shapes = [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, reason in enumerate(pool.map(_check, paths)):
+        for i, (reason, shape) in enumerate(pool.map(_check, paths)):
             reasons.append(reason)
+            shapes.append(shape)
             if bar is not None:
                 bar.update(i + 1)
+    odd = [(path, (int(shape[0]), int(shape[1]))) for path, shape in zip(paths, shapes) if shape is not None
+           and (min(shape) < min_side or max(shape) > max_aspect * min(shape))]
     files = [item for item, reason in zip(candidates, reasons) if reason is None]
     skipped = [(path, reason) for (path, _), reason in zip(candidates, reasons) if reason is not None]
     skipped += [(path, f"unsupported extension {path.suffix or '(none)'!r}; accepted: "
                        f"{', '.join(IMAGE_EXTENSIONS)}") for path in others]
     skipped.sort()
-    scan = FolderScan(root=image_root, class_names=class_names, files=files, skipped=skipped)
+    scan = FolderScan(root=image_root, class_names=class_names, files=files, skipped=skipped, odd_shapes=odd)
     if skipped:
         listed = "; ".join(f"{path}: {reason}" for path, reason in skipped[:_WARN_LISTED])
         extra = len(skipped) - _WARN_LISTED
         more = f"; and {extra} more (see the scan report)" if extra > 0 else ""
         warnings.warn(f"skipped {len(skipped)} file(s) in {image_root}: {listed}{more}", DataWarning, stacklevel=2)
+    if odd:
+        listed = "; ".join(f"{path}: {h}x{w}" for path, (h, w) in odd[:_WARN_LISTED])
+        warnings.warn(f"{len(odd)} image(s) in {image_root} have a side below {min_side} px or an aspect ratio above "
+                      f"{max_aspect:g} and will be stretched to a square: {listed}", DataWarning, stacklevel=2)
     for class_name, count in scan.counts().items():
         if count < min_images_per_class:
             raise DataError(

@@ -18,6 +18,7 @@ Example:
 """
 
 import collections
+import errno
 import math
 import warnings
 from pathlib import Path, PurePosixPath
@@ -59,6 +60,14 @@ class SplitManifest:
     def __init__(self, image_root, rows):
         self.image_root = Path(image_root)
         self.rows = [{key: str(row[key]) for key in FIELDS} for row in rows]
+        outside = [row["path"] for row in self.rows
+                   if PurePosixPath(row["path"]).is_absolute() or ".." in PurePosixPath(row["path"]).parts
+                   or "\\" in row["path"] or not row["path"]]
+        if outside:
+            # A planted row ("../../secret.png") must not make a stage read or explain a file outside the data.
+            raise DataError(
+                f"split manifest row {outside[0]!r} is not a path inside {self.image_root} ({len(outside)} such "
+                "row(s)); expected class/file paths relative to the data folder: delete the manifest to split again")
         bad = [row for row in self.rows if row["split"] not in SPLITS]
         if bad:
             raise DataError(
@@ -220,7 +229,7 @@ def _verify(manifest, manifest_path):
 
 
 def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction=0.0, seed=0,
-                         min_images_per_class=1, progress=False, scan=None):
+                         min_images_per_class=1, progress=False, scan=None, read_only_fallback=None):
     """Reads ``split_manifest.csv`` if it exists, else scans, splits and writes it.
 
     The manifest lives in ``workdir`` when given, else in ``data_dir``. An existing manifest wins over the
@@ -230,6 +239,10 @@ def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction
     Args:
       data_dir: the data folder (``<root>/<class>/...`` or ``<root>/images/<class>/...``).
       workdir: where to keep the manifest instead of next to the data (e.g. when the data is read-only).
+      read_only_fallback: without ``workdir``, a folder (a stage's workdir) that holds the manifest when
+        ``data_dir`` has none and cannot be written (read-only, no permission): a manifest already there is
+        used, else the new one is written there and a ``DataWarning`` says where. The split is seeded, so
+        every stage splitting the same read-only folder with the same settings gets the same split.
       test_fraction, val_fraction, seed: see :func:`make_split`.
       min_images_per_class, progress: see ``folder.scan_image_folder``.
       scan: a ``FolderScan`` of ``data_dir`` made already (e.g. for a run report), to avoid decoding twice.
@@ -244,6 +257,9 @@ def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction
     _check_fractions(test_fraction, val_fraction)
     image_root = folder.find_image_root(data_dir)
     manifest_path = Path(workdir if workdir is not None else data_dir) / MANIFEST_NAME
+    fallback = Path(read_only_fallback) / MANIFEST_NAME if workdir is None and read_only_fallback else None
+    if not manifest_path.exists() and fallback is not None and fallback.exists():
+        manifest_path = fallback
     if manifest_path.exists():
         manifest = SplitManifest.load(manifest_path, image_root=image_root)
         _verify(manifest, manifest_path)
@@ -254,7 +270,14 @@ def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction
         raise UserError(
             f"scan of {scan.root} does not belong to data_dir={data_dir}; expected a scan of {image_root}")
     manifest = make_split(scan, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
-    manifest.save(manifest_path)
+    try:
+        manifest.save(manifest_path)
+    except OSError as error:
+        if fallback is None or error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        manifest.save(fallback)
+        warnings.warn(f"{data_dir} cannot be written ({error.strerror}): its split manifest went to {fallback}",
+                      folder.DataWarning, stacklevel=2)
     return manifest
 
 

@@ -77,6 +77,10 @@ def plan_runs(config):
         raise UserError("config.seeds is empty; expected at least one seed")
     if any(r in RATIO_REGIMES for r in config.regimes) and not list(config.ratios):
         raise UserError("config.ratios is empty but a synthetic ratio regime is requested; give ratios > 0")
+    for key, values in (("ratios", list(config.ratios)), ("synthetic_only_ratio", [config.synthetic_only_ratio])):
+        if not all(_is_positive_number(v) for v in values):
+            raise UserError(f"config.{key}={getattr(config, key)!r}; expected numbers > 0, e.g. "
+                            "--config.ratios='(0.5, 1.0)' --config.synthetic_only_ratio=1.0")
     if "share" in config.regimes:
         bad = [p for p in config.shares if not 0.0 < float(p) <= 0.5]
         if bad or not list(config.shares):
@@ -90,3 +94,10 @@ def plan_runs(config):
             for parameter in _parameters(config, regime):
                 runs.extend(Run(arch, regime, parameter, int(seed)) for seed in config.seeds)
     return runs
+
+
+def _is_positive_number(value):
+    try:
+        return not isinstance(value, (bool, str)) and float(value) > 0
+    except (TypeError, ValueError):
+        return False

@@ -29,11 +29,17 @@ def merge_study(config, workdir):
     """Builds ``results.csv``, ``curves.csv``, the report, the plots and ``models/`` from finished runs.
 
     Call it after all shards have finished (their ``runs/`` folders under one ``workdir``); a plain
-    :func:`run_study` calls it itself.
+    :func:`~keras_morsa.evaluation.study.run_study` does it itself. Holds the workdir's lock.
 
     Raises:
-        UserError: no finished run in ``workdir``.
+        UserError: no finished run in ``workdir``, or another process holds the workdir.
     """
+    with io.folder_lock(workdir):
+        return build_outputs(config, workdir)
+
+
+def build_outputs(config, workdir):
+    """:func:`merge_study` for a caller that already holds the workdir's lock."""
     workdir = Path(workdir)
     results = load_results(workdir)
     if not results:

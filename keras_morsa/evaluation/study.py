@@ -14,7 +14,8 @@ rate). Nothing is chosen by looking at the test split: it gives the final number
 
 Layout of ``workdir``::
 
-    split_manifest.csv            a copy of the split used (the original stays beside the data)
+    split_manifest.csv            a copy of the split used (the original stays beside the data; for read-only
+                                  data it is the only one)
     runs/<run_id>/curve.csv       test accuracy every eval_every steps (rewritten as it grows)
     runs/<run_id>/result.json     written last: marks the run finished (a resumed sweep skips it)
     runs/<run_id>/model.keras     kept for the first seed's real run and the best augmented run so far
@@ -45,7 +46,7 @@ from absl import logging
 from keras_morsa import io
 from keras_morsa.data import augment as augment_lib
 from keras_morsa.data import pipeline, splits
-from keras_morsa.errors import UserError
+from keras_morsa.errors import DataError, UserError
 from keras_morsa.evaluation import results as results_lib
 from keras_morsa.evaluation import stats
 from keras_morsa.evaluation.regimes import AUGMENTED_REGIMES, SYNTHETIC_REGIMES, plan_runs
@@ -383,7 +384,13 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
             runs = [r for r in runs if r.regime not in SYNTHETIC_REGIMES]
             if not runs:
                 raise UserError("every regime of the config needs synthetic images; pass --synthetic_dir")
-    runs = shard_runs(runs, shard)
+    # One process per study workdir, or per shard of it: the shards of one sweep may share a workdir.
+    with io.folder_lock(workdir, io.LOCK_NAME if shard is None else f"{io.LOCK_NAME}-shard{shard[0]}of{shard[1]}"):
+        return _run(config, workdir, shard_runs(runs, shard), synthetic_dir, data_dir, shard, strategy, replicas)
+
+
+def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replicas):
+    """The body of :func:`run_study`, under the workdir's lock."""
     done = {row["run_id"] for row in results_lib.load_results(workdir)}
     todo = [r for r in runs if r.run_id not in done]
     logging.info("%d runs in this %s: %d finished, %d to train", len(runs), "shard" if shard else "sweep",
@@ -393,8 +400,14 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
         # The split lives next to the data, where the GAN stage reads and writes it too: one split for all.
         manifest = splits.load_or_create_split(
             _resolve_data_dir(config, data_dir), test_fraction=config.data.test_fraction,
-            seed=config.data.split_seed,
+            seed=config.data.split_seed, read_only_fallback=workdir,
         )
+        untested = [name for name, count in manifest.counts().items() if count["test"] == 0]
+        if untested:
+            raise DataError(
+                f"class(es) {', '.join(untested)} have no test images in the split of {manifest.image_root}: "
+                "their accuracy (and the overall figure) would be undefined; add images or raise "
+                "data.test_fraction, then delete the split_manifest.csv to split again")
         splits.check_no_leak(manifest, [synthetic_dir] if synthetic_dir else [])
         # A copy for the later stages (Grad-CAM reads the study's split from its workdir).
         manifest.save(workdir / splits.MANIFEST_NAME)
@@ -414,7 +427,7 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
                 trained.append(
                     _train_one(run, training_sets[run], trainers[run.arch], manifest, test, config, workdir, bar))
     if shard is None:
-        results_lib.merge_study(config, workdir)
+        results_lib.build_outputs(config, workdir)
     else:
         logging.info("shard %d/%d done; run with --merge once every shard has finished", *shard)
     return trained

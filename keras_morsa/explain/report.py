@@ -40,6 +40,7 @@ from keras_morsa.errors import DataError, UserError
 from keras_morsa.explain import metrics
 from keras_morsa.explain.gradcam import GradCAM
 from keras_morsa.models.classifier import MIN_MAP_SIZE, class_names_of
+from keras_morsa.models.saving import load_model
 
 MODELS = ("real", "best_augmented")
 MODEL_TITLES = {"real": "baseline (real only)", "best_augmented": "best augmented"}
@@ -67,7 +68,7 @@ def _load_models(eval_workdir):
         path = Path(eval_workdir) / "models" / f"{name}.keras"
         if not path.is_file():
             raise UserError(f"{path} does not exist; expected a finished study (bin/eval_ratios) in eval_workdir")
-        models[name] = keras.saving.load_model(path, compile=False)
+        models[name] = load_model(path)
     names = [class_names_of(model) for model in models.values()]
     if names[0] != names[1]:
         raise DataError(f"the two models disagree on class names: {names[0]} vs {names[1]}")

@@ -6,7 +6,8 @@ Two signatures, both returning ``probabilities`` (float32 [batch, classes]), ``c
 
 - ``serving_default``: ``images``, uint8 [batch, height, width, 3] of any height and width.
 - ``predict_bytes``: ``image_bytes``, string [batch] (or one string) of encoded JPEG or PNG files; REST
-  clients send each as ``{"b64": ...}``.
+  clients send each as ``{"b64": ...}``. An image whose header declares more than ``max_pixels``
+  (height x width, 40 megapixels by default, fixed at export) is refused before it is decoded.
 
 Every image is resized to the model's input size the way the training pipeline resizes
 (``keras_morsa.data.pipeline.load_resized``: bilinear with antialiasing, aspect ratio not kept, rounded to
@@ -25,6 +26,28 @@ from keras_morsa.models.classifier import class_names_of
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The default pixel limit of predict_bytes: 40 megapixels, about 120 MB decoded (uint8 RGB).
+MAX_PIXELS = 40_000_000
+
+
+def _header_size(one):
+    """(height, width) int64 of one JPEG or PNG string, read from its header without decoding the pixels.
+
+    JPEG: ``tf.image.extract_jpeg_shape`` parses the frame header. PNG: the IHDR chunk, which must come
+    first, holds width and height as big-endian uint32 at bytes 16-23. A string too short for its header
+    gives (0, 0), and the decoder then reports it as it did before.
+    """
+    def png():
+        field = tf.io.decode_raw(tf.strings.substr(one, 16, 8), tf.uint8)
+        field = tf.cast(tf.concat([field, tf.zeros([8], tf.uint8)], 0)[:8], tf.int64)
+        big_endian = tf.constant([1 << 24, 1 << 16, 1 << 8, 1], tf.int64)
+        width, height = tf.reduce_sum(field[:4] * big_endian), tf.reduce_sum(field[4:] * big_endian)
+        return tf.where(tf.strings.length(one) >= 24, tf.stack([height, width]), tf.zeros([2], tf.int64))
+
+    def jpeg():
+        return tf.cast(tf.image.extract_jpeg_shape(one)[:2], tf.int64)
+
+    return tf.cond(tf.equal(tf.strings.substr(one, 0, len(_PNG_MAGIC)), _PNG_MAGIC), png, jpeg)
 
 
 def classifier_input_size(model):
@@ -60,17 +83,22 @@ def _checked_bytes(image_bytes):
         "image_bytes must hold JPEG or PNG files; the strings at indices {} are neither", bad)
 
 
-def classifier_archive(model):
+def classifier_archive(model, max_pixels=MAX_PIXELS):
     """An ``ExportArchive`` tracking ``model`` with the ``serving_default`` and ``predict_bytes`` endpoints.
 
     Args:
         model: a classifier from ``keras_morsa.models.classifier.build_classifier`` (or any model with one
             ``images`` input [batch, S, S, 3] float in [0, 255] and a ``probabilities`` layer carrying the
             class names), loaded under the TensorFlow backend.
+        max_pixels: ``predict_bytes`` refuses an image whose header declares more pixels (height x width),
+            before decoding it; the limit is a constant of the exported graph.
 
     Returns:
         A ``keras.export.ExportArchive``; call ``write_out(path)`` to save it.
     """
+    max_pixels = int(max_pixels)
+    if max_pixels < 1:
+        raise UserError(f"max_pixels={max_pixels}; expected a positive number of pixels")
     image_size = classifier_input_size(model)
     class_names = class_names_of(model)
     names = tf.constant(class_names, dtype=tf.string)
@@ -88,6 +116,12 @@ def classifier_archive(model):
 
     def predict_bytes(image_bytes):
         def decode(one):
+            # Checked before decoding: a small compressed file can decode to gigabytes.
+            size = _header_size(one)
+            one = require(
+                size[0] * size[1] <= max_pixels, one,
+                f"an image of image_bytes is {{}} x {{}} pixels (height x width), over the limit of "
+                f"{max_pixels} pixels set at export; send a smaller image", size[0], size[1])
             image = tf.io.decode_image(one, channels=3, dtype=tf.uint8, expand_animations=False)
             return resize_like_training(tf.cast(image, tf.float32), image_size)
 

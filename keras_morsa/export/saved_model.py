@@ -28,9 +28,10 @@ from pathlib import Path
 import keras
 
 from keras_morsa.errors import UserError
-from keras_morsa.export.classifier import classifier_archive
+from keras_morsa.export.classifier import MAX_PIXELS, classifier_archive
 from keras_morsa.export.generator import generator_archive
 from keras_morsa.models import fastgan  # noqa: F401  (registers the Generator class for load_model)
+from keras_morsa.models.saving import load_model
 
 KINDS = ("classifier", "generator")
 
@@ -72,7 +73,7 @@ def detect_kind(model):
         "(a config with 'nz' and 'image_size'); pass kind='classifier' or kind='generator'")
 
 
-def export_model(model_path, export_dir, version=None, kind=None, max_num_images=64):
+def export_model(model_path, export_dir, version=None, kind=None, max_num_images=64, max_pixels=MAX_PIXELS):
     """Exports a ``.keras`` classifier or generator to ``<export_dir>/<version>/`` for TF Serving.
 
     Args:
@@ -82,6 +83,7 @@ def export_model(model_path, export_dir, version=None, kind=None, max_num_images
         version: positive integer; default: :func:`next_version`. An existing version is a ``UserError``.
         kind: ``"classifier"``, ``"generator"`` or ``None`` to detect it (:func:`detect_kind`).
         max_num_images: generators only: the most images one request may ask for.
+        max_pixels: classifiers only: ``predict_bytes`` refuses larger images before decoding them.
 
     Returns:
         The ``Path`` of the written version folder.
@@ -105,12 +107,12 @@ def export_model(model_path, export_dir, version=None, kind=None, max_num_images
     if keras.backend.backend() != "tensorflow":
         return _export_in_tensorflow_process(
             model_path=str(model_path), export_dir=str(export_dir), version=version, kind=kind,
-            max_num_images=max_num_images)
+            max_num_images=max_num_images, max_pixels=max_pixels)
 
-    model = _load(model_path)
+    model = load_model(model_path)
     kind = kind or detect_kind(model)
     if kind == "classifier":
-        archive = classifier_archive(model)
+        archive = classifier_archive(model, max_pixels=max_pixels)
     else:
         archive = generator_archive(model, max_num_images=max_num_images)
     return _write_version(archive, target)
@@ -124,13 +126,6 @@ def export_classifier(model_path, export_dir, version=None):
 def export_generator(model_path, export_dir, version=None, max_num_images=64):
     """:func:`export_model` for a FastGAN generator (``serving_default`` by seed, ``from_latents``)."""
     return export_model(model_path, export_dir, version=version, kind="generator", max_num_images=max_num_images)
-
-
-def _load(model_path):
-    try:
-        return keras.saving.load_model(model_path, compile=False)
-    except (ValueError, TypeError, OSError) as error:
-        raise UserError(f"cannot load model {str(model_path)!r}: {error}") from None
 
 
 def _write_version(archive, target):

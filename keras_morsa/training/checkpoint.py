@@ -19,6 +19,8 @@ Example:
 
 import json
 import re
+import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -35,8 +37,21 @@ _NAME = re.compile(r"^ckpt_(\d{8})\.npz$")
 _UNIQUIFIER = re.compile(r"_\d+(?=[/_]|$)")
 
 
+# What np.load and reading the arrays of a truncated or foreign file raise (ValueError covers a bad header,
+# a bad CRC and broken JSON metadata; KeyError a zip without the metadata entry).
+_UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile)
+
+
 class CheckpointMismatch(UserError):
     """A checkpoint's variables do not match the model's (another config, another model)."""
+
+
+class CorruptCheckpoint(UserError):
+    """Checkpoints exist but none of them can be read."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was skipped because it cannot be read."""
 
 
 def checkpoint_variables(model):
@@ -123,26 +138,38 @@ class CheckpointManager:
         with np.load(self.path(step), allow_pickle=False) as data:
             return json.loads(str(data[_META_KEY]))
 
-    def restore(self, step):
+    def _read(self, step):
+        """``(metadata, {key: array})`` of checkpoint ``step``, every array read (so a truncated file fails here)."""
+        with np.load(self.path(step), allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        return json.loads(str(arrays.pop(_META_KEY))), arrays
+
+    def restore(self, step, check=None):
         """Assigns every variable from checkpoint ``step``; returns its metadata.
+
+        Args:
+            step: a step of :meth:`steps`.
+            check: optional ``check(path, metadata)``, called before anything is checked or assigned; it may
+                raise to refuse the checkpoint (``train_gan`` compares the config it was written with).
 
         Raises:
             CheckpointMismatch: the checkpoint lacks some of the model's variables, holds others, or a shape
                 differs (written by another config or model).
+            OSError, ValueError, zipfile.BadZipFile, EOFError: the file is unreadable (truncated, not an
+                ``.npz``); :meth:`restore_latest` falls back to an older checkpoint then.
         """
         path = self.path(step)
+        meta, values = self._read(step)
+        if check is not None:
+            check(path, meta)
         variables = checkpoint_variables(self.model)
-        with np.load(path, allow_pickle=False) as data:
-            stored = set(data.files) - {_META_KEY}
-            missing, unexpected = sorted(set(variables) - stored), sorted(stored - set(variables))
-            if missing or unexpected:
-                raise CheckpointMismatch(
-                    f"{path} does not match the model: {len(missing)} variables missing "
-                    f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
-                    "was it written with another config? Use another workdir or the same config"
-                )
-            values = {key: data[key] for key in variables}
-            meta = json.loads(str(data[_META_KEY]))
+        missing, unexpected = sorted(set(variables) - set(values)), sorted(set(values) - set(variables))
+        if missing or unexpected:
+            raise CheckpointMismatch(
+                f"{path} does not match the model: {len(missing)} variables missing "
+                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
+                "was it written with another config? Use another workdir or the same config"
+            )
         for key, variable in variables.items():
             if tuple(values[key].shape) != tuple(variable.shape):
                 raise CheckpointMismatch(
@@ -153,10 +180,34 @@ class CheckpointManager:
             variable.assign(values[key])
         return meta
 
-    def restore_latest(self):
-        """Restores the newest checkpoint; returns its step, or ``None`` when there is none."""
-        step = self.latest_step()
-        if step is None:
-            return None
-        self.restore(step)
-        return step
+    def restore_latest(self, check=None):
+        """Restores the newest intact checkpoint; returns its step, or ``None`` when there is none.
+
+        A checkpoint that cannot be read (truncated or overwritten by something else) is skipped with a
+        :class:`CheckpointWarning` naming the file, and the next older one is tried; the bad file is left in
+        place for inspection (the next save of that step replaces it).
+
+        Args:
+            check: passed to :meth:`restore`.
+
+        Raises:
+            CorruptCheckpoint: there are checkpoints but none is readable.
+            CheckpointMismatch: the newest readable checkpoint does not fit the model (or ``check`` refused it).
+        """
+        bad = []
+        for step in reversed(self.steps()):
+            try:
+                self.restore(step, check)
+            except _UNREADABLE as error:
+                if isinstance(error, UserError):
+                    raise
+                bad.append(f"{self.path(step).name} ({type(error).__name__}: {error})")
+                warnings.warn(f"checkpoint {self.path(step)} is unreadable ({type(error).__name__}: {error}); "
+                              "trying the next older one", CheckpointWarning, stacklevel=2)
+                continue
+            return step
+        if bad:
+            raise CorruptCheckpoint(
+                f"no readable checkpoint in {self.directory}: {'; '.join(bad)}; delete these files to start over "
+                "from step 0, or put back intact copies")
+        return None

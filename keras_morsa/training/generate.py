@@ -8,7 +8,8 @@ and writes the synthetic-folder layout of ``docs/DESIGN.md``:
   ``numpy.random.default_rng([seed, index])``, so each file is reproducible on its own;
 - ``<out_dir>/manifest.csv``: one row per image (path, class_name, checkpoint_step, seed, latent_index);
 - ``<out_dir>/sources.txt``: the union of the GAN runs' ``sources.txt`` (SHA-256 of their training images),
-  which ``splits.check_no_leak`` reads;
+  which ``splits.check_no_leak`` reads; written before the first image, so a killed run's partial folder
+  is checked as strictly as a finished one;
 - with ``interpolate=True``, ``<out_dir>/interpolation_<class>.gif``: a loop through a few fixed latents
   (outside the class folders, so the folder stays an ImageFolder of PNGs).
 
@@ -16,6 +17,7 @@ It is idempotent and resumable: images already present for the same seed are kep
 is written atomically, so a killed run leaves no half-written PNG behind.
 """
 
+import contextlib
 from pathlib import Path
 
 import keras
@@ -25,6 +27,7 @@ from PIL import Image
 from keras_morsa import io
 from keras_morsa.data.splits import read_sources
 from keras_morsa.errors import DataError, UserError
+from keras_morsa.models.saving import load_model
 from keras_morsa.training.callbacks import images_to_uint8, save_png
 
 # train_gan imports keras_morsa.models.fastgan, which registers Generator for load_model.
@@ -51,7 +54,7 @@ def latent(seed, index, nz):
 def load_generator(class_dir):
     """The EMA generator saved by ``train_gan`` in ``class_dir`` and the step it was saved at."""
     class_dir = Path(class_dir)
-    generator = keras.saving.load_model(class_dir / GENERATOR_FILE, compile=False)
+    generator = load_model(class_dir / GENERATOR_FILE)
     return generator, int(io.read_json(class_dir / DONE_FILE)["step"])
 
 
@@ -105,17 +108,27 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
             raise UserError(f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
                             + (", ".join(finished) or "none"))
     out_dir = Path(out_dir)
-    sources = read_sources(out_dir / SOURCES_FILE) if (out_dir / SOURCES_FILE).exists() else set()
-    rows = []
-    bar = keras.utils.Progbar(len(class_names) * int(num_images), verbose=int(progress))
-    for name in class_names:
-        class_dir = Path(gan_workdir) / name
+    class_dirs = [Path(gan_workdir) / name for name in class_names]
+    for class_dir in class_dirs:
         if not (class_dir / SOURCES_FILE).exists():
             raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
                             "unknown, so the leak check could not be trusted; retrain this class")
-        sources |= read_sources(class_dir / SOURCES_FILE)
-        generator, step = load_generator(class_dir)
-        paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(int(num_images))]
+    with contextlib.ExitStack() as held:
+        return _generate(out_dir, class_names, class_dirs, int(num_images), seed, interpolate, batch_size,
+                         progress, held)
+
+
+def _generate(out_dir, class_names, class_dirs, num_images, seed, interpolate, batch_size, progress, held):
+    """The image loop of :func:`generate`; ``held`` (an ExitStack) keeps ``out_dir``'s lock until it returns."""
+    rows = []
+    bar = keras.utils.Progbar(len(class_names) * num_images, verbose=int(progress))
+    for name, class_dir in zip(class_names, class_dirs):
+        with io.folder_lock(class_dir):  # not while train_gan continues this class
+            generator, step = load_generator(class_dir)
+        if not rows:  # once a generator loads (a corrupt one writes nothing), before the first image
+            held.enter_context(io.folder_lock(out_dir))  # one generate per synthetic folder
+            _write_sources(out_dir, class_dirs)
+        paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(num_images)]
         todo = [i for i, path in enumerate(paths) if not path.exists()]
         bar.add(len(paths) - len(todo))
         for start in range(0, len(todo), batch_size):
@@ -129,10 +142,19 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         if interpolate:
             interpolation_gif(generator, out_dir / f"interpolation_{name}.gif", seed=seed)
     _write_manifest(out_dir, rows)
-    with io.atomic_write(out_dir / SOURCES_FILE, "w") as f:
-        f.writelines(f"{sha}\n" for sha in sorted(sources))
     print(f"{len(rows)} images of {len(class_names)} class(es) in {out_dir} (manifest.csv, sources.txt)")
     return rows
+
+
+def _write_sources(out_dir, class_dirs):
+    """Merges the classes' ``sources.txt`` into ``out_dir/sources.txt`` before any image is written, so a
+    folder left by a killed run is leak-checked against the same real images as a finished one."""
+    path = out_dir / SOURCES_FILE
+    sources = read_sources(path) if path.exists() else set()
+    for class_dir in class_dirs:
+        sources |= read_sources(class_dir / SOURCES_FILE)
+    with io.atomic_write(path, "w") as f:
+        f.writelines(f"{sha}\n" for sha in sorted(sources))
 
 
 def _write_manifest(out_dir, rows):

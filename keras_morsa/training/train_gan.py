@@ -20,11 +20,20 @@ same batches and random draws as an uninterrupted one and ends at the same step.
 after the restored step are dropped, so no step is logged twice. A finished class (``done.json`` at
 ``num_steps`` or more) is skipped; raising ``train.num_steps`` continues it.
 
+What may change on resume: the checkpoint records the config it was written with. Keys under ``model.``
+(the networks' shape) must not change: the run stops naming the differing keys. Everything else
+(``train.num_steps``, the learning rates ``train.g_lr``/``train.d_lr``, intervals, ...) applies from the
+restored step on, and the changed keys are printed; the learning rates are set over the ones the
+checkpoint's optimizer state restored (so a rerun after a NaN stop with lower rates really uses them).
+A truncated newest checkpoint is skipped with a warning and the newest readable one restored
+(:meth:`~keras_morsa.training.checkpoint.CheckpointManager.restore_latest`).
+
 A non-finite loss stops the run before anything of that epoch is written, and raises
 :class:`NonFiniteLoss` naming the loss, the step and the last good checkpoint (which stays intact).
 """
 
 import datetime
+import json
 import math
 import warnings
 from pathlib import Path
@@ -39,7 +48,7 @@ from keras_morsa.errors import DataError, PerformanceWarning, UserError
 from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reconstruction_targets
 from keras_morsa.training import callbacks as cbs
 from keras_morsa.training import distribute
-from keras_morsa.training.checkpoint import CheckpointManager
+from keras_morsa.training.checkpoint import CheckpointManager, CheckpointMismatch
 from keras_morsa.training.fastgan import FastGAN
 
 GENERATOR_FILE = "generator_ema.keras"
@@ -206,7 +215,7 @@ def is_finished(class_dir, num_steps):
     return done.exists() and io.read_json(done).get("step", -1) >= num_steps
 
 
-def _dataset(config, data_dir, class_name):
+def _dataset(config, data_dir, class_name, workdir):
     """Validates the class name, then returns the split manifest of the built-in dataset or ``data_dir``."""
     if data_dir is None:
         # The built-in dataset renders its images on first use; imported only when it is the source.
@@ -220,7 +229,8 @@ def _dataset(config, data_dir, class_name):
         if not root.is_dir():
             raise DataError(f"--data_dir={data_dir}: no such folder; expected <dir>/<class>/<images>")
     manifest = splits.load_or_create_split(root, test_fraction=config.data.test_fraction,
-                                           val_fraction=config.data.val_fraction, seed=config.data.split_seed)
+                                           val_fraction=config.data.val_fraction, seed=config.data.split_seed,
+                                           read_only_fallback=workdir)
     _check_class(class_name, manifest.class_names, str(root))
     return manifest
 
@@ -240,7 +250,8 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
         class_name: a class of the dataset, or ``"all"`` to train every class in turn (finished ones are
             skipped).
         data_dir: a user image folder (``<dir>/<class>/*``); its ``split_manifest.csv`` is created on first
-            use. ``None``: the built-in dataset, built (or reused from the cache) at ``config.data`` sizes.
+            use (in ``workdir`` when the folder is read-only, with a warning saying so). ``None``: the built-in
+            dataset, built (or reused from the cache) at ``config.data`` sizes.
         strategy: data parallelism, one of ``distribute.STRATEGIES`` (see :mod:`.distribute`); the global
             batch ``train.batch_size`` is split over the replicas.
 
@@ -255,7 +266,7 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
         train_gan(get_config(), "workdirs/gan", "jaw")   # -> {"jaw": Path("workdirs/gan/jaw")}
     """
     distribute.check_strategy(strategy)
-    manifest = _dataset(config, data_dir, class_name)
+    manifest = _dataset(config, data_dir, class_name, workdir)
     names = manifest.class_names if class_name == "all" else [class_name]
     done = {}
     for name in names:
@@ -277,20 +288,21 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
     train_rows = [r for r in manifest.rows if r["class_name"] == class_name and r["split"] == "train"]
     if not train_rows:
         raise DataError(f"class {class_name!r} has no train images in the split of {manifest.image_root}")
-    class_dir.mkdir(parents=True, exist_ok=True)
-    (class_dir / DONE_FILE).unlink(missing_ok=True)
-    with io.atomic_write(class_dir / SOURCES_FILE, "w") as f:
-        f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))
+    # One process per class folder: a second train_gan (or a generate reading it) stops naming this one.
+    with io.folder_lock(class_dir):
+        (class_dir / DONE_FILE).unlink(missing_ok=True)
+        with io.atomic_write(class_dir / SOURCES_FILE, "w") as f:
+            f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))
 
-    with distribute.distribution_scope(strategy):
-        gan = build_gan(config, strategy)
-        _fit(config, class_dir, manifest, class_name, gan)
-    _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
-    io.write_json(class_dir / DONE_FILE, {
-        "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": config.to_dict(),
-    })
+        with distribute.distribution_scope(strategy):
+            gan = build_gan(config, strategy)
+            _fit(config, class_dir, manifest, class_name, gan)
+        _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
+        io.write_json(class_dir / DONE_FILE, {
+            "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "config": config.to_dict(),
+        })
     print(f"{class_name}: done; samples in {class_dir / 'samples'}, generator {class_dir / GENERATOR_FILE}")
 
 
@@ -300,7 +312,7 @@ def _fit(config, class_dir, manifest, class_name, gan):
     # One fit epoch is the largest chunk every interval is a multiple of, so epoch ends hit each of them.
     chunk = math.gcd(num_steps, config.log_every, config.sample_every, every)
     manager = CheckpointManager(class_dir / "checkpoints", gan, keep=config.keep_checkpoints)
-    start = manager.restore_latest() or 0
+    start = _resume(config, manager, gan, class_name)
     size, batch = config.model.image_size, config.train.batch_size
     count = len(manifest.files("train", class_name))
     print(f"{class_name}: {count} train images, {size} px, steps {start} -> {num_steps}; "
@@ -331,7 +343,52 @@ def _fit(config, class_dir, manifest, class_name, gan):
             last = manager.latest_step()
             kept = f"step {last} in {manager.directory}" if last is not None else "none yet"
             raise NonFiniteLoss(f"{class_name}: {name} became {value} at step {step}; training stopped, last good "
-                                f"checkpoint: {kept}; lower train.g_lr/train.d_lr (or change the seed) and rerun")
+                                f"checkpoint: {kept}; lower train.g_lr/train.d_lr (or change the seed) and rerun (if "
+                                f"it stops again at once, that checkpoint is already damaged: delete "
+                                f"{manager.directory})")
+
+
+def _resume(config, manager, gan, class_name):
+    """Restores the newest intact checkpoint under the resume rules of the module docstring; returns its step.
+
+    The checkpoint's config (its metadata) is compared with ``config`` first: a change under ``model.``
+    (the networks' shape) is refused, naming the keys; any other change is applied from the restored step
+    on and printed. The learning rates are optimizer variables, so the checkpoint restored the old ones:
+    they are set from ``config`` again.
+    """
+    def check(path, meta):
+        if "config" not in meta:
+            return
+        changed = _changed_keys(meta["config"], config.to_dict())
+        shape = [line for key, line in changed if key.startswith("model.")]
+        if shape:
+            raise CheckpointMismatch(
+                f"{path} was written with another network: {'; '.join(shape)}; the network cannot change on "
+                "resume: use another --workdir, or the checkpoint's values")
+        if changed:
+            print(f"{class_name}: resuming step {meta['step']} with changed settings (applied from here on): "
+                  + "; ".join(line for _, line in changed))
+
+    start = manager.restore_latest(check=check) or 0
+    gan.g_optimizer.learning_rate = config.train.g_lr
+    gan.d_optimizer.learning_rate = config.train.d_lr
+    return start
+
+
+def _changed_keys(old, new):
+    """``[(dotted key, "key: old -> new")]`` where two config dicts differ (compared as JSON values)."""
+    def flat(tree, prefix=""):
+        items = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                items.update(flat(value, f"{prefix}{key}."))
+            else:
+                items[f"{prefix}{key}"] = value
+        return items
+
+    old, new = flat(old), flat(json.loads(json.dumps(new, default=str)))
+    return [(key, f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
 def _data_seed(seed, step):

@@ -268,3 +268,22 @@ def test_progress_bar_and_thread_count_do_not_change_the_scan(corpus, capsys):
         again = folder.scan_image_folder(root, progress=True, max_workers=1)
     assert again == scan
     assert "21/21" in capsys.readouterr().out  # the 21 files with an image extension were decoded
+
+
+def test_tiny_and_extreme_aspect_images_are_counted_and_kept(tmp_path):
+    sizes = {"ok": (32, 40), "tiny": (1, 1), "thin": (10, 200), "wide": (20, 100)}
+    (tmp_path / "a").mkdir()
+    for name, (h, w) in sizes.items():
+        Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(tmp_path / "a" / f"{name}.png")
+    with pytest.warns(folder.DataWarning, match=r"3 image\(s\) in .* side below 16 px or an aspect ratio above 4 "
+                      r"and will be stretched to a square: .*thin.png: 10x200; .*tiny.png: 1x1; .*wide.png: 20x100"):
+        scan = folder.scan_image_folder(tmp_path)
+    assert len(scan.files) == 4  # kept
+    report = scan.report()
+    assert report["num_odd_shapes"] == 3
+    assert [(r["height"], r["width"]) for r in report["odd_shapes"]] == [(10, 200), (1, 1), (20, 100)]
+    json.dumps(report)
+    # Configurable: with a 1-px minimum and a 10:1 limit only the 20:1 image is odd.
+    with pytest.warns(folder.DataWarning, match=r"1 image\(s\) .*thin.png: 10x200$"):
+        scan = folder.scan_image_folder(tmp_path, min_side=1, max_aspect=10)
+    assert [p.name for p, _ in scan.odd_shapes] == ["thin.png"]

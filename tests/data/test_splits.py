@@ -1,6 +1,9 @@
 """Split manifests: stratification, determinism, duplicates, round-trip, mismatch detection, leak checks."""
 
+import errno
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,3 +206,32 @@ def test_synthetic_folder_without_sources_warns_and_missing_raises(split_3, tmp_
         splits.check_no_leak(split_3, synthetic_dirs=[synthetic])
     with pytest.raises(DataError, match="nowhere"):
         splits.check_no_leak(split_3, synthetic_dirs=[synthetic / "nowhere"])
+
+
+@pytest.mark.parametrize("path", ["../x/a.png", "a/../../b.png", "/etc/passwd", "a\\..\\b.png", ""])
+def test_manifest_rows_must_stay_inside_the_image_root(tmp_path, path):
+    rows = [{"path": "a/1.png", "class_name": "a", "sha256": "0" * 64, "split": "train"},
+            {"path": path, "class_name": "a", "sha256": "1" * 64, "split": "test"}]
+    with pytest.raises(DataError, match=rf"row {re.escape(repr(path))} is not a path inside {tmp_path}"):
+        splits.SplitManifest(tmp_path, rows)
+
+
+def test_read_only_data_keeps_its_manifest_in_the_fallback_workdir(folder_3, tmp_path_factory, monkeypatch):
+    data = folder_3
+    save = splits.SplitManifest.save
+
+    def read_only(self, path):
+        if Path(path).parent == data:
+            raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+        save(self, path)
+
+    monkeypatch.setattr(splits.SplitManifest, "save", read_only)
+    workdir = tmp_path_factory.mktemp("work")
+    with pytest.warns(folder.DataWarning, match=rf"{data} cannot be written \(Read-only file system\): its split "
+                      rf"manifest went to {workdir / splits.MANIFEST_NAME}"):
+        first = splits.load_or_create_split(data, read_only_fallback=workdir)
+    assert not (data / splits.MANIFEST_NAME).exists()
+    again = splits.load_or_create_split(data, read_only_fallback=workdir)  # found there, not split again
+    assert again.rows == first.rows and again.image_root == first.image_root
+    with pytest.raises(PermissionError):  # without a fallback the disk's error stands (cli reports it)
+        splits.load_or_create_split(data)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from configs.eval_ratios import get_config
 from keras_morsa import io
-from keras_morsa.errors import UserError
+from keras_morsa.errors import DataError, UserError
 from keras_morsa.evaluation import regimes, study
 from keras_morsa.evaluation import results as results_lib
 from keras_morsa.models.classifier import class_names_of
@@ -181,3 +181,24 @@ def test_script_merge_builds_the_same_results(sweep, tmp_path, run_script):
     assert merged.returncode == 0, merged.stderr
     assert io.read_csv(work / "results.csv") == io.read_csv(sweep["work"] / "results.csv")
     assert (work / "models" / "best_augmented.keras").exists()
+
+
+def test_a_class_without_test_images_is_refused_before_training(tmp_path):
+    data = tmp_path / "data"
+    for name, count in (("many", 6), ("lonely", 1)):  # 30 % of one image rounds to no test image
+        (data / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(np.full((16, 16, 3), 30 * i + (name == "many"), np.uint8)).save(data / name / f"{i}.png")
+    config = get_config("smoke")
+    config.regimes = ("real",)
+    with pytest.raises(DataError, match=r"class\(es\) lonely have no test images in the split of .*data: their "
+                       r"accuracy \(and the overall figure\) would be undefined"):
+        study.run_study(config, tmp_path / "study", data_dir=data)
+    assert not (tmp_path / "study" / "runs").exists()
+
+
+def test_non_numeric_ratios_are_refused():
+    config = get_config("smoke")
+    config.ratios = ("abc",)
+    with pytest.raises(UserError, match=r"config.ratios=\('abc',\); expected numbers > 0"):
+        regimes.plan_runs(config)

@@ -1,6 +1,7 @@
 """The Grad-CAM report on a tiny study workdir made here: two saved classifiers, a split, masks, synthetic."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -10,6 +11,7 @@ from PIL import Image
 from keras_morsa.data import splits
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.explain import metrics, report
+from keras_morsa.io import read_csv, sha256_file, write_csv
 from keras_morsa.models.probabilities import Probabilities
 
 CLASSES = ["left", "right"]
@@ -162,3 +164,17 @@ def test_verdict_calls_maps_narrower_only_when_the_interval_excludes_zero():
     assert report._verdict(metrics.Interval(0.1, 0.05, 0.15, 20)).startswith("wider")
     assert report._verdict(metrics.Interval(-0.1, -0.2, 0.01, 20)).startswith("no clear difference")
     assert report._verdict(metrics.Interval(None, None, None, 0)).startswith("not measured")
+
+
+def test_a_manifest_row_outside_the_data_root_is_refused(study, tmp_path):
+    # A planted study folder: its split_manifest.csv sends a test row to a file outside the data.
+    workdir = tmp_path / "workdir"
+    shutil.copytree(study / "workdir", workdir)
+    secret = study / "home" / "secret.png"
+    Image.fromarray(_image(CLASSES[0], 0)[0]).save(secret)
+    rows = read_csv(study / "home" / "tiny" / splits.MANIFEST_NAME)
+    rows.append({"path": "../../secret.png", "class_name": CLASSES[0], "sha256": sha256_file(secret), "split": "test"})
+    write_csv(workdir / splits.MANIFEST_NAME, rows, splits.FIELDS)
+    with pytest.raises(DataError, match=r"split manifest row '../../secret.png' is not a path inside .*tiny/images"):
+        report.gradcam_report(workdir, tmp_path / "out", data_dir=study / "home" / "tiny")
+    assert not (tmp_path / "out").exists()

@@ -8,9 +8,11 @@ import io
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import keras
@@ -21,6 +23,7 @@ from PIL import Image
 
 from keras_morsa.data.pipeline import load_resized
 from keras_morsa.errors import UserError
+from keras_morsa.export.classifier import MAX_PIXELS
 from keras_morsa.export.generator import latents_for_seed, seeded_images, to_grey_levels
 from keras_morsa.export.saved_model import detect_kind, export_model, next_version
 from keras_morsa.models.classifier import build_classifier, class_names_of
@@ -509,3 +512,31 @@ def test_client_posts_to_a_rest_endpoint(classifier):
     direct = signatures["serving_default"](images=tf.constant(image[None]))
     np.testing.assert_allclose(answer["predictions"][0]["probabilities"], direct["probabilities"].numpy()[0], atol=1e-6)
     assert answer["predictions"][0]["class_name"] == direct["class_name"].numpy()[0].decode()
+
+
+def _forged_png(height, width):
+    """A PNG signature and IHDR chunk declaring height x width, with no image data (a bomb's header)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+
+
+@pytest.mark.tf_backend
+def test_predict_bytes_refuses_too_many_pixels_before_decoding(classifier):
+    # The issue's 20000 x 20000 PNG, as a header only: refused by the default limit, nothing decoded.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
+            "an image of image_bytes is 20000 x 20000 pixels (height x width), over the limit of "
+            f"{MAX_PIXELS} pixels set at export; send a smaller image")):
+        classifier["signatures"]["predict_bytes"](image_bytes=tf.constant([_forged_png(20000, 20000)]))
+
+    # A limit set at export is baked into the graph: 40 x 48 = 1920 pixels pass, 48 x 48 do not (PNG, JPEG).
+    path = export_model(classifier["root"] / "classifier.keras", classifier["root"] / "serving" / "small",
+                        max_pixels=2000)
+    small = tf.saved_model.load(str(path)).signatures["predict_bytes"]
+    images = _images((2, 48, 40, 3), seed=7)
+    assert small(image_bytes=tf.constant([_encode(images[0], "PNG")]))["probabilities"].shape == (1, len(NAMES))
+    square = _images((1, 48, 48, 3), seed=8)[0]
+    for kind in ("PNG", "JPEG"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"is 48 x 48 pixels .* limit of 2000 pixels"):
+            small(image_bytes=tf.constant([_encode(images[1], "PNG"), _encode(square, kind)]))
+    with pytest.raises(UserError, match="max_pixels=0"):
+        export_model(classifier["root"] / "classifier.keras", classifier["root"] / "serving" / "zero", max_pixels=0)

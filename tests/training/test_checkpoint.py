@@ -108,3 +108,49 @@ def test_csv_log_resumes_without_duplicate_steps(tmp_path):
     rows = read_csv(path)
     assert [int(r["step"]) for r in rows] == [2, 4, 6, 8]
     assert {"loss", "it_per_s"} <= set(rows[0]) and all(float(r["it_per_s"]) > 0 for r in rows)
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path):
+    model = _model()
+    manager = ckpt.CheckpointManager(tmp_path, model, keep=3)
+    manager.save(2)
+    saved = {k: keras.ops.convert_to_numpy(v.value).copy() for k, v in ckpt.checkpoint_variables(model).items()}
+    model.train_on_batch(X, Y)
+    manager.save(4)
+    bad = manager.path(4)
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    with pytest.warns(ckpt.CheckpointWarning, match=rf"checkpoint {bad} is unreadable .*trying the next older"):
+        assert manager.restore_latest() == 2
+    for key, variable in ckpt.checkpoint_variables(model).items():
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable.value), saved[key], err_msg=key)
+    assert bad.exists()  # left for inspection; the next save of step 4 replaces it
+
+
+def test_no_intact_checkpoint_is_one_clear_error(tmp_path):
+    manager = ckpt.CheckpointManager(tmp_path, _model())
+    manager.save(2)
+    manager.path(2).write_bytes(b"not a zip")
+    (tmp_path / "ckpt_00000004.npz").write_bytes(b"")
+    with pytest.warns(ckpt.CheckpointWarning), pytest.raises(
+            ckpt.CorruptCheckpoint, match=r"no readable checkpoint in .*: ckpt_00000004.npz \(.*\); "
+                                          r"ckpt_00000002.npz \(.*\); delete these files"):
+        manager.restore_latest()
+
+
+def test_check_sees_the_metadata_before_anything_is_assigned(tmp_path):
+    model = _model()
+    manager = ckpt.CheckpointManager(tmp_path, model)
+    manager.save(2, {"note": "old"})
+    before = [keras.ops.convert_to_numpy(v.value).copy() for v in model.variables]
+    model.train_on_batch(X, Y)
+    after = [keras.ops.convert_to_numpy(v.value).copy() for v in model.variables]
+
+    def refuse(path, meta):
+        assert path == manager.path(2) and meta["note"] == "old"
+        raise ckpt.CheckpointMismatch("refused")
+
+    with pytest.raises(ckpt.CheckpointMismatch, match="refused"):
+        manager.restore_latest(check=refuse)
+    for variable, value in zip(model.variables, after):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable.value), value)
+    assert not all(np.array_equal(a, b) for a, b in zip(before, after))

@@ -4,11 +4,15 @@ The GAN workdir here is a finished run's layout written directly (an untrained 6
 tests cost no training; tests/training/test_train_gan.py generates from a really trained run.
 """
 
+import os
+import socket
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from keras_morsa.errors import UserError
+from keras_morsa import io
+from keras_morsa.errors import DataError, UserError
 from keras_morsa.io import read_csv, write_json
 from keras_morsa.models.fastgan import Generator
 from keras_morsa.training import generate as gen
@@ -85,3 +89,40 @@ def test_refuses_unknown_classes_and_bad_counts(gan_workdir, tmp_path):
         gen.generate(gan_workdir, tmp_path, 0)
     with pytest.raises(UserError, match="no such folder"):
         gen.generate(tmp_path / "missing", tmp_path, 1)
+
+
+def test_sources_are_written_before_the_first_image(gan_workdir, tmp_path, monkeypatch):
+    def killed(path, image):
+        raise KeyboardInterrupt  # the run dies while writing its first PNG
+
+    monkeypatch.setattr(gen, "save_png", killed)
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate(gan_workdir, tmp_path, 3, progress=False)
+    assert not list(tmp_path.rglob("*.png"))
+    assert (tmp_path / "sources.txt").read_text().split() == ["a" * 64, "b" * 64, "c" * 64]
+
+
+def test_a_class_without_sources_is_refused_before_anything_is_written(gan_workdir, tmp_path):
+    broken = tmp_path / "gan"
+    (broken / "jaw").mkdir(parents=True)
+    for name in ("generator_ema.keras", "done.json"):
+        (broken / "jaw" / name).write_bytes((gan_workdir / "jaw" / name).read_bytes())
+    with pytest.raises(DataError, match=r"jaw/sources.txt is missing: .*leak check could not be trusted"):
+        gen.generate(broken, tmp_path / "out", 1, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_class_folder_or_synthetic_folder_in_use_stops_generate(gan_workdir, tmp_path):
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-02T08:00:00+00:00"}
+    (tmp_path / "out").mkdir()
+    write_json(tmp_path / "out" / io.LOCK_NAME, holder)
+    with pytest.raises(io.FolderLocked, match=rf"out is in use by pid {os.getppid()} on .* since 2026-12-02T08:00"):
+        gen.generate(gan_workdir, tmp_path / "out", 1, class_names=["jaw"], progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [io.LOCK_NAME]
+    busy = tmp_path / "gan"
+    (busy / "pin").mkdir(parents=True)
+    for name in ("generator_ema.keras", "done.json", "sources.txt"):
+        (busy / "pin" / name).write_bytes((gan_workdir / "pin" / name).read_bytes())
+    write_json(busy / "pin" / io.LOCK_NAME, holder)  # train_gan is continuing this class
+    with pytest.raises(io.FolderLocked, match=r"pin is in use by pid"):
+        gen.generate(busy, tmp_path / "out2", 1, progress=False)

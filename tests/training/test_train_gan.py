@@ -1,7 +1,9 @@
 """End-to-end FastGAN runs on the smoke config: files, resume, non-finite stop, SIGKILL, the bin scripts."""
 
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,8 @@ from PIL import Image
 
 from configs.fastgan_cpu import get_config
 from keras_morsa.data import splits
-from keras_morsa.io import read_csv, read_json
+from keras_morsa.io import LOCK_NAME, FolderLocked, read_csv, read_json, write_json
+from keras_morsa.training.checkpoint import CheckpointMismatch
 from keras_morsa.training.fastgan import FastGAN
 from keras_morsa.training.generate import generate
 from keras_morsa.training.train_gan import NonFiniteLoss, build_gan, train_gan
@@ -110,6 +113,67 @@ def test_resume_continues_and_a_non_finite_loss_keeps_the_last_good_checkpoint(t
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt_00000004.npz", "ckpt_00000006.npz"]
     assert [r["step"] for r in read_csv(run / "log.csv")] == ["2", "4", "6"]
     assert not (run / "samples" / "step_000008.png").exists() and not (run / "done.json").exists()
+
+
+def _learning_rates(checkpoint):
+    with np.load(checkpoint) as data:
+        return sorted(float(data[k]) for k in data.files if k.endswith("adam/learning_rate"))
+
+
+def test_a_rerun_with_lower_learning_rates_uses_them_over_the_checkpoint(data_dir, tmp_path, capsys,
+                                                                         monkeypatch):
+    # The issue's repro, with the divergence made deterministic: any step from 3 on goes NaN while G's rate
+    # is above 1e-2. The first run stops at step 3 with its step-2 checkpoint holding the high rates; the
+    # rerun with the lower rates the message suggests used to get them back from the checkpoint's optimizer
+    # state and stop at step 3 again.
+    finish_step = FastGAN.finish_step
+
+    def diverging(self, losses):
+        too_fast = ops.logical_and(ops.greater(self.g_optimizer.learning_rate, 1e-2),
+                                   ops.greater_equal(self.g_optimizer.iterations, 3))
+        return finish_step(self, {**losses, "g_loss": losses["g_loss"] + ops.where(too_fast, float("nan"), 0.0)})
+
+    monkeypatch.setattr(FastGAN, "finish_step", diverging)
+    config = get_config("smoke")
+    config.train.num_steps, config.checkpoint_every = 48, 2
+    config.train.g_lr = config.train.d_lr = 0.05
+    with pytest.raises(NonFiniteLoss, match=r"g_loss became nan at step 3; .*checkpoint: step 2"):
+        train_gan(config, tmp_path, "disc", data_dir=data_dir)
+    run = tmp_path / "disc"
+    assert _learning_rates(run / "checkpoints" / "ckpt_00000002.npz") == pytest.approx([0.05, 0.05])
+    config.train.g_lr, config.train.d_lr = 2e-4, 1e-4
+    config.train.num_steps = 4
+    capsys.readouterr()
+    train_gan(config, tmp_path, "disc", data_dir=data_dir)
+    printed = capsys.readouterr().out
+    assert ("disc: resuming step 2 with changed settings (applied from here on): train.d_lr: 0.05 -> 0.0001; "
+            "train.g_lr: 0.05 -> 0.0002; train.num_steps: 48 -> 4") in printed
+    assert read_json(run / "done.json")["step"] == 4
+    # D's and G's rates (D's optimizer is stored among the model's variables), as the config says.
+    assert _learning_rates(run / "checkpoints" / "ckpt_00000004.npz") == pytest.approx([1e-4, 2e-4])
+
+
+def test_resume_refuses_another_network_naming_the_keys(trained, data_dir, tmp_path):
+    workdir = tmp_path / "gan"
+    shutil.copytree(trained[0], workdir)
+    config = get_config("smoke")
+    config.train.num_steps = 8
+    config.model.ngf = 16
+    config.model.activation = "leaky_relu"
+    with pytest.raises(CheckpointMismatch, match=r"ckpt_00000006.npz was written with another network: "
+                       r"model.activation: 'glu' -> 'leaky_relu'; model.ngf: 8 -> 16; the network cannot change"):
+        train_gan(config, workdir, "disc", data_dir=data_dir)
+    assert not (workdir / "disc" / "checkpoints" / "ckpt_00000008.npz").exists()
+
+
+def test_a_second_process_on_a_class_folder_stops_naming_the_first(data_dir, tmp_path):
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-02T08:00:00+00:00"}
+    (tmp_path / "disc").mkdir()
+    write_json(tmp_path / "disc" / LOCK_NAME, holder)
+    with pytest.raises(FolderLocked, match=rf"disc is in use by pid {os.getppid()} on {socket.gethostname()} "
+                       r"since 2026-12-02T08:00:00\+00:00; wait for it to finish, or delete .*disc/.lock"):
+        train_gan(get_config("smoke"), tmp_path, "disc", data_dir=data_dir)
+    assert sorted(p.name for p in (tmp_path / "disc").iterdir()) == [LOCK_NAME]
 
 
 def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path):

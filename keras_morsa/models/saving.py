@@ -1,0 +1,38 @@
+"""Loading ``.keras`` files with one-line errors: the loader every stage (generate, Grad-CAM, export) uses."""
+
+import zipfile
+from pathlib import Path
+
+import keras
+
+from keras_morsa.errors import UserError
+
+
+def load_model(path):
+    """Loads a ``.keras`` file with ``compile=False``, turning every way it can be unusable into a UserError.
+
+    Keras reports a truncated or foreign file as "File not found"; here a missing file, a file that is not a
+    ``.keras`` zip (truncated, overwritten) and one Keras refuses (an unknown layer, a Lambda layer under safe
+    mode, a broken config) each get a message naming the file and what is expected.
+
+    Args:
+        path: the ``.keras`` file.
+
+    Returns:
+        The ``keras.Model``.
+
+    Raises:
+        UserError: see above.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model {str(path)!r} does not exist; expected a .keras file saved with model.save(...)")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"model {str(path)!r} is not a readable .keras file (a zip written by model.save): truncated "
+                        "or overwritten? Save or copy it again")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, TypeError, KeyError, OSError, AttributeError, zipfile.BadZipFile) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"cannot load model {str(path)!r} ({type(error).__name__}: {first_line}); expected a .keras "
+                        "file saved by keras-morsa with model.save(...)") from None

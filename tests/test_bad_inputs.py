@@ -1,0 +1,91 @@
+"""The bad-input corpus: every bin/ script against broken inputs built in tmp_path.
+
+Each case must end with exit status 2, exactly one line on stderr that starts with ``error: `` (TensorFlow's
+and absl's start-up chatter aside), no traceback, and nothing written: the corpus folder is unchanged.
+
+SLOW PART: every case is one fresh interpreter, a few seconds of TensorFlow import each (~1-2 min for the
+file on 2 cores). It holds only what in-process tests cannot reach (flag parsing, the scripts' guard); the
+library-level checks of each hardening item live beside their modules.
+"""
+
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_morsa.data import splits
+
+# TensorFlow/absl start-up lines on stderr that are not ours.
+_NOISE = ("WARNING: All log messages before absl::InitializeLog()", "I0000 ", "E0000 ", "W0000 ")
+
+
+def _error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(_NOISE)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Broken inputs: a truncated .keras, a file where a workdir goes, an empty data folder."""
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "truncated.keras").write_bytes(b"PK\x03\x04 truncated")
+    (root / "junk.keras").write_bytes(b"not a zip at all")
+    with zipfile.ZipFile(root / "empty_zip.keras", "w"):
+        pass  # a zip without config.json
+    (root / "a_file").write_text("a workdir that is a file")
+    data = root / "data"
+    for name in ("disc", "square"):
+        (data / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(data / name / f"{name}_{i}.png")
+    splits.load_or_create_split(data)  # made now, so a refused run has nothing to write beside the data
+    (root / "study" / "models").mkdir(parents=True)
+    for name in ("real", "best_augmented"):
+        (root / "study" / "models" / f"{name}.keras").write_bytes(b"corrupt")
+    (root / "gan" / "jaw").mkdir(parents=True)
+    (root / "gan" / "jaw" / "generator_ema.keras").write_bytes(b"corrupt")
+    (root / "gan" / "jaw" / "done.json").write_text('{"step": 6}')
+    (root / "gan" / "jaw" / "sources.txt").write_text("a" * 64 + "\n")
+    return root
+
+
+def _cases(c):
+    smoke = "--config=configs/fastgan_cpu.py:smoke"
+    return {
+        "misspelt config key": ("train_gan", ["--class=jaw", f"--workdir={c}/w1", "--config.train.nume_steps=3"],
+                                'nume_steps'),
+        "missing config file": ("train_gan", ["--class=jaw", f"--workdir={c}/w2", f"--config={c}/nope.py"],
+                                "No such file or directory"),
+        "config variant typo": ("train_gan", ["--class=jaw", f"--workdir={c}/w3",
+                                              "--config=configs/fastgan_cpu.py:smok"], "unknown config variant 'smok'"),
+        "unknown flag": ("train_gan", ["--clas=jaw"], "Unknown command line flag 'clas'"),
+        "workdir is a file": ("train_gan", ["--class=disc", f"--workdir={c}/a_file", f"--data_dir={c}/data",
+                                            smoke], "Not a directory"),
+        "non-numeric ratio": ("eval_ratios", [f"--workdir={c}/w4", "--config=configs/eval_ratios.py:smoke",
+                                              "--config.ratios=abc"], "config.ratios=('abc',)"),
+        "missing required flag": ("export", [f"--model={c}/junk.keras"], "--export_dir"),
+        "corrupt .keras to export": ("export", [f"--model={c}/truncated.keras", f"--export_dir={c}/serving"],
+                                     "is not a readable .keras file"),
+        "zip without a model to export": ("export", [f"--model={c}/empty_zip.keras", f"--export_dir={c}/serving"],
+                                          "cannot load model"),
+        "corrupt .keras to generate": ("generate", [f"--gan_workdir={c}/gan", f"--out_dir={c}/synthetic",
+                                                    "--num_images=1"], "is not a readable .keras file"),
+        "corrupt .keras to gradcam_report": ("gradcam_report", [f"--eval_workdir={c}/study", f"--out_dir={c}/cam"],
+                                             "is not a readable .keras file"),
+    }
+
+
+CASES = list(_cases("C"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_bin_script_reports_a_bad_input_in_one_line(case, corpus, run_script, tmp_path_factory):
+    script, args, expected = _cases(corpus)[case]
+    before = sorted(p.relative_to(corpus) for p in corpus.rglob("*"))
+    result = run_script(script, *args, timeout=300)
+    lines = _error_lines(result.stderr)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    # Nothing written for a refused command (the corpus is its whole world).
+    assert sorted(p.relative_to(corpus) for p in corpus.rglob("*")) == before
