@@ -71,10 +71,11 @@ def main(argv):
     for name, x in (("random CNN", feats), ("MobileNetV3-Small", pool)):
         real, fake = x[:n], x[n:]
         print(f" metrics on {name} features ({x.shape[1]}-d):")
-        timed(f"KID ({_SUBSETS.value} subsets)", lambda: metrics.kid(real, fake, num_subsets=_SUBSETS.value), times)
-        timed("FID", lambda: metrics.fid(real, fake), times)
-        timed(f"PRDC (k={_K.value})", lambda: metrics.prdc(real, fake, k=_K.value), times)
-        timed("memorisation", lambda: metrics.memorisation(real, real[: n // 3] + 1.0, fake), times)
+        timed(f"KID ({_SUBSETS.value} subsets)",
+              lambda r=real, f=fake: metrics.kid(r, f, num_subsets=_SUBSETS.value), times)
+        timed("FID", lambda r=real, f=fake: metrics.fid(r, f), times)
+        timed(f"PRDC (k={_K.value})", lambda r=real, f=fake: metrics.prdc(r, f, k=_K.value), times)
+        timed("memorisation", lambda r=real, f=fake: metrics.memorisation(r, r[: n // 3] + 1.0, f), times)
     timed("CAS", lambda: metrics.cas(probs[n:], rng.integers(0, 10, n), [str(i) for i in range(10)]), times)
     metric_total = sum(v for k, v in times.items() if "first call" not in k and "embed" not in k)
     print(f"total, metrics only (both feature kinds): {metric_total:.2f} s; embeddings after tracing: "

@@ -18,6 +18,7 @@
 import contextlib
 import dataclasses
 import io as text_io
+import warnings
 
 import numpy as np
 import prdc as prdc_lib
@@ -78,7 +79,9 @@ def fid(real, fake):
     real, fake = _as_features(real, "real features"), _as_features(fake, "fake features")
     mu1, mu2 = real.mean(axis=0), fake.mean(axis=0)
     c1, c2 = np.atleast_2d(np.cov(real, rowvar=False)), np.atleast_2d(np.cov(fake, rowvar=False))
-    root, _ = linalg.sqrtm(c1 @ c2, disp=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # singular when N <= d: handled below
+        root = linalg.sqrtm(c1 @ c2)
     if not np.isfinite(root).all():
         # Singular product (N <= d): regularise as pytorch-fid does.
         offset = np.eye(len(c1)) * 1e-6
