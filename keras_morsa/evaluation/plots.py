@@ -20,7 +20,8 @@ from keras_morsa.evaluation.regimes import RATIO_REGIMES
 _BASELINES = {"real": "black", "traditional": "tab:gray", "synthetic_only": "tab:red"}
 
 
-def _save(figure, path):
+def save_figure(figure, path):
+    """Writes a matplotlib ``Figure`` as PNG (110 dpi, tight), atomically."""
     FigureCanvasAgg(figure)
     with io.atomic_write(path) as f:
         figure.savefig(f, format="png", dpi=110, bbox_inches="tight")
@@ -56,7 +57,7 @@ def plot_curves(curves, arch, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     axes[0].set_ylabel("test accuracy (mean over seeds)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_accuracy_vs_ratio(summary, arch, path):
@@ -95,7 +96,7 @@ def plot_accuracy_vs_ratio(summary, arch, path):
         ax.set_xticks(ratios)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_accuracy_by_cell(summary, arch, path):
@@ -125,7 +126,7 @@ def plot_accuracy_by_cell(summary, arch, path):
     ax.grid(alpha=0.3, axis="x")
     if any(row["regime"] in _BASELINES for row in rows):
         ax.legend(fontsize=7, loc="best")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_confusion(matrix, class_names, title, path):
@@ -147,4 +148,4 @@ def plot_confusion(matrix, class_names, title, path):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)

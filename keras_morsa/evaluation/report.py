@@ -1,11 +1,14 @@
 """The study's summary as Markdown and HTML, with its plots.
 
 The report is assembled once as a list of blocks (headings, paragraphs, tables, images) and rendered twice,
-so ``report.md`` and ``report.html`` always say the same thing.
+so ``report.md`` and ``report.html`` always say the same thing. :func:`render_markdown` and
+:func:`render_html` serve other reports too (``bin/gan_quality``).
 """
 
+import base64
 import html
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -100,7 +103,9 @@ def _blocks(results, curves, config, workdir):
     return blocks
 
 
-def _markdown(blocks):
+def render_markdown(blocks):
+    """Markdown of report blocks: ``(kind, content)`` with kind h1/h2/p (text), img (a relative PNG path) or
+    table (a list of rows of strings, the first the header)."""
     lines = []
     for kind, content in blocks:
         if kind in ("h1", "h2"):
@@ -117,15 +122,20 @@ def _markdown(blocks):
     return "\n".join(lines)
 
 
-def _html(blocks):
-    parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>Ratio study</title>",
+def render_html(blocks, title="Ratio study", embed_from=None):
+    """HTML of the blocks of :func:`render_markdown`; with ``embed_from`` (the folder the image paths are
+    relative to) every PNG is embedded as base64, so the page is self-contained."""
+    parts = ["<!DOCTYPE html>", f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}td,th{padding:2px 8px;"
              "text-align:right;border-bottom:1px solid #ddd}img{max-width:100%}</style></head><body>"]
     for kind, content in blocks:
         if kind in ("h1", "h2", "p"):
             parts.append(f"<{kind}>{html.escape(content)}</{kind}>")
         elif kind == "img":
-            parts.append(f"<img src='{html.escape(content)}' alt='{html.escape(content)}'>")
+            source = html.escape(content)
+            if embed_from is not None:
+                source = "data:image/png;base64," + base64.b64encode((Path(embed_from) / content).read_bytes()).decode()
+            parts.append(f"<img src='{source}' alt='{html.escape(content)}'>")
         else:
             header = "".join(f"<th>{html.escape(cell)}</th>" for cell in content[0])
             body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
@@ -138,9 +148,9 @@ def _html(blocks):
 def write_report(results, curves, config, workdir):
     """Writes ``report.md``, ``report.html`` and their PNGs into ``workdir``; returns the Markdown text."""
     blocks = _blocks(results, curves, config, workdir)
-    markdown = _markdown(blocks)
+    markdown = render_markdown(blocks)
     with io.atomic_write(workdir / "report.md", "w") as f:
         f.write(markdown)
     with io.atomic_write(workdir / "report.html", "w") as f:
-        f.write(_html(blocks))
+        f.write(render_html(blocks))
     return markdown

@@ -1,0 +1,1 @@
+"""Synthetic image quality measured offline: feature models, metrics, and the ``bin/gan_quality`` report."""
