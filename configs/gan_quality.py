@@ -11,8 +11,11 @@ generator learned from); the test split serves only as the reference of what a r
 
 import ml_collections
 
+from keras_morsa.errors import check_variant
+
 
 def get_config(arg=None):
+    arg = check_variant(arg, ("smoke",))
     config = ml_collections.ConfigDict()
     # The built-in dataset (when --data_dir is not given): the build and split the GAN stage and study use.
     config.data = ml_collections.ConfigDict(dict(
@@ -47,6 +50,4 @@ def get_config(arg=None):
         config.grid_pairs = 3
         config.classifier.steps = 4
         config.classifier.batch_size = 4
-    elif arg is not None:
-        raise ValueError(f"configs/gan_quality.py:{arg}: unknown variant; accepted: smoke, or none")
     return config
