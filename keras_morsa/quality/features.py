@@ -27,8 +27,6 @@ import numpy as np
 
 from keras_morsa.data import pipeline
 from keras_morsa.errors import UserError
-from keras_morsa.models.backbones import build_backbone
-from keras_morsa.models.classifier import class_names_of
 
 FEATURE_KINDS = ("classifier", "random")
 RANDOM_CNN_WIDTHS = (32, 64, 128, 256)
@@ -117,6 +115,9 @@ def classifier_embedding(classifier, description=None):
     For a model without a ``pool`` layer the features are its penultimate layer's output (globally averaged
     when spatial) and no probabilities are returned.
     """
+    # Imported here: models.classifier brings in KerasCV, which train_gan (random CNN only) does without.
+    from keras_morsa.models.classifier import class_names_of
+
     description = description or f"penultimate features of classifier {classifier.name!r}"
     try:
         pool = classifier.get_layer("pool")
@@ -162,6 +163,8 @@ def load_embedding(spec, image_size, seed=0, arch="mobilenet_v3_small", classifi
         model = keras.saving.load_model(path, compile=False)
         return classifier_embedding(model, f"penultimate features of {path}")
     if path.name.endswith(".weights.h5"):
+        from keras_morsa.models.backbones import build_backbone
+
         backbone = build_backbone(arch, image_size)
         try:
             backbone.load_weights(path)

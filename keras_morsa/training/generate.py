@@ -1,19 +1,22 @@
 """Synthetic image folders from trained FastGAN runs (behind ``bin/generate``), and interpolation GIFs.
 
-``generate(gan_workdir, out_dir, num_images)`` loads each finished class's EMA generator
-(``<gan_workdir>/<class>/generator_ema.keras``, written by :func:`~keras_morsa.training.train_gan.train_gan`)
+``generate(gan_workdir, out_dir, num_images)`` loads each finished class's EMA generator, by default the best
+checkpoint's (``<gan_workdir>/<class>/generator_best.keras``, lowest KID against the train images) where
+:func:`~keras_morsa.training.train_gan.train_gan` kept one, else the final one (``generator_ema.keras``),
 and writes the synthetic-folder layout of ``docs/DESIGN.md``:
 
 - ``<out_dir>/<class>/<class>_seed<seed>_<index>.png``: image ``index`` comes from the latent drawn with
   ``numpy.random.default_rng([seed, index])``, so each file is reproducible on its own;
-- ``<out_dir>/manifest.csv``: one row per image (path, class_name, checkpoint_step, seed, latent_index);
+- ``<out_dir>/manifest.csv``: one row per image (path, class_name, checkpoint_step, seed, latent_index,
+  checkpoint: ``best`` or ``final``);
 - ``<out_dir>/sources.txt``: the union of the GAN runs' ``sources.txt`` (SHA-256 of their training images),
   which ``splits.check_no_leak`` reads;
 - with ``interpolate=True``, ``<out_dir>/interpolation_<class>.gif``: a loop through a few fixed latents
   (outside the class folders, so the folder stays an ImageFolder of PNGs).
 
-It is idempotent and resumable: images already present for the same seed are kept, not redrawn; every file
-is written atomically, so a killed run leaves no half-written PNG behind.
+It is idempotent and resumable: images already present for the same seed are kept, not redrawn (unless the
+manifest says another checkpoint step drew them); every file is written atomically, so a killed run leaves no
+half-written PNG behind.
 """
 
 from pathlib import Path
@@ -27,9 +30,10 @@ from keras_morsa.data.splits import read_sources
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.training.callbacks import images_to_uint8, save_png
 # train_gan imports keras_morsa.models.fastgan, which registers Generator for load_model.
-from keras_morsa.training.train_gan import DONE_FILE, GENERATOR_FILE, SOURCES_FILE
+from keras_morsa.training.train_gan import BEST_FILE, BEST_INFO_FILE, DONE_FILE, GENERATOR_FILE, SOURCES_FILE
 
-MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index")
+MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index", "checkpoint")
+CHECKPOINTS = ("best", "final")
 # Keyframe latents of the GIFs are drawn from their own stream, apart from the image latents.
 _INTERPOLATION_STREAM = 1 << 20
 
@@ -47,9 +51,35 @@ def latent(seed, index, nz):
     return np.random.default_rng([seed, index]).standard_normal(nz).astype("float32")
 
 
-def load_generator(class_dir):
-    """The EMA generator saved by ``train_gan`` in ``class_dir`` and the step it was saved at."""
+def resolve_checkpoint(class_dir, checkpoint=None):
+    """``"best"`` or ``"final"``: ``checkpoint`` itself, or (``None``) best where ``train_gan`` kept one.
+
+    Raises:
+        UserError: an unknown name, or ``"best"`` for a run without ``generator_best.keras``.
+    """
     class_dir = Path(class_dir)
+    has_best = (class_dir / BEST_FILE).exists() and (class_dir / BEST_INFO_FILE).exists()
+    if checkpoint is None:
+        return "best" if has_best else "final"
+    if checkpoint not in CHECKPOINTS:
+        raise UserError(f"--checkpoint={checkpoint}; accepted: {', '.join(CHECKPOINTS)}")
+    if checkpoint == "best" and not has_best:
+        raise UserError(f"--checkpoint=best: {class_dir} has no {BEST_FILE} (trained with quality.enabled=False or "
+                        "before the quality monitor existed); use --checkpoint=final")
+    return checkpoint
+
+
+def load_generator(class_dir, checkpoint="final"):
+    """An EMA generator saved by ``train_gan`` in ``class_dir`` and the step it was saved at.
+
+    Args:
+        class_dir: ``<gan_workdir>/<class>``.
+        checkpoint: ``"final"`` (``generator_ema.keras``) or ``"best"`` (``generator_best.keras``).
+    """
+    class_dir = Path(class_dir)
+    if checkpoint == "best":
+        generator = keras.saving.load_model(class_dir / BEST_FILE, compile=False)
+        return generator, int(io.read_json(class_dir / BEST_INFO_FILE)["step"])
     generator = keras.saving.load_model(class_dir / GENERATOR_FILE, compile=False)
     return generator, int(io.read_json(class_dir / DONE_FILE)["step"])
 
@@ -68,7 +98,7 @@ def _images(generator, latents, batch_size):
 
 
 def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpolate=False, batch_size=16,
-             progress=True):
+             progress=True, checkpoint=None):
     """Writes ``num_images`` EMA-generator PNGs per class, the manifest and ``sources.txt``.
 
     Args:
@@ -80,6 +110,8 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         interpolate: also write ``interpolation_<class>.gif`` per class (:func:`interpolation_gif`).
         batch_size: latents per generator call.
         progress: show a progress bar.
+        checkpoint: ``"best"``, ``"final"`` or ``None`` (best where the run kept one, else final); see
+            :func:`resolve_checkpoint`.
 
     Returns:
         The manifest rows of this call's images (dicts with the keys of ``MANIFEST_FIELDS``).
@@ -104,6 +136,7 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
             raise UserError(f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
                             + (", ".join(finished) or "none"))
     out_dir = Path(out_dir)
+    drawn_by = {row["path"]: row["checkpoint_step"] for row in _read_manifest(out_dir)}
     sources = read_sources(out_dir / SOURCES_FILE) if (out_dir / SOURCES_FILE).exists() else set()
     rows = []
     bar = keras.utils.Progbar(len(class_names) * int(num_images), verbose=int(progress))
@@ -113,9 +146,11 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
             raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
                             "unknown, so the leak check could not be trusted; retrain this class")
         sources |= read_sources(class_dir / SOURCES_FILE)
-        generator, step = load_generator(class_dir)
+        which = resolve_checkpoint(class_dir, checkpoint)
+        generator, step = load_generator(class_dir, which)
         paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(int(num_images))]
-        todo = [i for i, path in enumerate(paths) if not path.exists()]
+        todo = [i for i, path in enumerate(paths)
+                if not path.exists() or drawn_by.get(path.relative_to(out_dir).as_posix(), str(step)) != str(step)]
         bar.add(len(paths) - len(todo))
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
@@ -124,7 +159,7 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
                 save_png(paths[i], image)
             bar.add(len(batch))
         rows += [{"path": p.relative_to(out_dir).as_posix(), "class_name": name, "checkpoint_step": step,
-                  "seed": seed, "latent_index": i} for i, p in enumerate(paths)]
+                  "seed": seed, "latent_index": i, "checkpoint": which} for i, p in enumerate(paths)]
         if interpolate:
             interpolation_gif(generator, out_dir / f"interpolation_{name}.gif", seed=seed)
     _write_manifest(out_dir, rows)
@@ -134,11 +169,15 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
     return rows
 
 
+def _read_manifest(out_dir):
+    path = Path(out_dir) / "manifest.csv"
+    return io.read_csv(path) if path.exists() else []
+
+
 def _write_manifest(out_dir, rows):
     """Merges ``rows`` into ``out_dir/manifest.csv``, keeping earlier rows whose images still exist."""
     path = out_dir / "manifest.csv"
-    merged = {row["path"]: row for row in (io.read_csv(path) if path.exists() else [])
-              if (out_dir / row["path"]).exists()}
+    merged = {row["path"]: row for row in _read_manifest(out_dir) if (out_dir / row["path"]).exists()}
     merged.update({row["path"]: row for row in rows})
     ordered = sorted(merged.values(), key=lambda r: (r["class_name"], int(r["seed"]), int(r["latent_index"])))
     io.write_csv(path, ordered, MANIFEST_FIELDS)
