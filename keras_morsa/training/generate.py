@@ -32,8 +32,10 @@ from keras_morsa.training.callbacks import images_to_uint8, save_png
 # train_gan imports keras_morsa.models.fastgan, which registers Generator for load_model.
 from keras_morsa.training.train_gan import BEST_FILE, BEST_INFO_FILE, DONE_FILE, GENERATOR_FILE, SOURCES_FILE
 
-MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index", "checkpoint")
+MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index", "checkpoint", "score")
 CHECKPOINTS = ("best", "final")
+FILTERS = ("none", "classifier")
+YIELD_FILE = "yield.json"
 # Keyframe latents of the GIFs are drawn from their own stream, apart from the image latents.
 _INTERPOLATION_STREAM = 1 << 20
 
@@ -98,7 +100,8 @@ def _images(generator, latents, batch_size):
 
 
 def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpolate=False, batch_size=16,
-             progress=True, checkpoint=None):
+             progress=True, checkpoint=None, filter="none", classifier=None, min_confidence=0.5,
+             max_draws_per_image=10):
     """Writes ``num_images`` EMA-generator PNGs per class, the manifest and ``sources.txt``.
 
     Args:
@@ -112,6 +115,16 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         progress: show a progress bar.
         checkpoint: ``"best"``, ``"final"`` or ``None`` (best where the run kept one, else final); see
             :func:`resolve_checkpoint`.
+        filter: ``"none"``, or ``"classifier"``: keep only images that ``classifier`` assigns to their
+            intended class with probability >= ``min_confidence``, drawing latents 0, 1, 2, ... until
+            ``num_images`` are kept. A kept image keeps its latent index in its name and gets its probability
+            as ``score`` in the manifest; this seed's other PNGs of the class are removed. The yield per class
+            (passing / drawn) is printed and saved in ``<out_dir>/yield.json``. Filtered classes are redrawn on
+            every call (deterministic: same seed, same classifier, same images).
+        classifier: with ``filter="classifier"``, a ``.keras`` classifier trained on the real train split
+            (e.g. a study's ``models/real.keras``) whose class names include the generated classes.
+        min_confidence: the probability threshold of the filter, in [0, 1].
+        max_draws_per_image: the bound: at most ``num_images * max_draws_per_image`` latents per class.
 
     Returns:
         The manifest rows of this call's images (dicts with the keys of ``MANIFEST_FIELDS``).
@@ -135,6 +148,7 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         if name not in finished:
             raise UserError(f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
                             + (", ".join(finished) or "none"))
+    scorer = _filter_scorer(filter, classifier, min_confidence, max_draws_per_image)
     out_dir = Path(out_dir)
     drawn_by = {row["path"]: row["checkpoint_step"] for row in _read_manifest(out_dir)}
     sources = read_sources(out_dir / SOURCES_FILE) if (out_dir / SOURCES_FILE).exists() else set()
@@ -148,6 +162,11 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         sources |= read_sources(class_dir / SOURCES_FILE)
         which = resolve_checkpoint(class_dir, checkpoint)
         generator, step = load_generator(class_dir, which)
+        if scorer is not None:
+            rows += _generate_filtered(generator, scorer, name, out_dir, int(num_images), seed, min_confidence,
+                                       int(num_images) * int(max_draws_per_image), batch_size, bar,
+                                       {"checkpoint_step": step, "checkpoint": which})
+            continue
         paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(int(num_images))]
         todo = [i for i, path in enumerate(paths)
                 if not path.exists() or drawn_by.get(path.relative_to(out_dir).as_posix(), str(step)) != str(step)]
@@ -159,13 +178,80 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
                 save_png(paths[i], image)
             bar.add(len(batch))
         rows += [{"path": p.relative_to(out_dir).as_posix(), "class_name": name, "checkpoint_step": step,
-                  "seed": seed, "latent_index": i, "checkpoint": which} for i, p in enumerate(paths)]
+                  "seed": seed, "latent_index": i, "checkpoint": which, "score": ""} for i, p in enumerate(paths)]
         if interpolate:
             interpolation_gif(generator, out_dir / f"interpolation_{name}.gif", seed=seed)
     _write_manifest(out_dir, rows)
     with io.atomic_write(out_dir / SOURCES_FILE, "w") as f:
         f.writelines(f"{sha}\n" for sha in sorted(sources))
     print(f"{len(rows)} images of {len(class_names)} class(es) in {out_dir} (manifest.csv, sources.txt)")
+    return rows
+
+
+def _filter_scorer(filter, classifier, min_confidence, max_draws_per_image):
+    """The classifier :class:`~keras_morsa.quality.features.Embedding` of ``filter``, or None."""
+    if filter not in FILTERS:
+        raise UserError(f"--filter={filter}; accepted: {', '.join(FILTERS)}")
+    if filter == "none":
+        return None
+    if not 0.0 <= float(min_confidence) <= 1.0 or int(max_draws_per_image) < 1:
+        raise UserError(f"--min_confidence={min_confidence}, max_draws_per_image={max_draws_per_image}: expected "
+                        "a probability in [0, 1] and a bound >= 1")
+    if not classifier or not Path(classifier).is_file():
+        raise UserError(f"--filter=classifier needs --classifier=<a .keras classifier trained on the real train "
+                        f"split>; got {classifier!r}")
+    from keras_morsa.quality.features import classifier_embedding  # KerasCV classifiers: only when filtering
+
+    scorer = classifier_embedding(keras.saving.load_model(classifier, compile=False))
+    if not scorer.has_probabilities:
+        raise UserError(f"--classifier={classifier} has no 'probabilities' layer; expected a build_classifier model")
+    return scorer
+
+
+def _generate_filtered(generator, scorer, name, out_dir, num_images, seed, min_confidence, max_draws, batch_size,
+                       bar, fields):
+    """Draws latents 0, 1, ... of ``seed`` until ``num_images`` pass the classifier; writes them; returns rows."""
+    from keras_morsa.data.pipeline import resize_like_training  # TensorFlow: the training resize
+
+    if name not in scorer.class_names:
+        raise UserError(f"the filter classifier does not know class {name!r}; its classes: "
+                        + ", ".join(scorer.class_names))
+    label = scorer.class_names.index(name)
+    kept, drawn, passed = [], 0, 0
+    while len(kept) < num_images and drawn < max_draws:
+        batch = list(range(drawn, min(drawn + batch_size, max_draws)))
+        images = _images(generator, np.stack([latent(seed, i, generator.nz) for i in batch]), batch_size)
+        resized = np.asarray(resize_like_training(images, scorer.image_size)) if (
+            images.shape[1] != scorer.image_size) else images.astype(np.float32)
+        _, probabilities = scorer.embed(resized, batch_size)
+        for i, image, p in zip(batch, images, probabilities):
+            if np.argmax(p) == label and p[label] >= min_confidence:
+                passed += 1
+                if len(kept) < num_images:
+                    kept.append((i, image, float(p[label])))
+                    bar.add(1)
+        drawn += len(batch)
+    share = passed / drawn  # whole batches are drawn: a few passing images past num_images count, unkept
+    print(f"{name}: kept {len(kept)}; {passed} of {drawn} drawn images passed (yield {100 * share:.1f} %, "
+          f"confidence >= {min_confidence:g})")
+    yields = io.read_json(out_dir / YIELD_FILE) if (out_dir / YIELD_FILE).exists() else {}
+    yields[name] = {"kept": len(kept), "passed": passed, "drawn": drawn, "yield": share, "min_confidence": float(min_confidence),
+                    "seed": seed}
+    io.write_json(out_dir / YIELD_FILE, yields)
+    if len(kept) < num_images:
+        raise UserError(f"class {name!r}: only {len(kept)} of {drawn} drawn images (yield {100 * share:.1f} %) have "
+                        f"confidence >= {min_confidence:g}, short of --num_images={num_images} within the bound of "
+                        f"{max_draws} draws; lower --min_confidence, ask for fewer images or train the GAN longer")
+    keep = {out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i, _, _ in kept}
+    for stale in (out_dir / name).glob(f"{name}_seed{seed}_*.png") if (out_dir / name).is_dir() else ():
+        if stale not in keep:
+            stale.unlink()
+    rows = []
+    for i, image, score in kept:
+        path = out_dir / name / f"{name}_seed{seed}_{i:05d}.png"
+        save_png(path, image)
+        rows.append({"path": path.relative_to(out_dir).as_posix(), "class_name": name, "seed": seed,
+                     "latent_index": i, "score": score, **fields})
     return rows
 
 
