@@ -27,8 +27,7 @@ import numpy as np
 
 from keras_morsa.data import pipeline
 from keras_morsa.errors import UserError
-from keras_morsa.models.backbones import build_backbone
-from keras_morsa.models.classifier import class_names_of
+from keras_morsa.models.saving import load_model
 
 FEATURE_KINDS = ("classifier", "random")
 RANDOM_CNN_WIDTHS = (32, 64, 128, 256)
@@ -117,6 +116,9 @@ def classifier_embedding(classifier, description=None):
     For a model without a ``pool`` layer the features are its penultimate layer's output (globally averaged
     when spatial) and no probabilities are returned.
     """
+    # Imported here: models.classifier brings in KerasCV, which train_gan (random CNN only) does without.
+    from keras_morsa.models.classifier import class_names_of
+
     description = description or f"penultimate features of classifier {classifier.name!r}"
     try:
         pool = classifier.get_layer("pool")
@@ -159,9 +161,11 @@ def load_embedding(spec, image_size, seed=0, arch="mobilenet_v3_small", classifi
         raise UserError(f"--features={spec}: not 'classifier' or 'random' and no such file; expected one of "
                         f"{', '.join(FEATURE_KINDS)} or a local .keras / .weights.h5 file")
     if path.suffix == ".keras":
-        model = keras.saving.load_model(path, compile=False)
+        model = load_model(path)
         return classifier_embedding(model, f"penultimate features of {path}")
     if path.name.endswith(".weights.h5"):
+        from keras_morsa.models.backbones import build_backbone
+
         backbone = build_backbone(arch, image_size)
         try:
             backbone.load_weights(path)

@@ -29,6 +29,7 @@ from keras_morsa.data import folder, pipeline, splits
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.evaluation.report import render_html, render_markdown
 from keras_morsa.models.classifier import build_classifier, class_names_of
+from keras_morsa.models.saving import load_model
 from keras_morsa.quality import features as features_lib
 from keras_morsa.quality import metrics
 from keras_morsa.quality.plots import nearest_pairs_grid
@@ -83,11 +84,11 @@ def _classifier(config, manifest, classifier, features, out_dir, progress):
         if not path.is_file():
             raise UserError(f"--classifier={classifier}: no such file; expected a .keras classifier trained on the "
                             "real train split (e.g. a study's models/real.keras)")
-        model, source = keras.saving.load_model(path, compile=False), str(path)
+        model, source = load_model(path), str(path)
     elif features == "classifier":
         path = Path(out_dir) / CLASSIFIER_FILE
         if path.is_file():
-            model, source = keras.saving.load_model(path, compile=False), f"{path} (trained here by an earlier run)"
+            model, source = load_model(path), f"{path} (trained here by an earlier run)"
         else:
             model = train_classifier(config, manifest, path, progress)
             source = (f"{path}, trained here: {config.classifier.arch}, {config.classifier.steps} steps of "

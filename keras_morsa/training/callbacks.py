@@ -161,6 +161,9 @@ class NonFiniteGuard(StepCallback):
 class CsvLog(StepCallback):
     """Appends one row per epoch (``step``, the epoch's mean losses, ``it_per_s``) to a CSV file.
 
+    Values an earlier callback added to the epoch's logs (``kid``, ``coverage`` of the quality monitor) become
+    columns too; rows without them leave those cells empty.
+
     ``it_per_s`` is the epoch's steps over its wall time; the first epoch after a (re)start includes the
     tracing/compilation of the train step, so it reads low.
 
@@ -200,6 +203,12 @@ class CsvLog(StepCallback):
         if self._fields is None:
             self._fields = ["step", *row]
             write_csv(self.path, [], self._fields)
+        added = [name for name in row if name not in self._fields]
+        if added:
+            # Columns some epochs only have (the checkpoint quality scores): widen the header once, earlier
+            # rows keep empty cells.
+            self._fields += added
+            write_csv(self.path, read_csv(self.path), self._fields)
         with open(self.path, "a", encoding="utf-8", newline="") as f:
             csv.DictWriter(f, fieldnames=self._fields, extrasaction="ignore").writerow({"step": step, **row})
         if self.writer is not None:

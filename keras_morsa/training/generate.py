@@ -1,20 +1,23 @@
 """Synthetic image folders from trained FastGAN runs (behind ``bin/generate``), and interpolation GIFs.
 
-``generate(gan_workdir, out_dir, num_images)`` loads each finished class's EMA generator
-(``<gan_workdir>/<class>/generator_ema.keras``, written by :func:`~keras_morsa.training.train_gan.train_gan`)
+``generate(gan_workdir, out_dir, num_images)`` loads each finished class's EMA generator, by default the best
+checkpoint's (``<gan_workdir>/<class>/generator_best.keras``, lowest KID against the train images) where
+:func:`~keras_morsa.training.train_gan.train_gan` kept one, else the final one (``generator_ema.keras``),
 and writes the synthetic-folder layout of ``docs/DESIGN.md``:
 
 - ``<out_dir>/<class>/<class>_seed<seed>_<index>.png``: image ``index`` comes from the latent drawn with
   ``numpy.random.default_rng([seed, index])``, so each file is reproducible on its own;
-- ``<out_dir>/manifest.csv``: one row per image (path, class_name, checkpoint_step, seed, latent_index);
+- ``<out_dir>/manifest.csv``: one row per image (path, class_name, checkpoint_step, seed, latent_index,
+  checkpoint: ``best`` or ``final``);
 - ``<out_dir>/sources.txt``: the union of the GAN runs' ``sources.txt`` (SHA-256 of their training images),
   which ``splits.check_no_leak`` reads; written before the first image, so a killed run's partial folder
   is checked as strictly as a finished one;
 - with ``interpolate=True``, ``<out_dir>/interpolation_<class>.gif``: a loop through a few fixed latents
   (outside the class folders, so the folder stays an ImageFolder of PNGs).
 
-It is idempotent and resumable: images already present for the same seed are kept, not redrawn; every file
-is written atomically, so a killed run leaves no half-written PNG behind.
+It is idempotent and resumable: images already present for the same seed are kept, not redrawn (unless the
+manifest says another checkpoint step drew them); every file is written atomically, so a killed run leaves no
+half-written PNG behind.
 """
 
 import contextlib
@@ -31,9 +34,12 @@ from keras_morsa.models.saving import load_model
 from keras_morsa.training.callbacks import images_to_uint8, save_png
 
 # train_gan imports keras_morsa.models.fastgan, which registers Generator for load_model.
-from keras_morsa.training.train_gan import DONE_FILE, GENERATOR_FILE, SOURCES_FILE
+from keras_morsa.training.train_gan import BEST_FILE, BEST_INFO_FILE, DONE_FILE, GENERATOR_FILE, SOURCES_FILE
 
-MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index")
+MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index", "checkpoint", "score")
+CHECKPOINTS = ("best", "final")
+FILTERS = ("none", "classifier")
+YIELD_FILE = "yield.json"
 # Keyframe latents of the GIFs are drawn from their own stream, apart from the image latents.
 _INTERPOLATION_STREAM = 1 << 20
 
@@ -51,9 +57,35 @@ def latent(seed, index, nz):
     return np.random.default_rng([seed, index]).standard_normal(nz).astype("float32")
 
 
-def load_generator(class_dir):
-    """The EMA generator saved by ``train_gan`` in ``class_dir`` and the step it was saved at."""
+def resolve_checkpoint(class_dir, checkpoint=None):
+    """``"best"`` or ``"final"``: ``checkpoint`` itself, or (``None``) best where ``train_gan`` kept one.
+
+    Raises:
+        UserError: an unknown name, or ``"best"`` for a run without ``generator_best.keras``.
+    """
     class_dir = Path(class_dir)
+    has_best = (class_dir / BEST_FILE).exists() and (class_dir / BEST_INFO_FILE).exists()
+    if checkpoint is None:
+        return "best" if has_best else "final"
+    if checkpoint not in CHECKPOINTS:
+        raise UserError(f"--checkpoint={checkpoint}; accepted: {', '.join(CHECKPOINTS)}")
+    if checkpoint == "best" and not has_best:
+        raise UserError(f"--checkpoint=best: {class_dir} has no {BEST_FILE} (trained with quality.enabled=False or "
+                        "before the quality monitor existed); use --checkpoint=final")
+    return checkpoint
+
+
+def load_generator(class_dir, checkpoint="final"):
+    """An EMA generator saved by ``train_gan`` in ``class_dir`` and the step it was saved at.
+
+    Args:
+        class_dir: ``<gan_workdir>/<class>``.
+        checkpoint: ``"final"`` (``generator_ema.keras``) or ``"best"`` (``generator_best.keras``).
+    """
+    class_dir = Path(class_dir)
+    if checkpoint == "best":
+        generator = load_model(class_dir / BEST_FILE)
+        return generator, int(io.read_json(class_dir / BEST_INFO_FILE)["step"])
     generator = load_model(class_dir / GENERATOR_FILE)
     return generator, int(io.read_json(class_dir / DONE_FILE)["step"])
 
@@ -72,7 +104,8 @@ def _images(generator, latents, batch_size):
 
 
 def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpolate=False, batch_size=16,
-             progress=True):
+             progress=True, checkpoint=None, filter="none", classifier=None, min_confidence=0.5,
+             max_draws_per_image=10):
     """Writes ``num_images`` EMA-generator PNGs per class, the manifest and ``sources.txt``.
 
     Args:
@@ -84,6 +117,18 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         interpolate: also write ``interpolation_<class>.gif`` per class (:func:`interpolation_gif`).
         batch_size: latents per generator call.
         progress: show a progress bar.
+        checkpoint: ``"best"``, ``"final"`` or ``None`` (best where the run kept one, else final); see
+            :func:`resolve_checkpoint`.
+        filter: ``"none"``, or ``"classifier"``: keep only images that ``classifier`` assigns to their
+            intended class with probability >= ``min_confidence``, drawing latents 0, 1, 2, ... until
+            ``num_images`` are kept. A kept image keeps its latent index in its name and gets its probability
+            as ``score`` in the manifest; this seed's other PNGs of the class are removed. The yield per class
+            (passing / drawn) is printed and saved in ``<out_dir>/yield.json``. Filtered classes are redrawn on
+            every call (deterministic: same seed, same classifier, same images).
+        classifier: with ``filter="classifier"``, a ``.keras`` classifier trained on the real train split
+            (e.g. a study's ``models/real.keras``) whose class names include the generated classes.
+        min_confidence: the probability threshold of the filter, in [0, 1].
+        max_draws_per_image: the bound: at most ``num_images * max_draws_per_image`` latents per class.
 
     Returns:
         The manifest rows of this call's images (dicts with the keys of ``MANIFEST_FIELDS``).
@@ -107,29 +152,42 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         if name not in finished:
             raise UserError(f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
                             + (", ".join(finished) or "none"))
+    scorer = _filter_scorer(filter, classifier, min_confidence, max_draws_per_image)
     out_dir = Path(out_dir)
     class_dirs = [Path(gan_workdir) / name for name in class_names]
     for class_dir in class_dirs:
         if not (class_dir / SOURCES_FILE).exists():
             raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
                             "unknown, so the leak check could not be trusted; retrain this class")
+    choices = {class_dir: resolve_checkpoint(class_dir, checkpoint) for class_dir in class_dirs}
+    options = {"num_images": int(num_images), "seed": seed, "interpolate": interpolate, "batch_size": batch_size,
+               "progress": progress, "scorer": scorer, "min_confidence": min_confidence,
+               "max_draws": int(num_images) * int(max_draws_per_image)}
     with contextlib.ExitStack() as held:
-        return _generate(out_dir, class_names, class_dirs, int(num_images), seed, interpolate, batch_size,
-                         progress, held)
+        return _generate(out_dir, class_names, class_dirs, choices, options, held)
 
 
-def _generate(out_dir, class_names, class_dirs, num_images, seed, interpolate, batch_size, progress, held):
+def _generate(out_dir, class_names, class_dirs, choices, options, held):
     """The image loop of :func:`generate`; ``held`` (an ExitStack) keeps ``out_dir``'s lock until it returns."""
+    num_images, seed, batch_size = options["num_images"], options["seed"], options["batch_size"]
     rows = []
-    bar = keras.utils.Progbar(len(class_names) * num_images, verbose=int(progress))
+    bar = keras.utils.Progbar(len(class_names) * num_images, verbose=int(options["progress"]))
     for name, class_dir in zip(class_names, class_dirs):
+        which = choices[class_dir]
         with io.folder_lock(class_dir):  # not while train_gan continues this class
-            generator, step = load_generator(class_dir)
+            generator, step = load_generator(class_dir, which)
         if not rows:  # once a generator loads (a corrupt one writes nothing), before the first image
             held.enter_context(io.folder_lock(out_dir))  # one generate per synthetic folder
             _write_sources(out_dir, class_dirs)
+            drawn_by = {row["path"]: row["checkpoint_step"] for row in _read_manifest(out_dir)}
+        if options["scorer"] is not None:
+            rows += _generate_filtered(generator, options["scorer"], name, out_dir, num_images, seed,
+                                       options["min_confidence"], options["max_draws"], batch_size, bar,
+                                       {"checkpoint_step": step, "checkpoint": which})
+            continue
         paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(num_images)]
-        todo = [i for i, path in enumerate(paths) if not path.exists()]
+        todo = [i for i, path in enumerate(paths)
+                if not path.exists() or drawn_by.get(path.relative_to(out_dir).as_posix(), str(step)) != str(step)]
         bar.add(len(paths) - len(todo))
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
@@ -138,8 +196,8 @@ def _generate(out_dir, class_names, class_dirs, num_images, seed, interpolate, b
                 save_png(paths[i], image)
             bar.add(len(batch))
         rows += [{"path": p.relative_to(out_dir).as_posix(), "class_name": name, "checkpoint_step": step,
-                  "seed": seed, "latent_index": i} for i, p in enumerate(paths)]
-        if interpolate:
+                  "seed": seed, "latent_index": i, "checkpoint": which, "score": ""} for i, p in enumerate(paths)]
+        if options["interpolate"]:
             interpolation_gif(generator, out_dir / f"interpolation_{name}.gif", seed=seed)
     _write_manifest(out_dir, rows)
     print(f"{len(rows)} images of {len(class_names)} class(es) in {out_dir} (manifest.csv, sources.txt)")
@@ -157,11 +215,82 @@ def _write_sources(out_dir, class_dirs):
         f.writelines(f"{sha}\n" for sha in sorted(sources))
 
 
+def _filter_scorer(filter, classifier, min_confidence, max_draws_per_image):
+    """The classifier :class:`~keras_morsa.quality.features.Embedding` of ``filter``, or None."""
+    if filter not in FILTERS:
+        raise UserError(f"--filter={filter}; accepted: {', '.join(FILTERS)}")
+    if filter == "none":
+        return None
+    if not 0.0 <= float(min_confidence) <= 1.0 or int(max_draws_per_image) < 1:
+        raise UserError(f"--min_confidence={min_confidence}, max_draws_per_image={max_draws_per_image}: expected "
+                        "a probability in [0, 1] and a bound >= 1")
+    if not classifier or not Path(classifier).is_file():
+        raise UserError(f"--filter=classifier needs --classifier=<a .keras classifier trained on the real train "
+                        f"split>; got {classifier!r}")
+    from keras_morsa.quality.features import classifier_embedding  # KerasCV classifiers: only when filtering
+
+    scorer = classifier_embedding(load_model(classifier))
+    if not scorer.has_probabilities:
+        raise UserError(f"--classifier={classifier} has no 'probabilities' layer; expected a build_classifier model")
+    return scorer
+
+
+def _generate_filtered(generator, scorer, name, out_dir, num_images, seed, min_confidence, max_draws, batch_size,
+                       bar, fields):
+    """Draws latents 0, 1, ... of ``seed`` until ``num_images`` pass the classifier; writes them; returns rows."""
+    from keras_morsa.data.pipeline import resize_like_training  # TensorFlow: the training resize
+
+    if name not in scorer.class_names:
+        raise UserError(f"the filter classifier does not know class {name!r}; its classes: "
+                        + ", ".join(scorer.class_names))
+    label = scorer.class_names.index(name)
+    kept, drawn, passed = [], 0, 0
+    while len(kept) < num_images and drawn < max_draws:
+        batch = list(range(drawn, min(drawn + batch_size, max_draws)))
+        images = _images(generator, np.stack([latent(seed, i, generator.nz) for i in batch]), batch_size)
+        resized = np.asarray(resize_like_training(images, scorer.image_size)) if (
+            images.shape[1] != scorer.image_size) else images.astype(np.float32)
+        _, probabilities = scorer.embed(resized, batch_size)
+        for i, image, p in zip(batch, images, probabilities):
+            if np.argmax(p) == label and p[label] >= min_confidence:
+                passed += 1
+                if len(kept) < num_images:
+                    kept.append((i, image, float(p[label])))
+                    bar.add(1)
+        drawn += len(batch)
+    share = passed / drawn  # whole batches are drawn: a few passing images past num_images count, unkept
+    print(f"{name}: kept {len(kept)}; {passed} of {drawn} drawn images passed (yield {100 * share:.1f} %, "
+          f"confidence >= {min_confidence:g})")
+    yields = io.read_json(out_dir / YIELD_FILE) if (out_dir / YIELD_FILE).exists() else {}
+    yields[name] = {"kept": len(kept), "passed": passed, "drawn": drawn, "yield": share,
+                    "min_confidence": float(min_confidence), "seed": seed}
+    io.write_json(out_dir / YIELD_FILE, yields)
+    if len(kept) < num_images:
+        raise UserError(f"class {name!r}: only {len(kept)} of {drawn} drawn images (yield {100 * share:.1f} %) have "
+                        f"confidence >= {min_confidence:g}, short of --num_images={num_images} within the bound of "
+                        f"{max_draws} draws; lower --min_confidence, ask for fewer images or train the GAN longer")
+    keep = {out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i, _, _ in kept}
+    for stale in (out_dir / name).glob(f"{name}_seed{seed}_*.png") if (out_dir / name).is_dir() else ():
+        if stale not in keep:
+            stale.unlink()
+    rows = []
+    for i, image, score in kept:
+        path = out_dir / name / f"{name}_seed{seed}_{i:05d}.png"
+        save_png(path, image)
+        rows.append({"path": path.relative_to(out_dir).as_posix(), "class_name": name, "seed": seed,
+                     "latent_index": i, "score": score, **fields})
+    return rows
+
+
+def _read_manifest(out_dir):
+    path = Path(out_dir) / "manifest.csv"
+    return io.read_csv(path) if path.exists() else []
+
+
 def _write_manifest(out_dir, rows):
     """Merges ``rows`` into ``out_dir/manifest.csv``, keeping earlier rows whose images still exist."""
     path = out_dir / "manifest.csv"
-    merged = {row["path"]: row for row in (io.read_csv(path) if path.exists() else [])
-              if (out_dir / row["path"]).exists()}
+    merged = {row["path"]: row for row in _read_manifest(out_dir) if (out_dir / row["path"]).exists()}
     merged.update({row["path"]: row for row in rows})
     ordered = sorted(merged.values(), key=lambda r: (r["class_name"], int(r["seed"]), int(r["latent_index"])))
     io.write_csv(path, ordered, MANIFEST_FIELDS)

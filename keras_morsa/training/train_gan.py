@@ -12,6 +12,11 @@ train split of one class and writes ``<workdir>/<class>/``:
   and the two grids).
 - ``sources.txt``: SHA-256 of the training images (for the leak check), ``generator_ema.keras``: the final
   EMA generator, and ``done.json``, written last: the class is finished.
+- with ``quality.enabled`` (the default): at every checkpoint, KID and coverage of ``quality.num_samples``
+  fixed EMA samples against the class's train images (random-CNN features, :mod:`keras_morsa.quality.monitor`;
+  test images are never used) as ``kid``/``coverage`` in ``log.csv`` and TensorBoard, the curve
+  ``quality_<class>.png``, and the EMA generator of the lowest KID so far as ``generator_best.keras``
+  (its step, KID and coverage in ``generator_best.json``).
 
 Resuming: rerunning on the same workdir restores the newest checkpoint and continues. Training is split in
 segments of ``checkpoint_every`` steps, each fed by a dataset seeded with ``(seed, first step of the
@@ -52,6 +57,10 @@ from keras_morsa.training.checkpoint import CheckpointManager, CheckpointMismatc
 from keras_morsa.training.fastgan import FastGAN
 
 GENERATOR_FILE = "generator_ema.keras"
+BEST_FILE = "generator_best.keras"
+BEST_INFO_FILE = "generator_best.json"
+# The quality monitor's latents come from their own stream, apart from the sample grid's.
+_QUALITY_STREAM = 2
 DONE_FILE = "done.json"
 SOURCES_FILE = "sources.txt"
 #: The dtype policies the FastGAN step supports (``train.dtype_policy``).
@@ -86,6 +95,8 @@ def base_config():
             ``VGG16Backbone``); nothing is downloaded. The frozen VGG16 is not trained and not checkpointed.
         log_every, sample_every, checkpoint_every: intervals in steps; keep_checkpoints; num_samples: the
             size of the sample grid (a square number reads best).
+        quality.enabled, num_samples, k, kid_subsets: the checkpoint quality monitor (module docstring): how
+            many fixed EMA samples it scores, the k of coverage and the KID subsets.
     """
     config = ml_collections.ConfigDict()
     config.seed = 0
@@ -106,6 +117,9 @@ def base_config():
     config.checkpoint_every = 1000
     config.keep_checkpoints = 3
     config.num_samples = 16
+    # 128 samples: the EMA generator's pass over them is most of the monitor's cost (see
+    # benchmarks/gan_quality_overhead.py: 3.6 s per checkpoint, 1.1 % of training at the CPU config).
+    config.quality = ml_collections.ConfigDict(dict(enabled=True, num_samples=128, k=5, kid_subsets=10))
     return config
 
 
@@ -123,6 +137,9 @@ def smoke_variant(config):
     config.log_every = config.sample_every = config.checkpoint_every = 2
     config.keep_checkpoints = 2
     config.num_samples = 4
+    config.quality.num_samples = 8
+    config.quality.k = 2
+    config.quality.kid_subsets = 2
     return config
 
 
@@ -323,9 +340,12 @@ def _fit(config, class_dir, manifest, class_name, gan):
         next(iter(pipeline.gan_dataset(manifest, class_name, size, batch, seed=config.seed, flip=False))))
     writer = cbs.SummaryWriter(class_dir / "tb")
     guard = cbs.NonFiniteGuard()
+    # Before the CSV log: it records the kid and coverage the monitor adds to the epoch's logs.
+    monitor = [_quality_monitor(config, class_dir, manifest, class_name, gan, start)] if config.quality.enabled else []
     callbacks = [
         guard,
         cbs.ProgressBar(start, num_steps),
+        *monitor,
         cbs.CsvLog(class_dir / "log.csv", start, writer),
         cbs.ImageGrid(class_dir / "samples", lambda: _samples(gan, latents), config.sample_every, num_steps,
                       columns=math.ceil(math.sqrt(config.num_samples)), writer=writer, tag="samples"),
@@ -389,6 +409,27 @@ def _changed_keys(old, new):
     old, new = flat(old), flat(json.loads(json.dumps(new, default=str)))
     return [(key, f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def _quality_monitor(config, class_dir, manifest, class_name, gan, start):
+    # Imported here: the quality package is only needed when the monitor is on.
+    from keras_morsa.quality.features import random_cnn
+    from keras_morsa.quality.monitor import QualityMonitor
+
+    q = config.quality
+    embedding = random_cnn(config.model.image_size, seed=config.seed)
+    train = embedding.embed_files(manifest.files("train", class_name))
+    latents = keras.ops.convert_to_tensor(np.random.default_rng([config.seed, _QUALITY_STREAM]).standard_normal(
+        (q.num_samples, config.model.nz)).astype("float32"))
+    log = class_dir / "log.csv"
+    history = [row for row in (io.read_csv(log) if log.exists() else [])
+               if (row.get("step") or "").isdigit() and int(row["step"]) <= start]
+    return QualityMonitor(
+        lambda: _samples(gan, latents), embedding, train, config.checkpoint_every, config.train.num_steps,
+        save_best=lambda: _save_model(gan.ema_generator, class_dir / BEST_FILE),
+        best_file=class_dir / BEST_INFO_FILE, curve_path=class_dir / f"quality_{class_name}.png", history=history,
+        k=q.k, kid_subsets=q.kid_subsets, seed=config.seed,
+        title=f"{class_name}: KID and coverage of {q.num_samples} EMA samples vs the train images")
 
 
 def _data_seed(seed, step):

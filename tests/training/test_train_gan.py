@@ -16,6 +16,7 @@ from PIL import Image
 
 from configs.fastgan_cpu import get_config
 from keras_morsa.data import splits
+from keras_morsa.errors import UserError
 from keras_morsa.io import LOCK_NAME, FolderLocked, read_csv, read_json, write_json
 from keras_morsa.training.checkpoint import CheckpointMismatch
 from keras_morsa.training.fastgan import FastGAN
@@ -84,13 +85,41 @@ def test_smoke_run_writes_every_output_and_generates(trained, data_dir, tmp_path
     assert (run / "log.csv").read_text() == before
 
     out = tmp_path / "synthetic"
-    rows = generate(workdir, out, 3, interpolate=True, progress=False)
+    rows = generate(workdir, out, 3, progress=False)
     assert [r["latent_index"] for r in rows] == [0, 1, 2]
     images = sorted((out / "disc").iterdir())
     assert len(images) == 3 and all(Image.open(p).size == (64, 64) for p in images)
-    assert {r["checkpoint_step"] for r in read_csv(out / "manifest.csv")} == {"6"}
+    best = read_json(run / "generator_best.json")["step"]
+    assert {(r["checkpoint_step"], r["checkpoint"]) for r in read_csv(out / "manifest.csv")} == {(str(best), "best")}
     assert (out / "sources.txt").read_text().split() == expected
-    assert Image.open(out / "interpolation_disc.gif").n_frames == 32
+    # The final generator (the best may be a near-initial one whose frames PIL merges as duplicates).
+    generate(workdir, tmp_path / "final", 1, interpolate=True, progress=False, checkpoint="final")
+    assert Image.open(tmp_path / "final" / "interpolation_disc.gif").n_frames == 32
+
+
+@pytest.mark.multibackend
+def test_checkpoint_quality_is_logged_and_the_best_generator_kept(trained, tmp_path):
+    workdir, _ = trained
+    run = workdir / "disc"
+    rows = read_csv(run / "log.csv")
+    # Every checkpoint (every 2 steps in the smoke config) is scored against the class's train images.
+    kid = {int(r["step"]): float(r["kid"]) for r in rows}
+    assert sorted(kid) == [2, 4, 6] and all(np.isfinite(list(kid.values())))
+    assert all(0.0 <= float(r["coverage"]) <= 1.0 for r in rows)
+    best = read_json(run / "generator_best.json")
+    assert best["step"] == min(kid, key=kid.get) and best["kid"] == pytest.approx(kid[best["step"]])
+    assert (run / "generator_best.keras").is_file() and Image.open(run / "quality_disc.png").size[0] > 300
+
+    # --checkpoint=final draws from the final generator (and redraws what the best one had drawn there).
+    out = tmp_path / "synthetic"
+    generate(workdir, out, 2, progress=False, checkpoint="best")
+    before = (out / "disc" / "disc_seed0_00000.png").read_bytes()
+    generate(workdir, out, 2, progress=False, checkpoint="final")
+    assert {(r["checkpoint_step"], r["checkpoint"]) for r in read_csv(out / "manifest.csv")} == {("6", "final")}
+    if best["step"] != 6:
+        assert (out / "disc" / "disc_seed0_00000.png").read_bytes() != before
+    with pytest.raises(UserError, match="--checkpoint=latest; accepted: best, final"):
+        generate(workdir, out, 1, checkpoint="latest")
 
 
 def test_resume_continues_and_a_non_finite_loss_keeps_the_last_good_checkpoint(trained, data_dir, tmp_path,
@@ -181,7 +210,9 @@ def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path)
     args = [f"--data_dir={data_dir}", f"--workdir={workdir}", "--class=square",
             SMOKE, "--config.train.num_steps=16",
             "--config.checkpoint_every=4", "--config.sample_every=4"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "train_gan"), *args], cwd=REPO,
+    # This checkout's package, as run_script does (an editable install elsewhere would otherwise be imported).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "train_gan"), *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = workdir / "square" / "checkpoints"
     deadline = time.time() + 300
@@ -197,8 +228,11 @@ def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "samples in" in done.stdout
     assert read_json(workdir / "square" / "done.json")["step"] == 16
-    steps = [int(r["step"]) for r in read_csv(workdir / "square" / "log.csv")]
-    assert steps == list(range(2, 17, 2))
+    rows = read_csv(workdir / "square" / "log.csv")
+    assert [int(r["step"]) for r in rows] == list(range(2, 17, 2))
+    # Quality columns at checkpoints only: the header widened at step 4, earlier and later rows stay empty there.
+    assert [int(r["step"]) for r in rows if r["kid"]] == [4, 8, 12, 16]
+    assert read_json(workdir / "square" / "generator_best.json")["step"] in (4, 8, 12, 16)
     assert (workdir / "square" / "generator_ema.keras").exists()
     assert (checkpoints / "ckpt_00000016.npz").exists()
 

@@ -1,0 +1,74 @@
+"""Quality at every checkpoint of a GAN run, and the best checkpoint kept (used by ``train_gan``).
+
+:class:`QualityMonitor` scores a fixed set of EMA-generator samples against the class's **train** images
+(test images never choose anything) with the seeded random CNN of :mod:`.features`: KID (lower is better)
+and coverage. It puts ``kid`` and ``coverage`` into the epoch's logs, so the CSV log and TensorBoard that
+follow it in the callback list record them, redraws ``quality_<class>.png`` and, when the KID is the lowest
+so far, calls ``save_best`` (``train_gan`` writes ``generator_best.keras``) and records the step in
+``generator_best.json``.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from keras_morsa import io
+from keras_morsa.quality import metrics
+from keras_morsa.quality.plots import quality_curve
+from keras_morsa.training.callbacks import StepCallback, logs_are_finite
+
+
+class QualityMonitor(StepCallback):
+    """KID and coverage of fixed EMA samples at every ``every`` steps and at ``num_steps``; keeps the best.
+
+    Args:
+        make_images: callable returning the current EMA generator's uint8 images [N, S, S, 3] on fixed latents.
+        embedding: an :class:`~keras_morsa.quality.features.Embedding` (the random CNN).
+        train_features: the embedding of the class's train images [M, d].
+        every: interval in steps (the checkpoint interval).
+        num_steps: the final step (always scored).
+        save_best: callable saving the current EMA generator as the best one.
+        best_file: the JSON recording the best step, KID and coverage (read back on resume).
+        curve_path: the quality-against-step PNG.
+        history: earlier rows (``step``, ``kid``, ``coverage``) of a resumed run, for the curve.
+        k: nearest neighbours of coverage; kid_subsets: KID subsets; seed: KID subset seed.
+        title: the curve's title.
+    """
+
+    def __init__(self, make_images, embedding, train_features, every, num_steps, save_best, best_file, curve_path,
+                 history=(), k=5, kid_subsets=10, seed=0, title="quality"):
+        super().__init__()
+        self.make_images = make_images
+        self.embedding = embedding
+        self.train_features = train_features
+        self.every = every
+        self.num_steps = num_steps
+        self.save_best = save_best
+        self.best_file = Path(best_file)
+        self.curve_path = Path(curve_path)
+        self.history = [r for r in history if r.get("kid") not in (None, "")]
+        self.k, self.kid_subsets, self.seed, self.title = k, kid_subsets, seed, title
+        self.best = io.read_json(self.best_file) if self.best_file.exists() else None
+
+    def score(self):
+        """``{"kid", "kid_std", "coverage"}`` of the current EMA samples."""
+        images = self.make_images().astype(np.float32)
+        fake = self.embedding.embed(images, batch_size=min(64, len(images)))
+        kid = metrics.kid(self.train_features, fake, num_subsets=self.kid_subsets, seed=self.seed)
+        coverage = metrics.prdc(self.train_features, fake, k=self.k)["coverage"]
+        return {"kid": kid["mean"], "kid_std": kid["std"], "coverage": coverage}
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self.step_after_epoch(epoch)
+        if logs is None or not logs_are_finite(logs) or self.model.stop_training or (
+                step % self.every and step != self.num_steps):
+            return
+        values = self.score()
+        logs.update(values)
+        self.history.append({"step": step, **values})
+        if self.best is None or not math.isfinite(self.best["kid"]) or values["kid"] < self.best["kid"]:
+            self.save_best()
+            self.best = {"step": step, **values}
+            io.write_json(self.best_file, self.best)
+        quality_curve(self.curve_path, self.history, self.title, best_step=self.best["step"])
