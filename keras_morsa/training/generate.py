@@ -126,6 +126,7 @@ def _generate(out_dir, class_names, class_dirs, num_images, seed, interpolate, b
             generator, step = load_generator(class_dir)
         if not rows:  # once a generator loads (a corrupt one writes nothing), before the first image
             held.enter_context(io.folder_lock(out_dir))  # one generate per synthetic folder
+            io.remove_temp_files(out_dir)  # a killed run's half-written PNGs
             _write_sources(out_dir, class_dirs)
         paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(num_images)]
         todo = [i for i, path in enumerate(paths) if not path.exists()]
