@@ -181,7 +181,9 @@ def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path)
     args = [f"--data_dir={data_dir}", f"--workdir={workdir}", "--class=square",
             SMOKE, "--config.train.num_steps=16",
             "--config.checkpoint_every=4", "--config.sample_every=4"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "train_gan"), *args], cwd=REPO,
+    # This checkout's package, not whichever one is installed (as run_script does).
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "train_gan"), *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = workdir / "square" / "checkpoints"
     deadline = time.time() + 300
