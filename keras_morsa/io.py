@@ -12,12 +12,16 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
 from keras_morsa.errors import UserError
 
 LOCK_NAME = ".lock"
+# The hidden temporary files of atomic_write (".name.tmp<pid>"), of model saves (".stem.tmp.keras") and of
+# folder_lock (".lock.<pid>.tmp"); group 1 or 2 is the writer's pid where the name has one.
+_TEMP_FILE = re.compile(r"^\..+\.(\d+)\.tmp$|^\..+\.tmp(\d*)(?:\.keras)?$")
 
 
 class FolderLocked(UserError):
@@ -142,3 +146,23 @@ def folder_lock(folder, name=LOCK_NAME):
         with contextlib.suppress(OSError, ValueError):
             if read_json(lock).get("pid") == record["pid"]:
                 lock.unlink()
+
+
+def remove_temp_files(folder):
+    """Deletes the hidden temporary files a killed process left under ``folder``; returns their paths.
+
+    Call it while holding ``folder``'s :func:`folder_lock`: a temporary file whose writer (the pid in its
+    name) is still alive on this host is kept, every other one is removed (a name without a pid can only be
+    a leftover, since the lock holder is the only writer).
+    """
+    removed = []
+    for path in sorted(Path(folder).rglob(".*")):
+        match = _TEMP_FILE.match(path.name)
+        if not match or not path.is_file():
+            continue
+        pid = match.group(1) or match.group(2)
+        if pid and _alive(int(pid)):
+            continue  # still being written (our own process included)
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

@@ -69,3 +69,18 @@ def test_a_stale_lock_of_a_dead_process_is_replaced_and_another_hosts_is_respect
     with pytest.raises(io.FolderLocked, match="pid .* on elsewhere since t1"):
         with io.folder_lock(tmp_path / "c"):
             pass
+
+
+def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    names = {f"ckpt/.ckpt_00000004.npz.tmp{dead}": False, f".log.csv.tmp{os.getpid()}": True,
+             ".generator_ema.tmp.keras": False, f".lock.{dead}.tmp": False, f".lock.{os.getppid()}.tmp": True,
+             "kept.png": True, ".hidden_but_ours.txt": True}
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    removed = io.remove_temp_files(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in removed) == sorted(n for n, keep in names.items()
+                                                                                  if not keep)
+    assert all((tmp_path / name).exists() == keep for name, keep in names.items())

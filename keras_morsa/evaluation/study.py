@@ -391,6 +391,8 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
 
 def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replicas):
     """The body of :func:`run_study`, under the workdir's lock."""
+    if shard is None:  # shards may share the workdir: another shard's temporary files may be live
+        io.remove_temp_files(workdir)
     done = {row["run_id"] for row in results_lib.load_results(workdir)}
     todo = [r for r in runs if r.run_id not in done]
     logging.info("%d runs in this %s: %d finished, %d to train", len(runs), "shard" if shard else "sweep",

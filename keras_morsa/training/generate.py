@@ -178,6 +178,7 @@ def _generate(out_dir, class_names, class_dirs, choices, options, held):
             generator, step = load_generator(class_dir, which)
         if not rows:  # once a generator loads (a corrupt one writes nothing), before the first image
             held.enter_context(io.folder_lock(out_dir))  # one generate per synthetic folder
+            io.remove_temp_files(out_dir)  # a killed run's half-written PNGs
             _write_sources(out_dir, class_dirs)
             drawn_by = {row["path"]: row["checkpoint_step"] for row in _read_manifest(out_dir)}
         if options["scorer"] is not None:

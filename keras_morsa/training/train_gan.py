@@ -307,6 +307,8 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
         raise DataError(f"class {class_name!r} has no train images in the split of {manifest.image_root}")
     # One process per class folder: a second train_gan (or a generate reading it) stops naming this one.
     with io.folder_lock(class_dir):
+        for leftover in io.remove_temp_files(class_dir):
+            print(f"{class_name}: removed {leftover}, left by a killed run")
         (class_dir / DONE_FILE).unlink(missing_ok=True)
         with io.atomic_write(class_dir / SOURCES_FILE, "w") as f:
             f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))

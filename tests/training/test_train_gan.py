@@ -210,8 +210,8 @@ def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path)
     args = [f"--data_dir={data_dir}", f"--workdir={workdir}", "--class=square",
             SMOKE, "--config.train.num_steps=16",
             "--config.checkpoint_every=4", "--config.sample_every=4"]
-    # This checkout's package, as run_script does (an editable install elsewhere would otherwise be imported).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    # This checkout's package, not whichever one is installed (as run_script does).
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "train_gan"), *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = workdir / "square" / "checkpoints"
