@@ -44,7 +44,8 @@ def corpus(tmp_path_factory):
     for name in ("disc", "square"):
         (data / name).mkdir(parents=True)
         for i in range(3):
-            Image.fromarray(np.full((16, 16, 3), 40 * i + (name == "disc"), np.uint8)).save(data / name / f"{name}_{i}.png")
+            pixels = np.full((16, 16, 3), 40 * i + (name == "disc"), np.uint8)
+            Image.fromarray(pixels).save(data / name / f"{name}_{i}.png")
     splits.load_or_create_split(data)  # made now, so a refused run has nothing to write beside the data
     lonely = root / "lonely_data"
     for name, count in (("many", 4), ("lonely", 1)):
