@@ -78,16 +78,6 @@ def shard_runs(runs, shard):
     return list(runs)[index::count]
 
 
-def _resolve_data_dir(config, data_dir):
-    if data_dir:
-        return Path(data_dir)
-    from keras_morsa.data import morsa_parts  # the built-in dataset; built (and cached) on first use
-
-    return morsa_parts.load(
-        images_per_class=config.data.images_per_class, image_size=config.data.image_size, seed=config.data.seed
-    )
-
-
 def _load_images(files, labels, config):
     """The test split as one float32 array in [0, 255] and an int array of labels."""
     ds = pipeline.classifier_dataset(
@@ -401,7 +391,7 @@ def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replic
     if todo:
         # The split lives next to the data, where the GAN stage reads and writes it too: one split for all.
         manifest = splits.load_or_create_split(
-            _resolve_data_dir(config, data_dir), test_fraction=config.data.test_fraction,
+            splits.dataset_root(config.data, data_dir or None), test_fraction=config.data.test_fraction,
             seed=config.data.split_seed, read_only_fallback=workdir,
         )
         untested = [name for name, count in manifest.counts().items() if count["test"] == 0]

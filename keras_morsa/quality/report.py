@@ -40,15 +40,7 @@ CLASSIFIER_FILE = "classifier.keras"
 def resolve_split(config, data_dir=None):
     """The split manifest of ``data_dir`` (created beside it if missing), or of the built-in dataset at
     ``config.data`` (built or reused from its cache)."""
-    if data_dir is None:
-        from keras_morsa.data import morsa_parts  # renders the built-in dataset on first use
-
-        root = morsa_parts.load(images_per_class=config.data.images_per_class,
-                                image_size=config.data.image_size, seed=config.data.seed)
-    else:
-        root = Path(data_dir)
-        if not root.is_dir():
-            raise DataError(f"--data_dir={data_dir}: no such folder; expected <dir>/<class>/<images>")
+    root = splits.dataset_root(config.data, data_dir)
     return splits.load_or_create_split(root, test_fraction=config.data.test_fraction, seed=config.data.split_seed)
 
 

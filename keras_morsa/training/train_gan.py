@@ -235,16 +235,10 @@ def is_finished(class_dir, num_steps):
 def _dataset(config, data_dir, class_name, workdir):
     """Validates the class name, then returns the split manifest of the built-in dataset or ``data_dir``."""
     if data_dir is None:
-        # The built-in dataset renders its images on first use; imported only when it is the source.
-        from keras_morsa.data import morsa_parts
+        from keras_morsa.data import morsa_parts  # its class names, before the dataset is rendered
 
         _check_class(class_name, morsa_parts.CLASS_NAMES, "the built-in dataset")
-        root = morsa_parts.load(images_per_class=config.data.images_per_class,
-                                image_size=config.data.image_size, seed=config.data.seed)
-    else:
-        root = Path(data_dir)
-        if not root.is_dir():
-            raise DataError(f"--data_dir={data_dir}: no such folder; expected <dir>/<class>/<images>")
+    root = splits.dataset_root(config.data, data_dir)
     manifest = splits.load_or_create_split(root, test_fraction=config.data.test_fraction,
                                            val_fraction=config.data.val_fraction, seed=config.data.split_seed,
                                            read_only_fallback=workdir)
