@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw, ImageFont
 import keras_morsa
 from keras_morsa.data import _render
 from keras_morsa.data.splits import MANIFEST_NAME
-from keras_morsa.errors import UserError
+from keras_morsa.errors import DataError, UserError
 from keras_morsa.io import read_json, write_json
 
 CLASS_NAMES = ("base", "jaw", "jaw_plate", "lead_screw", "handle", "clamp", "clamp_screw", "nut", "washer", "pin")
@@ -314,6 +314,25 @@ def load(images_per_class=300, image_size=256, seed=0, progress=True):
     if is_complete(root, images_per_class, image_size, seed):
         return root
     return build(root, images_per_class, image_size, seed, progress=progress)
+
+
+def dataset_root(data, data_dir=None):
+    """The image root a stage works on: ``data_dir``, or the built-in dataset at the sizes of ``data``.
+
+    Args:
+        data: a config section with ``images_per_class``, ``image_size`` and ``seed`` (the built-in build).
+        data_dir: a user image folder, or ``None`` for the built-in dataset (rendered, or reused from its
+            cache, on first use).
+
+    Raises:
+        DataError: ``data_dir`` is not a folder.
+    """
+    if data_dir is None:
+        return load(images_per_class=data.images_per_class, image_size=data.image_size, seed=data.seed)
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"--data_dir={data_dir}: no such folder; expected <dir>/<class>/<images>")
+    return root
 
 
 def contact_sheet(root, path, per_class=2, tile=128):

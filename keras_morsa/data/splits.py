@@ -228,27 +228,6 @@ def _verify(manifest, manifest_path):
             "again", folder.DataWarning, stacklevel=3)
 
 
-def dataset_root(data, data_dir=None):
-    """The image root a stage works on: ``data_dir``, or the built-in dataset at the sizes of ``data``.
-
-    Args:
-        data: a config section with ``images_per_class``, ``image_size`` and ``seed`` (the built-in build).
-        data_dir: a user image folder, or ``None`` for the built-in dataset (rendered, or reused from its
-            cache, on first use).
-
-    Raises:
-        DataError: ``data_dir`` is not a folder.
-    """
-    if data_dir is None:
-        from keras_morsa.data import morsa_parts  # renders the built-in dataset on first use
-
-        return morsa_parts.load(images_per_class=data.images_per_class, image_size=data.image_size, seed=data.seed)
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DataError(f"--data_dir={data_dir}: no such folder; expected <dir>/<class>/<images>")
-    return root
-
-
 def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction=0.0, seed=0,
                          min_images_per_class=1, progress=False, scan=None, read_only_fallback=None):
     """Reads ``split_manifest.csv`` if it exists, else scans, splits and writes it.

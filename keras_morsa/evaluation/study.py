@@ -45,7 +45,7 @@ from absl import logging
 
 from keras_morsa import io
 from keras_morsa.data import augment as augment_lib
-from keras_morsa.data import pipeline, splits
+from keras_morsa.data import morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.evaluation import results as results_lib
 from keras_morsa.evaluation import stats
@@ -391,7 +391,7 @@ def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replic
     if todo:
         # The split lives next to the data, where the GAN stage reads and writes it too: one split for all.
         manifest = splits.load_or_create_split(
-            splits.dataset_root(config.data, data_dir or None), test_fraction=config.data.test_fraction,
+            morsa_parts.dataset_root(config.data, data_dir or None), test_fraction=config.data.test_fraction,
             seed=config.data.split_seed, read_only_fallback=workdir,
         )
         untested = [name for name, count in manifest.counts().items() if count["test"] == 0]

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from keras_morsa import io
-from keras_morsa.data import folder, pipeline, splits
+from keras_morsa.data import folder, morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.evaluation.report import render_html, render_markdown
 from keras_morsa.models.classifier import build_classifier, class_names_of
@@ -40,7 +40,7 @@ CLASSIFIER_FILE = "classifier.keras"
 def resolve_split(config, data_dir=None):
     """The split manifest of ``data_dir`` (created beside it if missing), or of the built-in dataset at
     ``config.data`` (built or reused from its cache)."""
-    root = splits.dataset_root(config.data, data_dir)
+    root = morsa_parts.dataset_root(config.data, data_dir)
     return splits.load_or_create_split(root, test_fraction=config.data.test_fraction, seed=config.data.split_seed)
 
 

@@ -48,7 +48,7 @@ import ml_collections
 import numpy as np
 
 from keras_morsa import backend, hardware, io
-from keras_morsa.data import pipeline, splits
+from keras_morsa.data import morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, PerformanceWarning, UserError
 from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reconstruction_targets
 from keras_morsa.training import callbacks as cbs
@@ -235,10 +235,8 @@ def is_finished(class_dir, num_steps):
 def _dataset(config, data_dir, class_name, workdir):
     """Validates the class name, then returns the split manifest of the built-in dataset or ``data_dir``."""
     if data_dir is None:
-        from keras_morsa.data import morsa_parts  # its class names, before the dataset is rendered
-
         _check_class(class_name, morsa_parts.CLASS_NAMES, "the built-in dataset")
-    root = splits.dataset_root(config.data, data_dir)
+    root = morsa_parts.dataset_root(config.data, data_dir)
     manifest = splits.load_or_create_split(root, test_fraction=config.data.test_fraction,
                                            val_fraction=config.data.val_fraction, seed=config.data.split_seed,
                                            read_only_fallback=workdir)
