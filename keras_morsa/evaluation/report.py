@@ -1,18 +1,15 @@
 """The study's summary as Markdown and HTML, with its plots.
 
 The report is assembled once as a list of blocks (headings, paragraphs, tables, images) and rendered twice,
-so ``report.md`` and ``report.html`` always say the same thing. :func:`render_markdown` and
-:func:`render_html` serve other reports too (``bin/gan_quality``).
+so ``report.md`` and ``report.html`` always say the same thing: :func:`render_markdown` here, the HTML by
+:func:`keras_morsa.html.blocks`. Both serve other reports too (``bin/gan_quality``).
 """
 
-import base64
-import html
 import math
-from pathlib import Path
 
 import numpy as np
 
-from keras_morsa import io
+from keras_morsa import html, io
 from keras_morsa.evaluation import plots
 from keras_morsa.evaluation import summary as summary_lib
 
@@ -105,7 +102,8 @@ def _blocks(results, curves, config, workdir):
 
 def render_markdown(blocks):
     """Markdown of report blocks: ``(kind, content)`` with kind h1/h2/p (text), img (a relative PNG path) or
-    table (a list of rows of strings, the first the header)."""
+    table (a list of rows of strings, the first the header); :func:`keras_morsa.html.blocks` renders the same
+    blocks as HTML."""
     lines = []
     for kind, content in blocks:
         if kind in ("h1", "h2"):
@@ -122,35 +120,11 @@ def render_markdown(blocks):
     return "\n".join(lines)
 
 
-def render_html(blocks, title="Ratio study", embed_from=None):
-    """HTML of the blocks of :func:`render_markdown`; with ``embed_from`` (the folder the image paths are
-    relative to) every PNG is embedded as base64, so the page is self-contained."""
-    parts = ["<!DOCTYPE html>", f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}td,th{padding:2px 8px;"
-             "text-align:right;border-bottom:1px solid #ddd}img{max-width:100%}</style></head><body>"]
-    for kind, content in blocks:
-        if kind in ("h1", "h2", "p"):
-            parts.append(f"<{kind}>{html.escape(content)}</{kind}>")
-        elif kind == "img":
-            source = html.escape(content)
-            if embed_from is not None:
-                source = "data:image/png;base64," + base64.b64encode((Path(embed_from) / content).read_bytes()).decode()
-            parts.append(f"<img src='{source}' alt='{html.escape(content)}'>")
-        else:
-            header = "".join(f"<th>{html.escape(cell)}</th>" for cell in content[0])
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-                           for row in content[1:])
-            parts.append(f"<table><tr>{header}</tr>{body}</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
 def write_report(results, curves, config, workdir):
     """Writes ``report.md``, ``report.html`` and their PNGs into ``workdir``; returns the Markdown text."""
     blocks = _blocks(results, curves, config, workdir)
     markdown = render_markdown(blocks)
     with io.atomic_write(workdir / "report.md", "w") as f:
         f.write(markdown)
-    with io.atomic_write(workdir / "report.html", "w") as f:
-        f.write(render_html(blocks))
+    html.write_page(workdir / "report.html", "Ratio study", html.blocks(blocks))
     return markdown

@@ -24,10 +24,10 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_morsa import io
+from keras_morsa import html, io
 from keras_morsa.data import folder, morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, UserError
-from keras_morsa.evaluation.report import render_html, render_markdown
+from keras_morsa.evaluation.report import render_markdown
 from keras_morsa.models.classifier import build_classifier, class_names_of
 from keras_morsa.models.saving import load_model
 from keras_morsa.quality import features as features_lib
@@ -240,8 +240,7 @@ def gan_quality(config, out_dir, gan_workdir=None, synthetic_dir=None, data_dir=
     blocks = _blocks(report)
     with io.atomic_write(out_dir / "quality.md", "w") as f:
         f.write(render_markdown(blocks))
-    with io.atomic_write(out_dir / "quality.html", "w") as f:
-        f.write(render_html(blocks, title="Synthetic image quality", embed_from=out_dir))
+    html.write_page(out_dir / "quality.html", "Synthetic image quality", html.blocks(blocks, embed_from=out_dir))
     print(f"quality of {len(classes)} class(es): {out_dir / 'quality.md'}, {out_dir / 'quality.html'}")
     return report
 
