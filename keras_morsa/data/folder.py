@@ -170,6 +170,39 @@ def find_image_root(path):
     return path
 
 
+def mask_path(image_path, image_root, mask_dir=None):
+    """Where an image's object mask lies: ``<mask root>/<class>/<stem>.png``.
+
+    The mask root is ``mask_dir``, else ``masks/`` beside ``images/`` (the built-in layout); a plain
+    ImageFolder has masks only through ``mask_dir`` (else ``None``). The file need not exist.
+    """
+    relative = Path(image_path).relative_to(image_root)
+    if mask_dir is not None:
+        base = Path(mask_dir)
+    elif Path(image_root).name == "images":
+        base = Path(image_root).parent / "masks"
+    else:
+        return None
+    return base / relative.parent / f"{relative.stem}.png"
+
+
+def load_masks(paths, image_size):
+    """Binary object masks ``bool [N, S, S]`` (grey value >= 128), resized like the images (bilinear, no crop).
+
+    Returns ``None`` when ``paths`` is empty or any path is ``None`` or not a file: the mask numbers of a set
+    of images are measured on all of them or on none.
+    """
+    paths = list(paths)
+    if not paths or not all(p is not None and Path(p).is_file() for p in paths):
+        return None
+    masks = []
+    for path in paths:
+        with Image.open(path) as mask:
+            resized = mask.convert("L").resize((int(image_size), int(image_size)), Image.BILINEAR)
+        masks.append(np.asarray(resized) >= 128)
+    return np.stack(masks)
+
+
 def _class_files(class_dir):
     """All visible files under a class folder (recursing into visible sub-folders), sorted."""
     found = []

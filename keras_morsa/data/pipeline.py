@@ -83,6 +83,21 @@ def _decoded(files, image_size):
     return paths.map(lambda path: load_resized(path, image_size), num_parallel_calls=AUTOTUNE).cache()
 
 
+def load_images(files, image_size, batch_size=32):
+    """Every image of ``files`` decoded and resized as for training, in file order, as one NumPy array.
+
+    Returns:
+      float32 ``[N, S, S, 3]`` in [0, 255], the images :func:`classifier_dataset` gives for evaluation; no
+      files give an empty array of that shape.
+    """
+    _check_batch(batch_size, image_size)
+    files = list(files)
+    if not files:
+        return np.zeros((0, int(image_size), int(image_size), 3), np.float32)
+    batches = _decoded(files, int(image_size)).batch(int(batch_size)).as_numpy_iterator()
+    return np.concatenate(list(batches)).astype(np.float32)
+
+
 def gan_dataset(manifest, class_name, image_size, batch_size, seed, flip=True):
     """Endless batches of one class's train images for the GAN.
 

@@ -78,15 +78,6 @@ def shard_runs(runs, shard):
     return list(runs)[index::count]
 
 
-def _load_images(files, labels, config):
-    """The test split as one float32 array in [0, 255] and an int array of labels."""
-    ds = pipeline.classifier_dataset(
-        files, labels, config.image_size, config.eval_batch_size, seed=0, training=False
-    )
-    images = [batch for batch, _ in ds.as_numpy_iterator()]
-    return np.concatenate(images).astype(np.float32), np.asarray(labels, np.int64)
-
-
 class _Trainer:
     """One compiled classifier per architecture, reset to a seed's initial state before each run.
 
@@ -406,7 +397,8 @@ def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replic
         synthetic = pipeline.list_synthetic(synthetic_dir, manifest.class_names) if synthetic_dir else None
         # Every training set is drawn up front, so too few synthetic images fail before any training.
         training_sets = {run: _training_set(run, manifest, synthetic, config) for run in todo}
-        test = _load_images(manifest.files("test"), manifest.labels("test"), config)
+        test = (pipeline.load_images(manifest.files("test"), config.image_size, config.eval_batch_size),
+                np.asarray(manifest.labels("test"), np.int64))
         if replicas > 1:
             test = (_pad_to_batches(test[0], int(config.eval_batch_size)), test[1])
         bar = keras.utils.Progbar(len(todo) * int(config.steps), unit_name="step",

@@ -287,3 +287,21 @@ def test_tiny_and_extreme_aspect_images_are_counted_and_kept(tmp_path):
     with pytest.warns(folder.DataWarning, match=r"1 image\(s\) .*thin.png: 10x200$"):
         scan = folder.scan_image_folder(tmp_path, min_side=1, max_aspect=10)
     assert [p.name for p, _ in scan.odd_shapes] == ["thin.png"]
+
+
+def test_masks_sit_beside_the_images_or_under_mask_dir(tmp_path):
+    images = tmp_path / "images"
+    (images / "a").mkdir(parents=True)
+    (tmp_path / "masks" / "a").mkdir(parents=True)
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4] = 255
+    Image.fromarray(mask, mode="L").save(tmp_path / "masks" / "a" / "x.png")
+    image = images / "a" / "x.jpg"
+    assert folder.mask_path(image, images) == tmp_path / "masks" / "a" / "x.png"
+    assert folder.mask_path(image, images, mask_dir=tmp_path / "m") == tmp_path / "m" / "a" / "x.png"
+    assert folder.mask_path(tmp_path / "plain" / "a" / "x.jpg", tmp_path / "plain") is None
+    loaded = folder.load_masks([folder.mask_path(image, images)], 4)
+    assert loaded.dtype == bool and loaded.shape == (1, 4, 4)
+    assert loaded[0, :2].all() and not loaded[0, 2:].any()
+    assert folder.load_masks([folder.mask_path(image, images), tmp_path / "missing.png"], 4) is None
+    assert folder.load_masks([None], 4) is None and folder.load_masks([], 4) is None

@@ -63,6 +63,18 @@ def test_classifier_eval_dataset_keeps_order_values_and_remainder(data):
     assert [image_id(image) for image in images] == _ids(files)
 
 
+def test_load_images_gives_the_eval_images_as_one_array(data):
+    manifest, _ = data
+    files, labels = manifest.files("train"), manifest.labels("train")
+    images = pipeline.load_images(files, SIZE, batch_size=4)
+    expected, _ = _epoch(pipeline.classifier_dataset(files, labels, SIZE, 4, seed=0, training=False))
+    assert images.dtype == np.float32 and images.shape == (len(files), SIZE, SIZE, 3)
+    np.testing.assert_array_equal(images, expected)
+    assert pipeline.load_images([], SIZE).shape == (0, SIZE, SIZE, 3)
+    with pytest.raises(UserError, match="batch_size=0"):
+        pipeline.load_images(files, SIZE, batch_size=0)
+
+
 def test_classifier_training_dataset_seeded_shuffle_and_full_batches(data):
     manifest, _ = data
     files, labels = manifest.files("train"), manifest.labels("train")
