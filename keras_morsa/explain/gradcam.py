@@ -23,23 +23,23 @@ from scipy import ndimage
 
 from keras_morsa.backend import value_and_grad
 from keras_morsa.errors import UserError
-from keras_morsa.models.classifier import MIN_MAP_SIZE, flat_view, last_spatial_layer, map_size
+from keras_morsa.models.classifier import MIN_MAP_SIZE, flat_view, last_spatial_layer, nested_backbone, spatial_layers
+
+#: The class activation map methods: "gradcam" is :class:`GradCAM` (keras.ops, every backend); all three are
+#: also :class:`keras_morsa.explain.tfkv.TfKerasVisCAM` (tf-keras-vis, TensorFlow only).
+METHODS = ("gradcam", "gradcam++", "scorecam")
+
+
+def check_method(method):
+    """Raises ``UserError`` naming ``method`` and the accepted ones unless it is one of :data:`METHODS`."""
+    if method not in METHODS:
+        raise UserError(f"method={method!r}; accepted: {', '.join(METHODS)}")
 
 
 def explainable_graph(model):
     """The flat functional graph Grad-CAM works on: the flat view of a classifier with a nested backbone,
     otherwise ``model`` itself."""
-    try:
-        nested = isinstance(model.get_layer("backbone"), keras.Model)
-    except ValueError:
-        nested = False
-    return flat_view(model) if nested else model
-
-
-def spatial_layer_names(graph):
-    """Names of the layers of ``graph`` whose output is a spatial map larger than 1x1 (Grad-CAM candidates)."""
-    return [layer.name for layer in graph.layers
-            if not isinstance(layer, keras.layers.InputLayer) and min(map_size(layer) or (0,)) > 1]
+    return flat_view(model) if nested_backbone(model) is not None else model
 
 
 def _tensor_in_graph(graph, layer_name):
@@ -71,7 +71,7 @@ def resolve_layer(model, layer_name=None, min_map_size=MIN_MAP_SIZE):
     """
     if layer_name is None:
         return last_spatial_layer(model, min_map_size)
-    candidates = spatial_layer_names(explainable_graph(model))
+    candidates = [layer.name for layer in spatial_layers(model)]
     if layer_name not in candidates:
         shown = ", ".join(candidates[-12:])
         more = f" (last 12 of {len(candidates)})" if len(candidates) > 12 else ""

@@ -19,10 +19,8 @@ import keras
 import numpy as np
 
 from keras_morsa.errors import UserError
-from keras_morsa.explain.gradcam import logits_model, resolve_layer
+from keras_morsa.explain.gradcam import check_method, logits_model, resolve_layer
 from keras_morsa.models.classifier import MIN_MAP_SIZE, map_size
-
-METHODS = ("gradcam", "gradcam++", "scorecam")
 
 
 class TfKerasVisCAM:
@@ -52,8 +50,7 @@ class TfKerasVisCAM:
                 f"tf-keras-vis runs on KERAS_BACKEND=tensorflow only, got {keras.backend.backend()!r}; "
                 "use keras_morsa.explain.gradcam.GradCAM (method='gradcam') on this backend"
             )
-        if method not in METHODS:
-            raise UserError(f"method={method!r}; accepted: {', '.join(METHODS)}")
+        check_method(method)
         from tf_keras_vis.gradcam import Gradcam
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
         from tf_keras_vis.scorecam import Scorecam

@@ -212,6 +212,27 @@ def map_size(layer):
     return int(shape[1]), int(shape[2])
 
 
+def nested_backbone(model):
+    """The nested ``backbone`` sub-model of a classifier from :func:`build_classifier`, else ``None``."""
+    try:
+        backbone = model.get_layer("backbone")
+    except ValueError:
+        return None
+    return backbone if isinstance(backbone, keras.Model) else None
+
+
+def spatial_layers(model, min_map_size=2):
+    """The layers whose output is a spatial map at least ``min_map_size`` a side (:func:`map_size`), in order.
+
+    This is the one test of "a layer Grad-CAM can explain": input layers are left out, and for a classifier
+    with a nested backbone the search runs inside it, so every name is a layer of the backbone and of
+    :func:`flat_view`. The default (2) takes every map larger than 1x1.
+    """
+    search = nested_backbone(model) or model
+    return [layer for layer in search.layers if not isinstance(layer, keras.layers.InputLayer)
+            and min(map_size(layer) or (0,)) >= min_map_size]
+
+
 def last_spatial_layer(model, min_map_size=MIN_MAP_SIZE):
     """Name of the last layer whose output is a spatial map at least ``min_map_size`` a side (Grad-CAM's target).
 
@@ -223,19 +244,11 @@ def last_spatial_layer(model, min_map_size=MIN_MAP_SIZE):
     Raises:
         UserError: no layer's map is that large (the message names the largest map found).
     """
-    try:
-        search = model.get_layer("backbone")
-    except ValueError:
-        search = model
-    name, largest = None, 0
-    for layer in search.layers:
-        size = map_size(layer)
-        if size is None or isinstance(layer, (keras.layers.ZeroPadding2D, keras.layers.InputLayer)):
-            continue
-        largest = max(largest, min(size))
-        if min(size) >= min_map_size:
-            name = layer.name
-    if name is None:
+    candidates = [layer for layer in spatial_layers(model, min_map_size=1)
+                  if not isinstance(layer, keras.layers.ZeroPadding2D)]
+    large = [layer for layer in candidates if min(map_size(layer)) >= min_map_size]
+    if not large:
+        largest = max((min(map_size(layer)) for layer in candidates), default=0)
         raise UserError(f"model {model.name!r} has no layer with a spatial map of at least {min_map_size}x"
                         f"{min_map_size} (largest: {largest}x{largest}); lower min_map_size or name a layer")
-    return name
+    return large[-1].name
