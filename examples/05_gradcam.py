@@ -18,10 +18,10 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_morsa.data import morsa_parts, pipeline, splits
+from keras_morsa.data import folder, morsa_parts, pipeline, splits
 from keras_morsa.explain import metrics
 from keras_morsa.explain.gradcam import GradCAM
-from keras_morsa.explain.report import overlay
+from keras_morsa.explain.render import overlay
 from keras_morsa.models.classifier import build_classifier, reestimate_bn_statistics
 
 SIZE = 64
@@ -50,16 +50,14 @@ print("explained layer:", cam.layer_name)
 
 test_files = manifest.files("test")[::10]
 test_labels = np.asarray(manifest.labels("test")[::10])
-images = np.concatenate([x for x, _ in pipeline.classifier_dataset(
-    test_files, test_labels, SIZE, 32, seed=0, training=False).as_numpy_iterator()])
+images = pipeline.load_images(test_files, SIZE)  # float32 [N, 64, 64, 3] in 0..255, resized as in training
 predicted = np.argmax(model.predict(images, verbose=0), axis=-1)
 maps = cam(images, targets=predicted)  # [N, 64, 64] in [0, 1], one map per image for its predicted class
 
 # 4. Numbers: the maps' area, how much of each map lies on the part (the dataset's masks), whether the
 #    maximum is on it, and how much the prediction drops when the map's top pixels are removed (mean-filled)
 #    compared with removing as many pixels at random. Intervals: seeded percentile bootstrap over images.
-masks = np.stack([np.asarray(Image.open(data_dir / "masks" / f.parent.name / f"{f.stem}.png").convert("L")
-                             .resize((SIZE, SIZE))) >= 128 for f in test_files])
+masks = folder.load_masks([folder.mask_path(f, manifest.image_root) for f in test_files], SIZE)
 print("accuracy on these images:", float(np.mean(predicted == test_labels)))
 print("area:", metrics.bootstrap_interval(metrics.area(maps)))
 print("energy in mask:", metrics.bootstrap_interval(metrics.mask_energy(maps, masks)))

@@ -1,5 +1,6 @@
 """The Grad-CAM report on a tiny study workdir made here: two saved classifiers, a split, masks, synthetic."""
 
+import dataclasses
 import json
 import shutil
 
@@ -10,7 +11,8 @@ from PIL import Image
 
 from keras_morsa.data import splits
 from keras_morsa.errors import DataError, UserError
-from keras_morsa.explain import metrics, report
+from keras_morsa.explain import metrics, render, report, scores
+from keras_morsa.explain.compute import Explained
 from keras_morsa.io import read_csv, sha256_file, write_csv
 from keras_morsa.models.probabilities import Probabilities
 
@@ -108,18 +110,18 @@ def test_report_writes_grids_html_and_metrics_with_known_groups(study, tmp_path,
 def test_grid_columns_take_one_class_in_turn_with_a_seeded_draw():
     labels = np.repeat([0, 1, 2], 6)  # file order: all of class 0 first, as in a split manifest
     images = np.broadcast_to(np.arange(18.0)[:, None, None, None], (18, 4, 4, 3))  # image i is filled with i
-    data = {"real": {"labels": labels, "images": {name: images for name in report.MODELS}}}
     wrong = (labels + 1) % 3
-    results = {name: {"real": {"pred": wrong, "maps": np.zeros((18, 4, 4))}} for name in report.MODELS}
-    columns = report._grid_columns("real_wrong", data, results, 8, seed=0)
-    assert [c["label"] for c in columns] == [0, 1, 2, 0, 1, 2, 0, 1]
-    again = report._grid_columns("real_wrong", data, results, 8, seed=0)
-    other = report._grid_columns("real_wrong", data, results, 8, seed=1)
-    picked = [int(c["image"][0, 0, 0]) for c in columns]
-    assert all(labels[i] == c["label"] for i, c in zip(picked, columns)) and len(set(picked)) == 8
-    assert picked == [int(c["image"][0, 0, 0]) for c in again]
-    assert picked != [int(c["image"][0, 0, 0]) for c in other]
-    assert report._grid_columns("real_correct", data, results, 8, seed=0) == []
+    views = [Explained(model=name, source="real", images=images, labels=labels, masks=None, pred=wrong,
+                       maps=np.zeros((18, 4, 4)), drops={}) for name in report.MODELS]
+    columns = render.grid_columns(views, "wrong", 8, seed=0)
+    assert [c.label for c in columns] == [0, 1, 2, 0, 1, 2, 0, 1]
+    again = render.grid_columns(views, "wrong", 8, seed=0)
+    other = render.grid_columns(views, "wrong", 8, seed=1)
+    picked = [int(c.image[0, 0, 0]) for c in columns]
+    assert all(labels[i] == c.label for i, c in zip(picked, columns)) and len(set(picked)) == 8
+    assert picked == [int(c.image[0, 0, 0]) for c in again]
+    assert picked != [int(c.image[0, 0, 0]) for c in other]
+    assert render.grid_columns(views, "correct", 8, seed=0) == []
 
 
 def test_report_script_without_masks_and_without_synthetic_images(study, tmp_path, run_script):
@@ -160,10 +162,10 @@ def test_study_split_is_found_in_the_workdir_or_beside_the_data(study, tmp_path,
 
 
 def test_verdict_calls_maps_narrower_only_when_the_interval_excludes_zero():
-    assert report._verdict(metrics.Interval(-0.1, -0.15, -0.05, 20)).startswith("narrower")
-    assert report._verdict(metrics.Interval(0.1, 0.05, 0.15, 20)).startswith("wider")
-    assert report._verdict(metrics.Interval(-0.1, -0.2, 0.01, 20)).startswith("no clear difference")
-    assert report._verdict(metrics.Interval(None, None, None, 0)).startswith("not measured")
+    assert scores.verdict(metrics.Interval(-0.1, -0.15, -0.05, 20)).startswith("narrower")
+    assert scores.verdict(metrics.Interval(0.1, 0.05, 0.15, 20)).startswith("wider")
+    assert scores.verdict(metrics.Interval(-0.1, -0.2, 0.01, 20)).startswith("no clear difference")
+    assert scores.verdict(metrics.Interval(None, None, None, 0)).startswith("not measured")
 
 
 def test_a_manifest_row_outside_the_data_root_is_refused(study, tmp_path):
@@ -178,3 +180,23 @@ def test_a_manifest_row_outside_the_data_root_is_refused(study, tmp_path):
     with pytest.raises(DataError, match=r"split manifest row '../../secret.png' is not a path inside .*tiny/images"):
         report.gradcam_report(workdir, tmp_path / "out", data_dir=study / "home" / "tiny")
     assert not (tmp_path / "out").exists()
+
+
+def test_scores_of_one_model_and_group_come_from_its_record_alone():
+    maps = np.zeros((4, 4, 4), np.float32)
+    maps[:, :2, :2] = 1.0  # area 0.25, peak at the top-left pixel
+    masks = np.zeros((4, 4, 4), bool)
+    masks[:2, :2, :2] = True  # the first two images' objects are under the map
+    drops = {0.5: {"map": np.array([0.4, 0.2, 0.0, 0.0], np.float32), "random": np.zeros(4, np.float32)}}
+    view = Explained(model="real", source="real", images=np.zeros((4, 4, 4, 3)), labels=np.array([0, 1, 0, 1]),
+                     masks=masks, pred=np.array([0, 1, 1, 0]), maps=maps, drops=drops)
+    correct = scores.score_group(view, "correct", fractions=(0.5,), seed=0)
+    assert (correct.model, correct.group, correct.n) == ("real", "real_correct", 2)
+    assert correct.area.mean == pytest.approx(0.25) and correct.mask_energy.mean == pytest.approx(1.0)
+    assert correct.pointing_game.mean == 1.0 and correct.deletion[0].map.mean == pytest.approx(0.3)
+    wrong = scores.score_group(view, "wrong", fractions=(0.5,), seed=0).to_json()
+    assert wrong["n"] == 2 and wrong["mask_energy"]["mean"] == 0.0 and set(wrong["deletion"]) == {"0.5"}
+    no_masks = scores.score_group(dataclasses.replace(view, masks=None), "wrong", fractions=(0.5,)).to_json()
+    assert no_masks["mask_energy"] == no_masks["pointing_game"] == "n/a"
+    with pytest.raises(ValueError, match="outcome='right'"):
+        view.members("right")
