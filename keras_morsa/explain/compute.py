@@ -62,17 +62,17 @@ class Explained:
         return correct if outcome == "correct" else ~correct
 
 
-def explain(model, explainer, images, labels, masks=None, fractions=metrics.DEFAULT_FRACTIONS, seed=0,
-            model_key="", source="", progress=None):
+def explain(model, explainer, images, labels, masks=None, *, model_key, source, fractions=metrics.DEFAULT_FRACTIONS,
+            seed=0, progress=None):
     """Predictions, maps and deletion drops of ``model`` on ``images``, in batches of :data:`BATCH`.
 
     Args:
         model: the classifier (probabilities out).
         explainer: its explainer (:func:`make_explainer`), called with each image's predicted class.
         images: float [N, S, S, 3] at the model's input size; labels: int [N]; masks: bool [N, S, S] or None.
+        model_key, source: what the result is of (:class:`Explained`).
         fractions: pixel shares removed for deletion faithfulness.
         seed: seeds the random deletion baseline (batch starting at image i: ``seed + i``).
-        model_key, source: recorded in the result.
         progress: a ``keras.utils.Progbar`` advanced by each batch's images, or None.
 
     Returns:

@@ -167,7 +167,8 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
             masks = (folder.load_masks([folder.mask_path(f, manifest.image_root, mask_dir) for f in files], size)
                      if source == "real" else None)
             views[name, source] = explain(model, explainer, pipeline.load_images(files, size, BATCH), labels,
-                                          masks, fractions, seed, model_key=name, source=source, progress=bar)
+                                          masks, model_key=name, source=source, fractions=fractions, seed=seed,
+                                          progress=bar)
 
     settings = {"method": method, "layer": layers, "map_size": map_sizes, "max_images": int(max_images),
                 "seed": int(seed), "min_map_size": int(min_map_size), "confidence": 0.95,
