@@ -5,6 +5,7 @@
 - :func:`plot_accuracy_vs_ratio`: final test accuracy against the synthetic ratio with t-interval error
   bars; the ``real``, ``traditional`` and ``synthetic_only`` results as horizontal bands (mean and interval).
 - :func:`plot_confusion`: a row-normalised confusion matrix with counts.
+- :func:`plot_quality_vs_change`: one point per class, its synthetic quality against its accuracy change.
 """
 
 import math
@@ -148,4 +149,27 @@ def plot_confusion(matrix, class_names, title, path):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
+    save_figure(figure, path)
+
+
+def plot_quality_vs_change(quality, change, class_names, xlabel, title, path):
+    """A scatter of each class's synthetic quality (x) against its accuracy change (y, points), labelled.
+
+    Args:
+        quality, change: floats per class (change as a fraction; drawn in percentage points).
+        class_names: the point labels.
+        xlabel, title: axis label and title.
+        path: output PNG.
+    """
+    figure = Figure(figsize=(5.5, 4.2))
+    ax = figure.subplots()
+    y = 100 * np.asarray(change, np.float64)
+    ax.scatter(quality, y, color="tab:blue")
+    for x, value, name in zip(quality, y, class_names):
+        ax.annotate(name, (x, value), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.axhline(0.0, color="black", linewidth=1, linestyle="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy change against real only (points)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
     save_figure(figure, path)

@@ -8,10 +8,12 @@ so ``report.md`` and ``report.html`` always say the same thing: :func:`render_ma
 import math
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from keras_morsa import html, io
 from keras_morsa.evaluation import plots
 from keras_morsa.evaluation import summary as summary_lib
+from keras_morsa.evaluation.regimes import SYNTHETIC_REGIMES
 
 
 def _pct(value):
@@ -43,7 +45,61 @@ def _summed_confusion(results, arch, cell):
     return np.sum([row["confusion"] for row in rows], axis=0), len(rows)
 
 
-def _blocks(results, curves, config, workdir):
+def per_class_change(results, arch, cell):
+    """``{class: (real mean, cell mean, mean paired change)}``: per-class test accuracy over the seeds that
+    ran both ``real`` and ``cell`` for ``arch``."""
+    by_seed = {}
+    for row in results:
+        if row["arch"] == arch and row["cell"] in ("real", cell):
+            by_seed.setdefault(row["seed"], {})[row["cell"]] = row["per_class_accuracy"]
+    pairs = [runs for runs in by_seed.values() if len(runs) == 2] if cell != "real" else []
+    if not pairs:
+        return {}
+    return {name: (float(np.mean([p["real"][name] for p in pairs])), float(np.mean([p[cell][name] for p in pairs])),
+                   float(np.mean([p[cell][name] - p["real"][name] for p in pairs])))
+            for name in pairs[0]["real"]}
+
+
+def _quality_blocks(summary, results, quality, arch, workdir):
+    """Each class's synthetic quality (``bin/gan_quality``) beside its accuracy change in the best cell that
+    mixes synthetic images into real ones, and a scatter of the two."""
+    mixing = [row for row in summary if row["arch"] == arch and row["regime"] in SYNTHETIC_REGIMES
+              and row["regime"] != "synthetic_only"]
+    if not mixing:
+        return []
+    cell = max(mixing, key=lambda r: r["accuracy"]["mean"])["cell"]
+    change = per_class_change(results, arch, cell)
+    names = [name for name in results[0]["class_names"] if name in change and name in quality["classes"]]
+    if not names:
+        return []
+    rows = [quality["classes"][name] for name in names]
+    has_cas = all(row.get("cas") is not None for row in rows)
+    table = [["class", "KID", "precision", "coverage", "memorised %"] + (["CAS"] if has_cas else [])
+             + ["real", cell, "change"]]
+    for name, row in zip(names, rows):
+        real, mixed, delta = change[name]
+        table.append([name, f"{row['kid']:.4f}", f"{row['precision']:.2f}", f"{row['coverage']:.2f}",
+                      _pct(row["memorised_share"])] + ([_pct(row["cas"])] if has_cas else [])
+                     + [_pct(real), _pct(mixed), f"{100 * delta:+.1f}"])
+    key, label = ("cas", "CAS (real-trained classifier's accuracy on the class's synthetic images)") if has_cas \
+        else ("coverage", "coverage of the class's train images by its synthetic images")
+    xs, ys = [row[key] for row in rows], [change[name][2] for name in names]
+    png = f"quality_vs_change_{arch}.png"
+    plots.plot_quality_vs_change(xs, ys, names, label, f"{arch}: per-class quality against {cell}'s change",
+                                 workdir / png)
+    rho = scipy_stats.spearmanr(xs, ys).statistic if len(names) > 2 and np.ptp(xs) and np.ptp(ys) else float("nan")
+    return [
+        ("p", f"Synthetic quality per class (bin/gan_quality: {quality['settings']['features']}) beside per-class "
+              f"test accuracy of real only and of {cell}, the synthetic mix with the best mean accuracy (chosen by "
+              "that test accuracy, so its gains are optimistic), and the mean paired change over seeds:"),
+        ("table", table),
+        ("p", f"Spearman rank correlation of {key} with the change over {len(names)} classes: "
+              + ("n/a" if math.isnan(rho) else f"{rho:+.2f}") + " (a handful of classes: a hint, not a test)."),
+        ("img", png),
+    ]
+
+
+def _blocks(results, curves, config, workdir, quality=None):
     summary = summary_lib.summarize(results, config.confidence)
     level = f"{100 * config.confidence:g} %"
     blocks = [
@@ -97,6 +153,8 @@ def _blocks(results, curves, config, workdir):
             plots.plot_confusion(matrix, results[0]["class_names"], title, workdir / png)
             blocks += [("p", f"Confusion matrix, {cell}" + (" (best cell by mean accuracy)" if label == "best"
                                                              else "") + ":"), ("img", png)]
+        if quality is not None:
+            blocks += _quality_blocks(summary, results, quality, arch, workdir)
     return blocks
 
 
@@ -120,9 +178,12 @@ def render_markdown(blocks):
     return "\n".join(lines)
 
 
-def write_report(results, curves, config, workdir):
-    """Writes ``report.md``, ``report.html`` and their PNGs into ``workdir``; returns the Markdown text."""
-    blocks = _blocks(results, curves, config, workdir)
+def write_report(results, curves, config, workdir, quality=None):
+    """Writes ``report.md``, ``report.html`` and their PNGs into ``workdir``; returns the Markdown text.
+
+    ``quality``: the synthetic folder's ``quality.json`` (``bin/gan_quality``), shown beside per-class accuracy.
+    """
+    blocks = _blocks(results, curves, config, workdir, quality)
     markdown = render_markdown(blocks)
     with io.atomic_write(workdir / "report.md", "w") as f:
         f.write(markdown)

@@ -17,6 +17,7 @@ from keras_morsa.evaluation.regimes import plan_runs
 
 RESULT_NAME = "result.json"
 CURVE_FIELDS = ("step", "test_accuracy", "train_loss", "train_accuracy")
+QUALITY_COPY = "synthetic_quality.json"
 
 
 def load_results(workdir):
@@ -66,7 +67,8 @@ def build_outputs(config, workdir):
             curves.append({"run_id": row["run_id"], **point})
     io.write_csv(workdir / "curves.csv", curves, ("run_id",) + CURVE_FIELDS)
     _copy_models(results, config, workdir)
-    report.write_report(results, curves, config, workdir)
+    quality = workdir / QUALITY_COPY
+    report.write_report(results, curves, config, workdir, io.read_json(quality) if quality.is_file() else None)
     return results
 
 

@@ -22,6 +22,8 @@ Layout of ``workdir``::
     results.csv, curves.csv       one row per run / per evaluation (built by results.merge_study)
     report.md, report.html, *.png the summary (built by results.merge_study)
     models/real.keras, models/best_augmented.keras   for Grad-CAM and export
+    synthetic_quality.json        the synthetic folder's bin/gan_quality file, when it has a current one: the
+                                  report shows each class's quality beside its accuracy
 
 A killed sweep resumes: finished runs are skipped and a partial run restarts from scratch. ``shard=(i, n)``
 runs every n-th run starting at i, so n processes (or machines, their ``runs/`` folders copied together
@@ -52,6 +54,7 @@ from keras_morsa.evaluation import stats
 from keras_morsa.evaluation.regimes import AUGMENTED_REGIMES, SYNTHETIC_REGIMES, plan_runs
 from keras_morsa.evaluation.summary import bn_description
 from keras_morsa.models.classifier import build_classifier, reestimate_bn_statistics
+from keras_morsa.quality import files as quality_files
 from keras_morsa.training import distribute
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -370,10 +373,21 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
         return _run(config, workdir, shard_runs(runs, shard), synthetic_dir, data_dir, shard, strategy, replicas)
 
 
+def _keep_quality(synthetic_dir, workdir):
+    """Copies the synthetic folder's current ``quality.json`` (``bin/gan_quality``) into the workdir, where the
+    report finds it even at a ``--merge`` without the folder; a stale or missing one removes an old copy."""
+    quality = quality_files.synthetic_quality(synthetic_dir) if synthetic_dir else None
+    if quality is None:
+        (workdir / results_lib.QUALITY_COPY).unlink(missing_ok=True)
+    else:
+        io.write_json(workdir / results_lib.QUALITY_COPY, quality)
+
+
 def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replicas):
     """The body of :func:`run_study`, under the workdir's lock."""
     if shard is None:  # shards may share the workdir: another shard's temporary files may be live
         io.remove_temp_files(workdir)
+    _keep_quality(synthetic_dir, workdir)
     done = {row["run_id"] for row in results_lib.load_results(workdir)}
     todo = [r for r in runs if r.run_id not in done]
     logging.info("%d runs in this %s: %d finished, %d to train", len(runs), "shard" if shard else "sweep",

@@ -139,6 +139,22 @@ def nearest_train(train):
     return NearestNeighbors(n_neighbors=1).fit(_as_features(train, "train features"))
 
 
+def train_spacing(train, index=None):
+    """Each train image's distance to its nearest *other* train image (leave one out), float [M].
+
+    The reference of ``bin/generate --dedupe``: it needs no test image, so a threshold taken from it chooses
+    nothing by looking at the test split.
+
+    Args:
+        train: features of a class's train images [M, d], M >= 2.
+        index: optional :func:`nearest_train` of ``train``.
+    """
+    train = _as_features(train, "train features")
+    index = index or nearest_train(train)
+    # Two neighbours: the first is the image itself (distance 0) unless an exact duplicate came first.
+    return index.kneighbors(train, n_neighbors=2)[0][:, 1]
+
+
 def memorisation(train, test, fake, percentile=5.0, index=None):
     """Flags generated images nearer to a training image than real test images usually are.
 

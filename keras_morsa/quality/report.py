@@ -10,6 +10,8 @@ real test images, and writes to ``out_dir``::
     classifier.keras    the classifier trained here (only when one was needed and none was given)
     synthetic/          the images generated from --gan_workdir (only then)
 
+and a copy of ``quality.json`` into the synthetic folder, for the ratio study (:mod:`.files`).
+
 Per class, the generated images are compared with the class's **train** images (what the generator learned
 from): KID and FID, precision, recall, density and coverage, and memorisation (share of generated images
 nearer to a training image than the ``memorisation_percentile`` of real test images are). The real test
@@ -18,6 +20,7 @@ test" columns). With a real-trained classifier, CAS per class is its accuracy on
 class, beside its accuracy on the real test images.
 """
 
+import warnings
 from pathlib import Path
 
 import keras
@@ -31,6 +34,7 @@ from keras_morsa.evaluation.report import render_markdown
 from keras_morsa.models.classifier import build_classifier, class_names_of
 from keras_morsa.models.saving import load_model
 from keras_morsa.quality import features as features_lib
+from keras_morsa.quality import files as quality_files
 from keras_morsa.quality import metrics
 from keras_morsa.quality.plots import nearest_pairs_grid
 
@@ -229,6 +233,7 @@ def gan_quality(config, out_dir, gan_workdir=None, synthetic_dir=None, data_dir=
                      "memorisation_percentile": float(config.memorisation_percentile),
                      "reference": "the train split of each class; real test images scored the same way in real_test",
                      "synthetic_dir": str(synthetic_dir), "data": str(manifest.image_root),
+                     "synthetic_manifest_sha256": quality_files.manifest_digest(synthetic_dir),
                      "gan_workdir": None if gan_workdir is None else str(gan_workdir)},
         "classifier": classifier_source,
         "classes": classes,
@@ -236,7 +241,12 @@ def gan_quality(config, out_dir, gan_workdir=None, synthetic_dir=None, data_dir=
                  for key in ("kid", "fid", "precision", "recall", "density", "coverage", "memorised_share", "cas")
                  if all(key in row for row in classes.values())},
     }
-    io.write_json(out_dir / "quality.json", report)
+    io.write_json(out_dir / quality_files.QUALITY_FILE, report)
+    try:  # the copy the ratio study reads (quality beside per-class accuracy)
+        io.write_json(Path(synthetic_dir) / quality_files.QUALITY_FILE, report)
+    except OSError as error:
+        warnings.warn(f"could not write {Path(synthetic_dir) / quality_files.QUALITY_FILE} ({error}); the ratio "
+                      "study will not show this quality beside its accuracy", folder.DataWarning, stacklevel=2)
     blocks = _blocks(report)
     with io.atomic_write(out_dir / "quality.md", "w") as f:
         f.write(render_markdown(blocks))

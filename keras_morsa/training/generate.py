@@ -8,7 +8,8 @@ and writes the synthetic-folder layout of ``docs/DESIGN.md``:
 - ``<out_dir>/<class>/<class>_seed<seed>_<index>.png``: image ``index`` comes from the latent drawn with
   ``numpy.random.default_rng([seed, index])``, so each file is reproducible on its own;
 - ``<out_dir>/manifest.csv``: one row per image (path, class_name, checkpoint_step, seed, latent_index,
-  checkpoint: ``best`` or ``final``);
+  checkpoint: ``best`` or ``final``; score: the filter classifier's probability, train_distance: the distance
+  to the nearest training image with ``dedupe``, else empty);
 - ``<out_dir>/sources.txt``: the union of the GAN runs' ``sources.txt`` (SHA-256 of their training images),
   which ``splits.check_no_leak`` reads; written before the first image, so a killed run's partial folder
   is checked as strictly as a finished one;
@@ -28,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from keras_morsa import io
+from keras_morsa.data import folder
 from keras_morsa.data.splits import read_sources
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.models.saving import load_model
@@ -36,10 +38,12 @@ from keras_morsa.training.callbacks import images_to_uint8, save_png
 # train_gan imports keras_morsa.models.fastgan, which registers Generator for load_model.
 from keras_morsa.training.train_gan import BEST_FILE, BEST_INFO_FILE, DONE_FILE, GENERATOR_FILE, SOURCES_FILE
 
-MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index", "checkpoint", "score")
+MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index", "checkpoint", "score",
+                   "train_distance")
 CHECKPOINTS = ("best", "final")
 FILTERS = ("none", "classifier")
 YIELD_FILE = "yield.json"
+DEDUPE_PERCENTILE = 5.0
 # Keyframe latents of the GIFs are drawn from their own stream, apart from the image latents.
 _INTERPOLATION_STREAM = 1 << 20
 
@@ -105,7 +109,7 @@ def _images(generator, latents, batch_size):
 
 def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpolate=False, batch_size=16,
              progress=True, checkpoint=None, filter="none", classifier=None, min_confidence=0.5,
-             max_draws_per_image=10):
+             max_draws_per_image=10, dedupe=False, data_dir=None, dedupe_percentile=DEDUPE_PERCENTILE):
     """Writes ``num_images`` EMA-generator PNGs per class, the manifest and ``sources.txt``.
 
     Args:
@@ -129,6 +133,16 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
             (e.g. a study's ``models/real.keras``) whose class names include the generated classes.
         min_confidence: the probability threshold of the filter, in [0, 1].
         max_draws_per_image: the bound: at most ``num_images * max_draws_per_image`` latents per class.
+        dedupe: also drop near-copies of the class's training images, drawing more latents as the filter does
+            (alone or with it): an image is a near-copy when its distance to the nearest training image is
+            below the ``dedupe_percentile`` of the training images' distances to their nearest other training
+            image (:func:`~keras_morsa.quality.metrics.train_spacing`; no test image is used), in the seeded
+            random-CNN features of ``train_gan``'s quality monitor (seed 0). Pixel-level likeness is what a
+            copy is, and this embedding needs no classifier. Each kept image's distance goes into the manifest
+            (``train_distance``), the threshold and the copies dropped into ``yield.json``.
+        data_dir: with ``dedupe``, the folder ``bin/train_gan`` learned from; default the one its ``done.json``
+            records. Its class folder's files are matched to the run's ``sources.txt`` by SHA-256.
+        dedupe_percentile: the percentile of the threshold, in (0, 100).
 
     Returns:
         The manifest rows of this call's images (dicts with the keys of ``MANIFEST_FIELDS``).
@@ -152,7 +166,11 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         if name not in finished:
             raise UserError(f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
                             + (", ".join(finished) or "none"))
-    scorer = _filter_scorer(filter, classifier, min_confidence, max_draws_per_image)
+    if int(max_draws_per_image) < 1:
+        raise UserError(f"max_draws_per_image={max_draws_per_image}: expected a bound >= 1")
+    scorer = _filter_scorer(filter, classifier, min_confidence)
+    if dedupe and not 0.0 < float(dedupe_percentile) < 100.0:
+        raise UserError(f"--dedupe_percentile={dedupe_percentile}; expected a value in (0, 100)")
     out_dir = Path(out_dir)
     class_dirs = [Path(gan_workdir) / name for name in class_names]
     for class_dir in class_dirs:
@@ -162,7 +180,8 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
     choices = {class_dir: resolve_checkpoint(class_dir, checkpoint) for class_dir in class_dirs}
     options = {"num_images": int(num_images), "seed": seed, "interpolate": interpolate, "batch_size": batch_size,
                "progress": progress, "scorer": scorer, "min_confidence": min_confidence,
-               "max_draws": int(num_images) * int(max_draws_per_image)}
+               "max_draws": int(num_images) * int(max_draws_per_image), "dedupe": dedupe, "data_dir": data_dir,
+               "dedupe_percentile": float(dedupe_percentile)}
     with contextlib.ExitStack() as held:
         return _generate(out_dir, class_names, class_dirs, choices, options, held)
 
@@ -181,9 +200,10 @@ def _generate(out_dir, class_names, class_dirs, choices, options, held):
             io.remove_temp_files(out_dir)  # a killed run's half-written PNGs
             _write_sources(out_dir, class_dirs)
             drawn_by = {row["path"]: row["checkpoint_step"] for row in _read_manifest(out_dir)}
-        if options["scorer"] is not None:
-            rows += _generate_filtered(generator, options["scorer"], name, out_dir, num_images, seed,
-                                       options["min_confidence"], options["max_draws"], batch_size, bar,
+        copies = _CopyCheck(_training_files(class_dir, name, options["data_dir"]), generator.image_size,
+                            options["dedupe_percentile"]) if options["dedupe"] else None
+        if options["scorer"] is not None or copies is not None:
+            rows += _generate_selected(generator, options["scorer"], copies, name, out_dir, options, bar,
                                        {"checkpoint_step": step, "checkpoint": which})
             continue
         paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(num_images)]
@@ -197,7 +217,8 @@ def _generate(out_dir, class_names, class_dirs, choices, options, held):
                 save_png(paths[i], image)
             bar.add(len(batch))
         rows += [{"path": p.relative_to(out_dir).as_posix(), "class_name": name, "checkpoint_step": step,
-                  "seed": seed, "latent_index": i, "checkpoint": which, "score": ""} for i, p in enumerate(paths)]
+                  "seed": seed, "latent_index": i, "checkpoint": which, "score": "", "train_distance": ""}
+                 for i, p in enumerate(paths)]
         if options["interpolate"]:
             interpolation_gif(generator, out_dir / f"interpolation_{name}.gif", seed=seed)
     _write_manifest(out_dir, rows)
@@ -216,15 +237,14 @@ def _write_sources(out_dir, class_dirs):
         f.writelines(f"{sha}\n" for sha in sorted(sources))
 
 
-def _filter_scorer(filter, classifier, min_confidence, max_draws_per_image):
+def _filter_scorer(filter, classifier, min_confidence):
     """The classifier :class:`~keras_morsa.quality.features.Embedding` of ``filter``, or None."""
     if filter not in FILTERS:
         raise UserError(f"--filter={filter}; accepted: {', '.join(FILTERS)}")
     if filter == "none":
         return None
-    if not 0.0 <= float(min_confidence) <= 1.0 or int(max_draws_per_image) < 1:
-        raise UserError(f"--min_confidence={min_confidence}, max_draws_per_image={max_draws_per_image}: expected "
-                        "a probability in [0, 1] and a bound >= 1")
+    if not 0.0 <= float(min_confidence) <= 1.0:
+        raise UserError(f"--min_confidence={min_confidence}: expected a probability in [0, 1]")
     if not classifier or not Path(classifier).is_file():
         raise UserError(f"--filter=classifier needs --classifier=<a .keras classifier trained on the real train "
                         f"split>; got {classifier!r}")
@@ -236,50 +256,107 @@ def _filter_scorer(filter, classifier, min_confidence, max_draws_per_image):
     return scorer
 
 
-def _generate_filtered(generator, scorer, name, out_dir, num_images, seed, min_confidence, max_draws, batch_size,
-                       bar, fields):
-    """Draws latents 0, 1, ... of ``seed`` until ``num_images`` pass the classifier; writes them; returns rows."""
+def _training_files(class_dir, name, data_dir):
+    """The files of class ``name`` that the run in ``class_dir`` learned from (``--dedupe``'s reference)."""
+    root = data_dir or io.read_json(class_dir / DONE_FILE).get("data_root")
+    if not root:
+        raise UserError(f"--dedupe needs --data_dir=<the folder bin/train_gan learned {name!r} from>: "
+                        f"{class_dir / DONE_FILE} does not record it (a run from before keras-morsa recorded it)")
+    sources = read_sources(class_dir / SOURCES_FILE)
+    _, _, files, _ = folder.list_image_files(root)
+    found = [path for path, class_name in files if class_name == name and io.sha256_file(path) in sources]
+    if len(found) < 2:
+        raise DataError(f"{len(found)} of the {len(sources)} training images of {name!r} ({class_dir / SOURCES_FILE}) "
+                        f"are in {root}/{name}; --dedupe needs at least 2: pass --data_dir=<the folder bin/train_gan "
+                        "learned from>")
+    return found
+
+
+class _CopyCheck:
+    """``--dedupe``'s test (see :func:`generate`): distances to the nearest training image and the threshold."""
+
+    def __init__(self, train_files, image_size, percentile):
+        from keras_morsa.quality import features, metrics  # TensorFlow's input pipeline: only when deduping
+
+        self.embedding = features.random_cnn(image_size, seed=0)
+        train = self.embedding.embed_files(train_files)
+        self.index = metrics.nearest_train(train)
+        self.threshold = float(np.percentile(metrics.train_spacing(train, self.index), percentile))
+        self.percentile = percentile
+
+    def distances(self, images):
+        """Each image's distance to its nearest training image, float [N]."""
+        features = self.embedding.embed(images.astype(np.float32), batch_size=len(images))
+        return self.index.kneighbors(features)[0][:, 0]
+
+
+def _confidences(scorer, images, label):
+    """The classifier's probability of ``label`` per image and whether it is the arg-max, or ``None``s."""
     from keras_morsa.data.pipeline import resize_like_training  # TensorFlow: the training resize
 
-    if name not in scorer.class_names:
+    if scorer is None:
+        return [None] * len(images), np.ones(len(images), bool)
+    resized = np.asarray(resize_like_training(images, scorer.image_size)) if (
+        images.shape[1] != scorer.image_size) else images.astype(np.float32)
+    _, probabilities = scorer.embed(resized, len(images))
+    return [float(p[label]) for p in probabilities], np.argmax(probabilities, axis=1) == label
+
+
+def _generate_selected(generator, scorer, copies, name, out_dir, options, bar, fields):
+    """Draws latents 0, 1, ... of the seed until ``num_images`` pass the classifier filter and the copy check
+    (either may be ``None``); writes them, records the yield and returns their manifest rows."""
+    num_images, seed, batch_size, min_confidence = (options["num_images"], options["seed"], options["batch_size"],
+                                                    options["min_confidence"])
+    max_draws = options["max_draws"]
+    if scorer is not None and name not in scorer.class_names:
         raise UserError(f"the filter classifier does not know class {name!r}; its classes: "
                         + ", ".join(scorer.class_names))
-    label = scorer.class_names.index(name)
-    kept, drawn, passed = [], 0, 0
+    label = scorer.class_names.index(name) if scorer is not None else None
+    kept, drawn, passed, near_copies = [], 0, 0, 0
     while len(kept) < num_images and drawn < max_draws:
         batch = list(range(drawn, min(drawn + batch_size, max_draws)))
         images = _images(generator, np.stack([latent(seed, i, generator.nz) for i in batch]), batch_size)
-        resized = np.asarray(resize_like_training(images, scorer.image_size)) if (
-            images.shape[1] != scorer.image_size) else images.astype(np.float32)
-        _, probabilities = scorer.embed(resized, batch_size)
-        for i, image, p in zip(batch, images, probabilities):
-            if np.argmax(p) == label and p[label] >= min_confidence:
+        scores, top = _confidences(scorer, images, label)
+        distances = copies.distances(images) if copies is not None else [None] * len(images)
+        for i, image, score, is_top, distance in zip(batch, images, scores, top, distances):
+            confident = score is None or (is_top and score >= min_confidence)
+            original = distance is None or distance >= copies.threshold
+            near_copies += not original
+            if confident and original:
                 passed += 1
                 if len(kept) < num_images:
-                    kept.append((i, image, float(p[label])))
+                    kept.append((i, image, "" if score is None else score, "" if distance is None else float(distance)))
                     bar.add(1)
         drawn += len(batch)
     share = passed / drawn  # whole batches are drawn: a few passing images past num_images count, unkept
+    tests = ([f"confidence >= {min_confidence:g}"] if scorer is not None else []) + (
+        [f"no nearer to a training image than {copies.threshold:.4g}"] if copies is not None else [])
     print(f"{name}: kept {len(kept)}; {passed} of {drawn} drawn images passed (yield {100 * share:.1f} %, "
-          f"confidence >= {min_confidence:g})")
+          f"{', '.join(tests)}" + (f"; {near_copies} near-copies" if copies is not None else "") + ")")
     yields = io.read_json(out_dir / YIELD_FILE) if (out_dir / YIELD_FILE).exists() else {}
-    yields[name] = {"kept": len(kept), "passed": passed, "drawn": drawn, "yield": share,
-                    "min_confidence": float(min_confidence), "seed": seed}
+    yields[name] = {"kept": len(kept), "passed": passed, "drawn": drawn, "yield": share, "seed": seed}
+    if scorer is not None:
+        yields[name]["min_confidence"] = float(min_confidence)
+    if copies is not None:
+        yields[name].update(near_copies=near_copies, copy_threshold=copies.threshold,
+                            dedupe_percentile=copies.percentile)
     io.write_json(out_dir / YIELD_FILE, yields)
     if len(kept) < num_images:
-        raise UserError(f"class {name!r}: only {len(kept)} of {drawn} drawn images (yield {100 * share:.1f} %) have "
-                        f"confidence >= {min_confidence:g}, short of --num_images={num_images} within the bound of "
-                        f"{max_draws} draws; lower --min_confidence, ask for fewer images or train the GAN longer")
-    keep = {out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i, _, _ in kept}
+        raise UserError(f"class {name!r}: only {len(kept)} of {drawn} drawn images (yield {100 * share:.1f} %) pass "
+                        f"({', '.join(tests)}), short of --num_images={num_images} within the bound of {max_draws} "
+                        "draws; " + ("lower --min_confidence, " if scorer is not None else "")
+                        + ("lower --dedupe_percentile, " if copies is not None else "")
+                        + "ask for fewer images or train the GAN longer")
+    keep = {out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i, _, _, _ in kept}
     for stale in (out_dir / name).glob(f"{name}_seed{seed}_*.png") if (out_dir / name).is_dir() else ():
         if stale not in keep:
             stale.unlink()
     rows = []
-    for i, image, score in kept:
+    for i, image, score, distance in kept:
         path = out_dir / name / f"{name}_seed{seed}_{i:05d}.png"
         save_png(path, image)
         rows.append({"path": path.relative_to(out_dir).as_posix(), "class_name": name, "seed": seed,
-                     "latent_index": i, "score": score, **fields})
+                     "latent_index": i, "score": score, "train_distance": distance, **fields})
     return rows
 
 

@@ -311,6 +311,7 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
         _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
         io.write_json(class_dir / DONE_FILE, {
             "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
+            "data_root": str(manifest.image_root),  # where bin/generate --dedupe finds the training images
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "config": config.to_dict(),
         })

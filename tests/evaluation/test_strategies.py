@@ -9,7 +9,7 @@ from configs.eval_ratios import get_config
 from keras_morsa import io
 from keras_morsa.data import pipeline, splits
 from keras_morsa.errors import UserError
-from keras_morsa.evaluation import regimes, study, summary
+from keras_morsa.evaluation import regimes, report, study, summary
 
 CLASSES = ("a", "b")
 
@@ -138,3 +138,15 @@ def test_verdicts_say_helps_only_above_zero_and_state_the_detectable_effect():
     cells = {row["cell"]: row for row in summary.summarize(results)}
     assert cells["pretrain_synthetic"]["vs_real"]["high"] < 0
     assert cells["real"]["vs_real"] is None and cells["traditional"]["vs_traditional"] is None
+
+
+def test_per_class_change_is_paired_over_the_seeds_that_ran_both():
+    def row(cell, seed, blue, red):
+        return {"arch": "m", "cell": cell, "seed": seed, "per_class_accuracy": {"blue": blue, "red": red}}
+
+    results = [row("real", 0, 0.5, 0.9), row("real", 1, 0.7, 0.9), row("share@0.1", 0, 0.6, 0.8),
+               row("share@0.1", 1, 0.9, 0.9), row("share@0.1", 2, 0.0, 0.0),  # seed 2 has no real run: unpaired
+               {**row("real", 0, 0.0, 0.0), "arch": "other"}]
+    change = report.per_class_change(results, "m", "share@0.1")
+    assert change["blue"] == pytest.approx((0.6, 0.75, 0.15)) and change["red"] == pytest.approx((0.9, 0.85, -0.05))
+    assert report.per_class_change(results, "m", "real") == {} and report.per_class_change(results, "m", "x") == {}

@@ -43,6 +43,11 @@ def sweep(tmp_path_factory):
     real = _folder(base / "real", 10, seed=0)
     synthetic = _folder(base / "synthetic", 8, seed=1)
     (synthetic / "sources.txt").write_text("# the hashes of the GAN's training images would be here\n")
+    # What bin/gan_quality leaves in the folder (this one has no manifest.csv, so its stamp is None).
+    io.write_json(synthetic / "quality.json", {
+        "settings": {"features": "random CNN", "synthetic_manifest_sha256": None},
+        "classes": {name: {"kid": 0.01 * i, "precision": 0.5, "coverage": 0.1 * i, "memorised_share": 0.0,
+                           "cas": 0.3 * i} for i, name in enumerate(COLOURS)}})
     config = get_config("smoke")
     trained = study.run_study(config, base / "work", synthetic_dir=synthetic, data_dir=real)
     return {"config": config, "work": base / "work", "real": real, "synthetic": synthetic, "trained": trained}
@@ -71,8 +76,14 @@ def test_sweep_writes_results_curves_report_and_plots(sweep):
     assert "6 optimizer steps of batch 8" in markdown and "| traditional+synthetic@0.5 |" in markdown
     assert "t-interval" in markdown.replace("Student-t interval", "t-interval")
     assert "<table>" in (work / "report.html").read_text()
+    # The synthetic folder's quality, beside per-class accuracy of real and the one mixing cell.
+    assert io.read_json(work / "synthetic_quality.json") == io.read_json(sweep["synthetic"] / "quality.json")
+    assert "| class | KID | precision | coverage | memorised % | CAS | real | traditional+synthetic@0.5 | change |" \
+        in markdown and "| red | 0.0200 | 0.50 | 0.20 | 0.0 | 60.0 |" in markdown
+    assert "Spearman rank correlation of cas with the change over 3 classes" in markdown
     for png in ("curves_mobilenet_v3_small.png", "accuracy_vs_ratio_mobilenet_v3_small.png",
-                "confusion_mobilenet_v3_small_real.png", "confusion_mobilenet_v3_small_best.png"):
+                "confusion_mobilenet_v3_small_real.png", "confusion_mobilenet_v3_small_best.png",
+                "quality_vs_change_mobilenet_v3_small.png"):
         assert (work / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in markdown
 

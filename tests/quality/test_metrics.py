@@ -83,6 +83,15 @@ def test_memorisation_flags_planted_copies():
         metrics.memorisation(train, test, train, percentile=0)
 
 
+def test_train_spacing_is_the_leave_one_out_nearest_distance():
+    train = np.array([[0.0], [1.0], [3.0], [7.0]])
+    np.testing.assert_allclose(metrics.train_spacing(train), [1.0, 1.0, 2.0, 4.0])
+    # An exact duplicate is at distance 0 from its twin, not from itself.
+    np.testing.assert_allclose(metrics.train_spacing(np.array([[0.0], [0.0], [5.0]])), [0.0, 0.0, 5.0])
+    with pytest.raises(UserError, match=r"train features has shape \(1, 1\); expected features \[N, d\] with N >= 2"):
+        metrics.train_spacing(np.zeros((1, 1)))
+
+
 def test_cas_per_class():
     names = ["a", "b", "c"]
     probabilities = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.6, 0.4, 0.0], [0.1, 0.7, 0.2]])

@@ -9,8 +9,10 @@ from PIL import Image
 
 from configs.gan_quality import get_config
 from keras_morsa.data import splits
+from keras_morsa.data.folder import DataWarning
 from keras_morsa.errors import UserError
 from keras_morsa.io import read_json, sha256_file
+from keras_morsa.quality import files
 from keras_morsa.quality.report import gan_quality
 
 from .test_features import tiny_classifier
@@ -55,6 +57,14 @@ def test_report_files_and_planted_answers(data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nearest", "quality.html", "quality.json", "quality.md"]
     assert sorted(p.name for p in (tmp_path / "nearest").iterdir()) == ["disc.png", "square.png"]
     assert read_json(tmp_path / "quality.json") == json.loads(json.dumps(report))
+    # A copy in the synthetic folder, stamped, for the ratio study; stale once the folder's manifest changes.
+    assert files.synthetic_quality(root / "synthetic") == json.loads(json.dumps(report))
+    stale = tmp_path / "regenerated"
+    shutil.copytree(root / "synthetic", stale)
+    (stale / "manifest.csv").write_text("path,class_name\n")
+    with pytest.warns(DataWarning, match=r"quality.json was measured on other images than .* holds"):
+        assert files.synthetic_quality(stale) is None
+    assert files.synthetic_quality(tmp_path / "nearest") is None  # no quality file: nothing to show
     disc, square = report["classes"]["disc"], report["classes"]["square"]
     n_train = len(manifest.files("train", "disc"))
     assert (disc["generated"], disc["train"]) == (n_train, n_train) and square["generated"] == 8

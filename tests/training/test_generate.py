@@ -163,3 +163,51 @@ def test_classifier_filter_keeps_confident_images_scores_them_and_bounds_the_dra
         gen.generate(gan_workdir, out, 1, filter="classifier")
     with pytest.raises(UserError, match="--filter=best; accepted: none, classifier"):
         gen.generate(gan_workdir, out, 1, filter="best")
+
+
+def _solid(value):
+    return np.full((64, 64, 3), value, np.uint8)
+
+
+def test_dedupe_drops_near_copies_of_training_images_and_draws_more(tmp_path, monkeypatch):
+    # Train images of 'jaw': ten dark greys. The "generator" makes image i a solid colour: latents 0 and 2 give
+    # exact copies of two train images, the others bright colours far from every train image.
+    data = tmp_path / "data"
+    (data / "jaw").mkdir(parents=True)
+    greys = [10 * k for k in range(10)]
+    for k, grey in enumerate(greys):
+        Image.fromarray(_solid(grey)).save(data / "jaw" / f"{k}.png")
+    (data / "jaw" / "not_learned.png").write_bytes((data / "jaw" / "0.png").read_bytes()[:-1] + b"\x00")
+    run = tmp_path / "gan" / "jaw"
+    run.mkdir(parents=True)
+    generator = Generator(ngf=8, nz=16, image_size=64, seed=0)
+    generator(np.zeros((1, 16), "float32"))
+    generator.save(run / "generator_ema.keras")
+    (run / "sources.txt").write_text("".join(f"{io.sha256_file(data / 'jaw' / f'{k}.png')}\n" for k in range(10)))
+    write_json(run / "done.json", {"step": 7})
+    colours = {0: greys[3], 2: greys[7]}
+    monkeypatch.setattr(gen, "latent", lambda seed, index, nz: np.full(nz, index, np.float32))
+    monkeypatch.setattr(gen, "_images", lambda generator, z, batch_size: np.stack(
+        [_solid(colours.get(int(i), 120 + 10 * int(i))) for i in z[:, 0]]))
+
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"--dedupe needs --data_dir=<the folder bin/train_gan learned 'jaw' from>"):
+        gen.generate(tmp_path / "gan", out, 3, dedupe=True, progress=False)
+    write_json(run / "done.json", {"step": 7, "data_root": str(data)})  # what train_gan records
+    rows = gen.generate(tmp_path / "gan", out, 3, dedupe=True, batch_size=4, progress=False)
+    assert [r["latent_index"] for r in rows] == [1, 3, 4]
+    assert sorted(p.name for p in (out / "jaw").iterdir()) == [f"jaw_seed0_0000{i}.png" for i in (1, 3, 4)]
+    entry = read_json(out / "yield.json")["jaw"]
+    # Two batches of 4 latents: 0 and 2 are copies; 1, 3 and 4 are kept; 5-7 pass unkept.
+    assert (entry["kept"], entry["drawn"], entry["passed"], entry["near_copies"]) == (3, 8, 6, 2)
+    assert entry["copy_threshold"] > 0 and entry["dedupe_percentile"] == 5.0
+    distances = [float(r["train_distance"]) for r in read_csv(out / "manifest.csv")]
+    assert min(distances) >= entry["copy_threshold"]
+    with pytest.raises(UserError, match=r"--dedupe_percentile=100; expected a value in \(0, 100\)"):
+        gen.generate(tmp_path / "gan", out, 3, dedupe=True, dedupe_percentile=100, progress=False)
+    # The run's sources name images that are not in the folder given: refused, naming what to pass.
+    other = tmp_path / "other" / "jaw"
+    other.mkdir(parents=True)
+    Image.fromarray(_solid(200)).save(other / "x.png")
+    with pytest.raises(DataError, match=r"0 of the 10 training images of 'jaw'"):
+        gen.generate(tmp_path / "gan", out, 3, dedupe=True, data_dir=tmp_path / "other", progress=False)
