@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seconds per FastGAN training iteration (one D step and one G step), per backend and size, plus peak memory.
 
-Cases: "paper" is 256 px, batch 8, ngf = ndf = 64, nz = 256 (configs/fastgan_256.py); "cpu" is the default
+Cases: "paper" is 256 px, batch 8, ngf = ndf = 64, nz = 256 (configs/fastgan_size.py); "cpu" is the default
 CPU config (configs/fastgan_cpu.py). Each (backend, case) runs in its own subprocess, so its peak resident
 memory (``resource.getrusage(...).ru_maxrss``) is its own. An iteration is one ``train_on_batch`` on a
 random batch (the same ``train_step`` that ``fit`` runs); the first ``--warmup`` iterations (tracing and
@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from keras_morsa import hardware  # noqa: E402  (imports no framework: the parent process stays light)
 
-CASES = {"paper": "fastgan_256", "cpu": "fastgan_cpu"}
+# case -> (config module, its get_config argument)
+CASES = {"paper": ("fastgan_size", "256"), "cpu": ("fastgan_cpu", None)}
 
 _BACKENDS = flags.DEFINE_list("backends", [os.environ.get("KERAS_BACKEND", "tensorflow")],
                               "Keras backends to measure, each in a subprocess.")
@@ -63,7 +64,8 @@ def measure(case, steps, warmup, policy):
     from keras_morsa.training.train_gan import build_gan
 
     keras.mixed_precision.set_global_policy(policy)
-    config = importlib.import_module(f"configs.{CASES[case]}").get_config()
+    module, arg = CASES[case]
+    config = importlib.import_module(f"configs.{module}").get_config(arg)
     gan = build_gan(config)
     size, batch = config.model.image_size, config.train.batch_size
     images = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")

@@ -32,8 +32,7 @@ def main(argv):
     config = get_config()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()}, backend "
           f"{keras.backend.backend()}")
-    root = _DATA_DIR.value or morsa_parts.load(config.data.images_per_class, config.data.image_size,
-                                               config.data.seed)
+    root = morsa_parts.dataset_root(config.data, _DATA_DIR.value)
     manifest = splits.load_or_create_split(root, test_fraction=config.data.test_fraction, seed=config.data.split_seed)
     gan = train_gan.build_gan(config)
     size, batch = config.model.image_size, config.train.batch_size

@@ -13,7 +13,10 @@ every regime (keras_morsa/evaluation/regimes.py): real, traditional, synthetic@{
 
 import ml_collections
 
+from keras_morsa import cli
 from keras_morsa.errors import check_variant
+
+common = cli.config_module(__file__, "common")
 
 
 def get_config(arg=None):
@@ -21,10 +24,8 @@ def get_config(arg=None):
     config = ml_collections.ConfigDict()
     # The built-in dataset (used when --data_dir is not given; the same build and split as the GAN stage's,
     # so the leak check can compare hashes) and the split made if the data has no split_manifest.csv yet.
-    config.data = ml_collections.ConfigDict(dict(
-        images_per_class=300, image_size=256, seed=0, test_fraction=0.3, split_seed=0))
+    config.data = common.builtin_data()
     # Classifier input size: images are resized from the dataset's size in the input pipeline.
-
     config.image_size = 64
     config.archs = ("mobilenet_v3_small",)
     config.regimes = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic")
@@ -37,12 +38,9 @@ def get_config(arg=None):
     config.eval_every = 100
     config.batch_size = 32
     config.eval_batch_size = 128
-    # Adam learning rate per architecture, the same for every regime. MobileNetV3-Small, real only, one seed,
-    # 1000 steps at 64 px on the format-1 dataset: 1e-3 -> 22 %, 3e-3 -> 38 %, 1e-2 -> 39 % test accuracy (the
-    # smaller rate memorises the training images sooner); Large was not re-checked and shares the rate.
-    # VGG16 has no BatchNorm and does not learn from scratch at 1e-3; at 1e-4 its loss was still flat (ln 10)
-    # after 100 steps at 64 px in a quick check, so VGG16 from scratch is not yet a working recipe: prefer
-    # --config.weights=<pretrained backbone .weights.h5>.
+    # Adam learning rate per architecture, the same for every regime, from a real-only check of the rates
+    # (README, "The ratio study"); Large was not re-checked and shares Small's rate. VGG16 from scratch is not
+    # yet a working recipe (same place): prefer --config.weights=<pretrained backbone .weights.h5>.
     config.learning_rates = ml_collections.ConfigDict(dict(
         mobilenet_v3_small=3e-3, mobilenet_v3_large=3e-3, vgg16=1e-4))
     config.dropout = 0.2
@@ -81,7 +79,7 @@ def get_config(arg=None):
         config.shares = (0.1, 0.25)
     elif arg == "smoke":
         config.data.images_per_class = 12
-        config.data.image_size = 64
+        config.data.render_size = 64
         config.image_size = 32
         # Three regimes cover every code path: plain, augmented + mixed at a ratio, synthetic only.
         config.regimes = ("real", "synthetic_only", "traditional+synthetic")

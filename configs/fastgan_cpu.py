@@ -1,14 +1,11 @@
 """FastGAN sized for a 2-core CPU, the default of bin/train_gan: 64 px, ngf = ndf = 16, D's decoders 8 wide,
 nz = 64, batch 8, 3500 steps.
 
-Budget: about 15 minutes per class on 2 CPU cores with the TensorFlow backend. One iteration (a D step and a
-G step) takes ~0.19 s on 2 idle cores (benchmarks/fastgan_step.py --cases=cpu) and ~0.23 s inside
-bin/train_gan (input pipeline, logging, grids, checkpoints): on an idle 2-core machine, start-up included,
-`bin/train_gan --class=jaw` at 4000 steps took 15 min 45 s, hence 3500; `--class=clamp` at 3500 took
-13 min 26 s. README shows what these runs generate. The extra steps over the first CPU config (2000 steps
-at 0.32 s/iter) come from the narrow decoders; the game is unchanged. EMA decay 0.995 (not the paper's
-0.999) so that the sampled generator follows G within ~200 steps of this short run. The JAX and torch
-backends are slower per step on CPU (see the benchmark). Grids and checkpoints every 500 steps, log every 50.
+Sized for about 15 minutes per class on 2 CPU cores with the TensorFlow backend (the measured step and run
+times, per backend: README, "Train a FastGAN" and "Benchmarks"; benchmarks/fastgan_step.py --cases=cpu).
+The narrow decoders buy the extra steps over the first CPU config; the game is unchanged. EMA decay 0.995
+(not the paper's 0.999) so that the sampled generator follows G within ~200 steps of this short run. Grids
+and checkpoints every 500 steps, log every 50.
 
     bin/train_gan --class=jaw                                          # this config
     bin/train_gan --class=jaw --config.train.num_steps=8000            # longer, sharper
@@ -21,20 +18,22 @@ perceptual loss is an option that needs a local VGG16 weights file (nothing is d
         --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
 """
 
+from keras_morsa import cli
 from keras_morsa.errors import check_variant
-from keras_morsa.training.train_gan import base_config, smoke_variant
+
+common = cli.config_module(__file__, "common")
 
 
 def get_config(arg=None):
     arg = check_variant(arg, ("smoke",))
-    config = base_config()
-    config.data.image_size = 256  # the built-in dataset's cached 256-px build, shared with the other stages
+    config = common.fastgan_base()
+    # Trained at 64 px on the built-in dataset's cached 256-px render, shared with the other stages.
     config.model.image_size = 64
     config.model.ngf = config.model.ndf = 16
     config.model.nz = 64
     # D's three reconstruction decoders have a fixed base width of 32 in the reference (ndf/2 at ndf 64). Kept
-    # at 32 here they were half of every iteration (0.32 s/iter vs 0.19 s/iter at 8, TF, 2 idle cores);
-    # ndf/2 = 8 keeps the reference's proportion and buys ~1.7x the steps in the same time.
+    # at 32 here they were half of every iteration (README, "Benchmarks"); ndf/2 = 8 keeps the reference's
+    # proportion and buys ~1.7x the steps in the same time.
     config.model.decoder_width = 8
     config.train.num_steps = 3500
     # The paper's 0.999 averages over ~1000 steps: after 2000 steps its EMA still holds 0.999**2000 = 13 % of the
@@ -42,4 +41,4 @@ def get_config(arg=None):
     config.train.ema_decay = 0.995
     config.log_every = 50
     config.sample_every = config.checkpoint_every = 500
-    return smoke_variant(config) if arg == "smoke" else config
+    return common.fastgan_smoke(config) if arg == "smoke" else config

@@ -1,5 +1,5 @@
 """The study's FastGAN variant at 256 px: LeakyReLU instead of GLU in G, SAGAN self-attention, and the two
-time-scale learning rates (1e-4 for G, 4e-4 for D); otherwise the paper's settings (fastgan_256.py).
+time-scale learning rates (1e-4 for G, 4e-4 for D); otherwise the paper's settings (fastgan_size.py).
 
 Self-attention sits after the 32x32 maps of G and D (its memory grows with the square of the map's area).
 
@@ -13,19 +13,21 @@ perceptual loss is an option that needs a local VGG16 weights file (nothing is d
         --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
 """
 
+from keras_morsa import cli
 from keras_morsa.errors import check_variant
-from keras_morsa.training.train_gan import base_config, smoke_variant
+
+common = cli.config_module(__file__, "common")
 
 
 def get_config(arg=None):
     arg = check_variant(arg, ("smoke",))
-    config = base_config()
+    config = common.fastgan_base()
     config.model.image_size = 256
     config.model.activation = "leaky_relu"
     config.model.attention_resolutions = (32,)
     config.train.g_lr = 1e-4
     config.train.d_lr = 4e-4
     if arg == "smoke":
-        smoke_variant(config)
+        common.fastgan_smoke(config)
         config.model.attention_resolutions = (16,)
     return config

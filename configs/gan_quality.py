@@ -11,15 +11,17 @@ generator learned from); the test split serves only as the reference of what a r
 
 import ml_collections
 
+from keras_morsa import cli
 from keras_morsa.errors import check_variant
+
+common = cli.config_module(__file__, "common")
 
 
 def get_config(arg=None):
     arg = check_variant(arg, ("smoke",))
     config = ml_collections.ConfigDict()
     # The built-in dataset (when --data_dir is not given): the build and split the GAN stage and study use.
-    config.data = ml_collections.ConfigDict(dict(
-        images_per_class=300, image_size=256, seed=0, test_fraction=0.3, split_seed=0))
+    config.data = common.builtin_data()
     # "classifier" (a real-trained classifier's pool features), "random" (the seeded random CNN) or a local
     # .keras / .weights.h5 file; --features overrides it.
     config.features = "classifier"
@@ -35,13 +37,13 @@ def get_config(arg=None):
     config.grid_pairs = 8  # closest generated/train pairs drawn per class
     # The budget of the classifier trained on the real train split when --features=classifier and no
     # --classifier is given: MobileNetV3-Small from scratch at 64 px, 1000 Adam steps of 32, the study's
-    # real-only recipe (configs/eval_ratios.py; 68.2 % test accuracy on the built-in dataset in README). It is
+    # real-only recipe (configs/eval_ratios.py; its test accuracy on the built-in dataset is in README). It is
     # saved as <out_dir>/classifier.keras and reused by a rerun; its real test accuracy goes into the report.
     config.classifier = ml_collections.ConfigDict(dict(
         arch="mobilenet_v3_small", steps=1000, batch_size=32, learning_rate=3e-3, dropout=0.2, bn_momentum=0.9))
     if arg == "smoke":
         config.data.images_per_class = 12
-        config.data.image_size = 64
+        config.data.render_size = 64
         config.image_size = 32
         config.num_images = 8
         config.batch_size = 8

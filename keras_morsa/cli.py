@@ -15,9 +15,11 @@ Any other exception is a bug and keeps its traceback.
 """
 
 import errno
+import importlib.util
 import os
 import re
 import sys
+from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -104,6 +106,24 @@ def _parse_flags(argv):
     except _FLAG_ERRORS as error:
         _flag_error(error)
     return argv
+
+
+def config_module(config_file, name):
+    """The config module ``<name>.py`` beside ``config_file`` (a config's ``__file__``), imported by its path.
+
+    ``configs/`` is not an installed package and ml_collections loads a ``--config`` file by its path, so
+    ``import configs.common`` works only where the repository root is on ``sys.path``. A config file that
+    builds on another one calls ``common = cli.config_module(__file__, "common")`` instead, and loads from
+    any working directory.
+
+    Raises:
+        OSError: there is no ``<name>.py`` beside ``config_file``.
+    """
+    path = Path(config_file).resolve().with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"configs.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run(main):

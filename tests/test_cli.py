@@ -2,15 +2,18 @@
 
 import errno
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
 from keras_morsa import cli
 from keras_morsa.errors import UserError, check_variant
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs").glob("*.py"))
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py") if p.name != "common.py")  # common.py: not a config
 
 
 def _guarded(error):
@@ -42,15 +45,49 @@ def test_bugs_keep_their_traceback(error):
         _guarded(error)([])
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_config_refuses_an_unknown_variant(path):
+def _load(path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_refuses_an_unknown_variant(path):
+    module = _load(path)
     with pytest.raises(UserError, match=r"unknown config variant 'smok'; accepted: .*smoke"):
         module.get_config("smok")
     assert module.get_config("smoke") is not None and module.get_config() is not None
     assert module.get_config("").to_dict() == module.get_config().to_dict()
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_loads_as_a_config_flag_from_another_directory(path, tmp_path, monkeypatch):
+    # What bin/ scripts do with --config=<file>:smoke, run elsewhere, with `import configs` made impossible:
+    # a config finds configs/common.py by its own path.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "configs", None)
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", f"{path}:smoke", flag_values=values, lock_config=True)
+    values(["prog"])
+    assert values.config.data.render_size == 64
+
+
+def test_fastgan_size_takes_the_image_side():
+    module = _load(REPO / "configs" / "fastgan_size.py")
+    assert [module.get_config(arg).model.image_size for arg in (None, "256", "512", "1024")] == [256, 256, 512, 1024]
+    assert module.get_config("smoke").model.image_size == 64
+    assert module.get_config("512").to_dict() == {**module.get_config().to_dict(),
+                                                  "model": {**module.get_config().model.to_dict(), "image_size": 512}}
+    with pytest.raises(UserError, match=r"unknown config variant '2048'; accepted: 256, 512, 1024, smoke, or none"):
+        module.get_config("2048")
+
+
+def test_config_module_imports_a_sibling_by_path(tmp_path):
+    (tmp_path / "shared.py").write_text("VALUE = 7\n")
+    assert cli.config_module(tmp_path / "mine.py", "shared").VALUE == 7
+    with pytest.raises(FileNotFoundError):
+        cli.config_module(tmp_path / "mine.py", "absent")
 
 
 def test_check_variant():

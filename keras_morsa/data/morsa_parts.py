@@ -320,7 +320,8 @@ def dataset_root(data, data_dir=None):
     """The image root a stage works on: ``data_dir``, or the built-in dataset at the sizes of ``data``.
 
     Args:
-        data: a config section with ``images_per_class``, ``image_size`` and ``seed`` (the built-in build).
+        data: a config section with ``images_per_class``, ``render_size`` (the side rendered) and ``seed``
+            (the built-in build; ``configs/common.py``'s ``builtin_data``).
         data_dir: a user image folder, or ``None`` for the built-in dataset (rendered, or reused from its
             cache, on first use).
 
@@ -328,7 +329,7 @@ def dataset_root(data, data_dir=None):
         DataError: ``data_dir`` is not a folder.
     """
     if data_dir is None:
-        return load(images_per_class=data.images_per_class, image_size=data.image_size, seed=data.seed)
+        return load(images_per_class=data.images_per_class, image_size=data.render_size, seed=data.seed)
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"--data_dir={data_dir}: no such folder; expected <dir>/<class>/<images>")

@@ -1,4 +1,9 @@
-"""Loading ``.keras`` files with one-line errors: the loader every stage (generate, Grad-CAM, export) uses."""
+"""Loading ``.keras`` files with one-line errors: the loader every stage (generate, Grad-CAM, export) uses.
+
+Every custom class of keras-morsa is registered (``keras.saving.register_keras_serializable``) where it is
+defined; this module imports those modules, so a generator or classifier loads from any entry point without
+importing anything else first. A new custom layer or model must be reachable from these imports.
+"""
 
 import zipfile
 from pathlib import Path
@@ -6,6 +11,9 @@ from pathlib import Path
 import keras
 
 from keras_morsa.errors import UserError
+
+# Imported for their registrations: the FastGAN networks and blocks, the classifier's output layer.
+from keras_morsa.models import fastgan, probabilities  # noqa: F401
 
 
 def load_model(path):

@@ -44,7 +44,6 @@ import warnings
 from pathlib import Path
 
 import keras
-import ml_collections
 import numpy as np
 
 from keras_morsa import backend, hardware, io
@@ -71,83 +70,11 @@ class NonFiniteLoss(UserError):
     """Training produced a NaN or infinite loss; the message names the last good checkpoint."""
 
 
-def base_config():
-    """Every key :func:`train_gan` reads, at the paper's settings (256 px); ``configs/*.py`` start here.
-
-    Keys:
-        seed: seeds the weights, the game's draws, the data order and the sample latents.
-        data.images_per_class, data.image_size, data.seed: the built-in dataset build
-            (``morsa_parts.load``); data.test_fraction, data.val_fraction, data.split_seed: the split made
-            when the dataset has no ``split_manifest.csv`` yet; data.flip: horizontal flips.
-        model.image_size, ngf, ndf, nz, activation ("glu" or "leaky_relu"), attention_resolutions,
-            decoder_width (D's reconstruction decoders; 32 is the reference's): the networks
-            (``keras_morsa.models.fastgan``).
-        train.batch_size, num_steps, g_lr, d_lr, beta_1, beta_2 (Adam), ema_decay, policy (DiffAugment).
-        train.dtype_policy: ``"float32"`` or ``"mixed_bfloat16"`` (layers compute in bfloat16; weights, Adam
-            state, the EMA generator and every loss stay float32). bfloat16 is faster only on accelerators
-            and on CPUs with bf16 instructions; elsewhere it is emulated and much slower, and a
-            ``PerformanceWarning`` says so (:func:`check_dtype_policy`).
-        train.reconstruction: the loss of D's three reconstructions, ``"l1"`` (the default: mean absolute
-            error, no pretrained weights) or ``"perceptual"`` (an LPIPS-like distance on a frozen VGG16,
-            :mod:`keras_morsa.training.perceptual`; about a VGG16 forward and backward pass per
-            reconstruction, a GPU option). train.perceptual_weights: with ``"perceptual"``, the path of a
-            local VGG16 ``*.weights.h5`` (saved from ``build_backbone("vgg16", ...)``, i.e. KerasCV's
-            ``VGG16Backbone``); nothing is downloaded. The frozen VGG16 is not trained and not checkpointed.
-        log_every, sample_every, checkpoint_every: intervals in steps; keep_checkpoints; num_samples: the
-            size of the sample grid (a square number reads best).
-        quality.enabled, num_samples, k, kid_subsets: the checkpoint quality monitor (module docstring): how
-            many fixed EMA samples it scores, the k of coverage and the KID subsets.
-    """
-    config = ml_collections.ConfigDict()
-    config.seed = 0
-    config.data = ml_collections.ConfigDict(dict(
-        images_per_class=300, image_size=256, seed=0,
-        test_fraction=0.3, val_fraction=0.0, split_seed=0, flip=True,
-    ))
-    config.model = ml_collections.ConfigDict(dict(
-        image_size=256, ngf=64, ndf=64, nz=256, activation="glu", attention_resolutions=(), decoder_width=32,
-    ))
-    config.train = ml_collections.ConfigDict(dict(
-        batch_size=8, num_steps=50_000, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999,
-        ema_decay=0.999, policy="color,translation", reconstruction="l1", perceptual_weights="",
-        dtype_policy="float32",
-    ))
-    config.log_every = 100
-    config.sample_every = 1000
-    config.checkpoint_every = 1000
-    config.keep_checkpoints = 3
-    config.num_samples = 16
-    # 128 samples: the EMA generator's pass over them is most of the monitor's cost (see
-    # benchmarks/gan_quality_overhead.py: 3.6 s per checkpoint, 1.1 % of training at the CPU config).
-    config.quality = ml_collections.ConfigDict(dict(enabled=True, num_samples=128, k=5, kid_subsets=10))
-    return config
-
-
-def smoke_variant(config):
-    """Shrinks ``config`` in place to the tiny variant tests use (64 px, widths 8, decoders 4, nz 16, 6 steps)."""
-    config.data.images_per_class = 8
-    config.data.image_size = 64
-    config.model.image_size = 64
-    config.model.ngf = config.model.ndf = 8
-    config.model.decoder_width = 4
-    config.model.nz = 16
-    config.model.attention_resolutions = tuple(r for r in config.model.attention_resolutions if r <= 16)
-    config.train.batch_size = 4
-    config.train.num_steps = 6
-    config.log_every = config.sample_every = config.checkpoint_every = 2
-    config.keep_checkpoints = 2
-    config.num_samples = 4
-    config.quality.num_samples = 8
-    config.quality.k = 2
-    config.quality.kid_subsets = 2
-    return config
-
-
 def build_gan(config, strategy="none"):
     """The compiled :class:`FastGAN` of ``config`` (weights from ``config.seed``).
 
     Args:
-        config: see :func:`base_config`.
+        config: the keys of ``configs/common.py``'s ``fastgan_base()``.
         strategy: one of ``distribute.STRATEGIES``; call this inside its ``distribution_scope``, where
             ``fit`` runs too.
     """
@@ -254,7 +181,8 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
     """Trains FastGAN on one class's train images (or every class, ``class_name="all"``), resuming.
 
     Args:
-        config: a ``ConfigDict`` with the keys of :func:`base_config` (``configs/fastgan_*.py``).
+        config: a ``ConfigDict`` with the keys of ``configs/common.py``'s ``fastgan_base()`` (documented
+            there; ``configs/fastgan_*.py``).
         workdir: the run folder; results go to ``<workdir>/<class>/``.
         class_name: a class of the dataset, or ``"all"`` to train every class in turn (finished ones are
             skipped).

@@ -2,12 +2,13 @@
 
 import json
 
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
 from keras_morsa.data import morsa_parts
-from keras_morsa.errors import UserError
+from keras_morsa.errors import DataError, UserError
 from keras_morsa.io import sha256_file
 
 CLASSES = morsa_parts.CLASS_NAMES
@@ -129,6 +130,18 @@ def test_load_reuses_complete_build_and_rebuilds_incomplete(tmp_path, monkeypatc
     (root / "masks" / "nut" / "nut_0.png").write_bytes(b"truncated")
     morsa_parts.load(images_per_class=1, image_size=16, seed=2, progress=False)
     assert _bytes(root) == content
+
+
+def test_dataset_root_renders_the_builtin_dataset_at_data_render_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_MORSA_HOME", str(tmp_path / "home"))
+    data = ml_collections.ConfigDict(dict(images_per_class=1, render_size=16, seed=2))
+    root = morsa_parts.dataset_root(data)
+    assert root == morsa_parts.cache_dir(1, 16, 2) and morsa_parts.is_complete(root, 1, 16, 2)
+    with Image.open(root / "images" / "jaw" / "jaw_0.jpg") as image:
+        assert image.size == (16, 16)
+    assert morsa_parts.dataset_root(data, tmp_path) == tmp_path  # a user folder: nothing rendered
+    with pytest.raises(DataError, match="--data_dir=.*nope: no such folder"):
+        morsa_parts.dataset_root(data, tmp_path / "nope")
 
 
 def test_home_defaults_to_keras_datasets(tmp_path, monkeypatch):
