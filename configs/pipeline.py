@@ -45,7 +45,8 @@ def get_config(arg=None):
         seed=0,
         # "classifier": keep only images the baseline's real-trained classifier (study/models/real.keras)
         # assigns to their class with at least min_confidence, drawing at most num_images x max_draws_per_image
-        # latents per class ("none" when the study has no real regime). "none": keep every image.
+        # latents per class ("none" when the study has no real regime). "none": keep every image. Filtered
+        # images are measured with quality features "random" and without CAS (the classifier chose them).
         filter="classifier",
         min_confidence=0.5,
         max_draws_per_image=10,

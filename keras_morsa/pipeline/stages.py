@@ -214,13 +214,16 @@ def _baseline(ctx):
 
 def images_needed(study, manifest):
     """Synthetic images per class the study's regimes draw at most: its largest ratio (or
-    ``synthetic_only_ratio``) times the largest class's train count; at least 1."""
+    ``synthetic_only_ratio``) times the largest class's train count; at least 1. The ``share`` regime draws
+    from a pool of any size; it gets as many as the class has real train images."""
     from keras_morsa.data.pipeline import synthetic_count
-    from keras_morsa.evaluation.regimes import RATIO_REGIMES
+    from keras_morsa.evaluation.regimes import RATIO_REGIMES, SHARE_REGIMES
 
     ratios = [float(r) for r in study.ratios] if any(r in RATIO_REGIMES for r in study.regimes) else []
     if {"synthetic_only", "pretrain_synthetic"} & set(study.regimes):
         ratios.append(float(study.synthetic_only_ratio))
+    if any(r in SHARE_REGIMES for r in study.regimes):
+        ratios.append(1.0)
     largest = max(count["train"] for count in manifest.counts().values())
     return max([1] + [synthetic_count(ratio, largest) for ratio in ratios])
 
