@@ -93,6 +93,10 @@ def _cases(c):
                                           "cannot load model"),
         "corrupt .keras to generate": ("generate", [f"--gan_workdir={c}/gan", f"--out_dir={c}/synthetic",
                                                     "--num_images=1"], "is not a readable .keras file"),
+        "pipeline setting out of range": ("run_pipeline", [f"--workdir={c}/w6", f"--data_dir={c}/data",
+                                                          "--config=configs/pipeline.py:smoke",
+                                                          "--config.generate.filter=best"],
+                                          "config.generate.filter='best'; accepted: none, classifier"),
         "corrupt .keras to gradcam_report": ("gradcam_report", [f"--eval_workdir={c}/study", f"--out_dir={c}/cam"],
                                              "is not a readable .keras file"),
     }
