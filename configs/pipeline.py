@@ -20,7 +20,7 @@ import ml_collections
 from keras_morsa.errors import check_variant
 
 # The data keys every stage reads, linked to the pipeline's own config.data.
-SHARED_DATA_KEYS = ("images_per_class", "image_size", "seed", "test_fraction", "split_seed")
+SHARED_DATA_KEYS = ("images_per_class", "render_size", "seed", "test_fraction", "split_seed")
 
 
 def _stage_config(name, arg):
@@ -56,9 +56,9 @@ def get_config(arg=None):
     config.quality = _stage_config("gan_quality", variant)
     config.study = study
     config.gradcam = ml_collections.ConfigDict(dict(max_images=64, method="gradcam", seed=0, min_map_size=4))
-    # The better of the study's models/real.keras and models/best_augmented.keras (test accuracy) is exported
-    # to <workdir>/export/<model_name>/1 (TF Serving's layout).
-    config.export = ml_collections.ConfigDict(dict(model_name="classifier"))
+    # The study's models/<model>.keras ("real" or "best_augmented") is exported to <workdir>/export/<model_name>/1
+    # (TF Serving's layout). Never "whichever tested better": that would choose on the test split.
+    config.export = ml_collections.ConfigDict(dict(model="real", model_name="classifier"))
     if arg == "smoke":
         # A 6-step classifier recognises hardly any 6-step GAN image: filtering would only fail for want of
         # passing images. The filter's wiring has its own test (tests/test_pipeline.py).

@@ -21,6 +21,7 @@ import base64
 import html as _stdlib_html
 import mimetypes
 from pathlib import Path
+from urllib.parse import quote
 
 from keras_morsa import io
 
@@ -45,9 +46,9 @@ def paragraph(text):
     return f"<p>{escape(text)}</p>"
 
 
-def bullets(items):
-    """An unordered list, one ``<li>`` per item (text, escaped)."""
-    return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
+def bullets(items, raw=False):
+    """An unordered list, one ``<li>`` per item: text (escaped), or with ``raw`` HTML made by these helpers."""
+    return "<ul>" + "".join(f"<li>{item if raw else escape(item)}</li>" for item in items) + "</ul>"
 
 
 def table(rows):
@@ -60,11 +61,21 @@ def table(rows):
     return f"<table><tr>{header}</tr>{body}</table>"
 
 
+def href(path):
+    """``path`` (relative to the page) as a URL attribute value: percent-quoted (spaces, ``#``), then escaped."""
+    return escape(quote(str(path)))
+
+
+def link(path, label):
+    """An ``<a>`` to ``path`` (relative to the page) showing ``label``."""
+    return f"<a href='{href(path)}'>{escape(label)}</a>"
+
+
 def image_source(path, embed=False):
     """The ``src`` of an image: ``path`` as a link (relative to the page), or with ``embed`` the file's bytes
     as a base64 ``data:`` URI, so the page needs no other file."""
     if not embed:
-        return escape(path)
+        return href(path)
     mime = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 

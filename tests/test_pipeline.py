@@ -105,10 +105,10 @@ def test_every_stage_writes_its_outputs(run):
     study_runs = {row["run_id"] for row in io.read_csv(work / "study" / "results.csv")}
     assert study_runs == {"mobilenet_v3_small-real-s0", "mobilenet_v3_small-synthetic_only-s0",
                           "mobilenet_v3_small-traditional_synthetic-r0.5-s0"}
-    best = max((io.read_json(work / "study" / "models" / f"{m}.json")["test_accuracy"], m)
-               for m in ("real", "best_augmented"))
+    real = io.read_json(work / "study" / "models" / "real.json")["test_accuracy"]  # the default, never test-picked
     export = markers["export"]["outputs"]
-    assert (export["test_accuracy"], export["model"]) == best and export["version_dir"] == "export/classifier/1"
+    assert (export["test_accuracy"], export["model"]) == (real, "real")
+    assert export["version_dir"] == "export/classifier/1"
     assert (work / "export" / "classifier" / "1" / "saved_model.pb").is_file()
     assert markers["gan"]["settings"] == stages._normalised(run["config"].gan.to_dict())
 
@@ -243,7 +243,7 @@ def test_the_data_section_is_one_for_every_stage():
     config.study.data.test_fraction = 0.25
     for section in (config.gan, config.quality, config.study):
         assert (section.data.images_per_class, section.data.test_fraction) == (20, 0.25)
-    assert get_config().gan.data.image_size == get_config().study.data.image_size == 256
+    assert get_config().gan.data.render_size == get_config().study.data.render_size == 256
 
 
 def test_bad_pipeline_settings_are_refused_before_any_stage(tmp_path):
@@ -254,6 +254,10 @@ def test_bad_pipeline_settings_are_refused_before_any_stage(tmp_path):
         config.generate[key] = value
         with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
             stages.run_pipeline(config, tmp_path / "work")
+    config = get_config("smoke")
+    config.export.model = "best"  # "whichever tested better" is not offered: it would choose on the test split
+    with pytest.raises(UserError, match="config.export.model='best'; accepted: real, best_augmented"):
+        stages.run_pipeline(config, tmp_path / "work")
     assert not (tmp_path / "work").exists()
 
 

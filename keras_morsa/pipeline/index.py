@@ -1,14 +1,17 @@
 """The pipeline's ``index.html``: one page that links every stage's report and shows its pictures.
 
 Every link and image source is relative to the workdir (the page keeps working when the workdir is moved or
-copied elsewhere). All of the page's HTML is made here, in :func:`render_index`.
+copied elsewhere). The HTML comes from :mod:`keras_morsa.html`, as for the other reports.
 """
 
 import dataclasses
-import html
-from urllib.parse import quote
 
-from keras_morsa import io
+from keras_morsa import html
+
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}"
+         "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
+         "figure{display:inline-block;margin:4px;vertical-align:top}figcaption{font-size:12px;max-width:260px}"
+         "img{max-width:260px;max-height:260px;image-rendering:pixelated}")
 
 
 @dataclasses.dataclass
@@ -36,54 +39,28 @@ class Section:
     table: list = dataclasses.field(default_factory=list)
 
 
-def _href(path):
-    return html.escape(quote(str(path)))
+def _overview(sections):
+    rows = "".join(f"<tr><td><a href='#{html.escape(s.name)}'>{html.escape(s.title)}</a></td>"
+                   f"<td>{html.escape(s.status)}</td><td>{html.link(s.report[1], s.report[0]) if s.report else ''}"
+                   "</td></tr>" for s in sections)
+    return f"<table><tr><th>stage</th><th>status</th><th>report</th></tr>{rows}</table>"
 
 
-def _table(rows):
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows[1:])
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def render_index(title, intro, sections):
-    """The page's HTML: a table of the stages (status, main report) and one section per stage."""
-    esc = html.escape
-    rows = []
-    for s in sections:
-        main = f"<a href='{_href(s.report[1])}'>{esc(s.report[0])}</a>" if s.report else ""
-        rows.append(f"<tr><td><a href='#{esc(s.name)}'>{esc(s.title)}</a></td><td>{esc(s.status)}</td>"
-                    f"<td>{main}</td></tr>")
-    parts = [
-        "<!DOCTYPE html>",
-        f"<html><head><meta charset='utf-8'><title>{esc(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}"
-        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
-        "figure{display:inline-block;margin:4px;vertical-align:top}figcaption{font-size:12px;max-width:260px}"
-        "img{max-width:260px;max-height:260px;image-rendering:pixelated}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-        *(f"<p>{esc(line)}</p>" for line in intro),
-        "<table><tr><th>stage</th><th>status</th><th>report</th></tr>" + "".join(rows) + "</table>",
-    ]
-    for s in sections:
-        parts.append(f"<h2 id='{esc(s.name)}'>{esc(s.title)}</h2>")
-        parts.append(f"<p><b>{esc(s.status)}</b></p>")
-        parts += [f"<p>{esc(line)}</p>" for line in s.text]
-        if s.table:
-            parts.append(_table(s.table))
-        links = ([s.report] if s.report else []) + s.links
-        if links:
-            parts.append("<ul>" + "".join(f"<li><a href='{_href(path)}'>{esc(label)}</a></li>"
-                                          for label, path in links) + "</ul>")
-        for path, caption in s.images:
-            parts.append(f"<figure><a href='{_href(path)}'><img src='{_href(path)}' alt='{esc(caption)}'></a>"
-                         f"<figcaption>{esc(caption)}</figcaption></figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+def _section(s):
+    parts = [f"<h2 id='{html.escape(s.name)}'>{html.escape(s.title)}</h2>", f"<p><b>{html.escape(s.status)}</b></p>",
+             *(html.paragraph(line) for line in s.text)]
+    if s.table:
+        parts.append(html.table(s.table))
+    links = ([s.report] if s.report else []) + s.links
+    if links:
+        parts.append(html.bullets([html.link(path, label) for label, path in links], raw=True))
+    parts += [f"<figure><a href='{html.href(path)}'>{html.image(path, caption)}</a>"
+              f"<figcaption>{html.escape(caption)}</figcaption></figure>" for path, caption in s.images]
+    return "\n".join(parts)
 
 
 def write_index(path, title, intro, sections):
-    """Writes :func:`render_index`'s page to ``path`` atomically; returns ``path``."""
-    with io.atomic_write(path, "w") as f:
-        f.write(render_index(title, intro, sections))
-    return path
+    """Writes the page (a table of the stages with status and main report, then one section per stage) to
+    ``path`` atomically; returns ``path``."""
+    body = [html.heading(title), *(html.paragraph(line) for line in intro), _overview(sections)]
+    return html.write_page(path, title, body + [_section(s) for s in sections], style=STYLE)

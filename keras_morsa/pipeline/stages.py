@@ -16,8 +16,9 @@
    that classifier chose the images and would score its own choice.
 6. ``study``: the whole ratio study in ``study/`` (report, ``models/``).
 7. ``gradcam``: the Grad-CAM report of the study's two classifiers in ``gradcam/``.
-8. ``export``: the better of ``models/real.keras`` and ``models/best_augmented.keras`` (test accuracy) as a
-   TF Serving SavedModel in ``export/<export.model_name>/<version>``.
+8. ``export``: the study's ``models/<export.model>.keras`` (``real`` by default, or ``best_augmented``) as a
+   TF Serving SavedModel in ``export/<export.model_name>/<version>``. Not the one with the higher test
+   accuracy: that would choose on the test split; the study's verdicts say whether augmenting helped.
 
 After each stage, ``done/<stage>.json`` is written atomically (the stage's settings, outputs, time) and
 ``index.html`` is rewritten: one page linking every stage's report and pictures, with relative links. A
@@ -50,6 +51,7 @@ SECTIONS = {"split": "data", "gan": "gan", "baseline": "study", "generate": "gen
             "study": "study", "gradcam": "gradcam", "export": "export"}
 DONE_DIR = "done"
 INDEX_FILE = "index.html"
+EXPORT_MODELS = ("real", "best_augmented")
 FILTERS = ("none", "classifier")
 
 
@@ -86,6 +88,8 @@ def _check_config(config):
     if isinstance(g.num_images, bool) or int(g.num_images) < 0:
         raise UserError(f"config.generate.num_images={g.num_images!r}; expected images per class, or 0 for as many "
                         "as the study needs")
+    if config.export.model not in EXPORT_MODELS:
+        raise UserError(f"config.export.model={config.export.model!r}; accepted: {', '.join(EXPORT_MODELS)}")
     if not str(config.export.model_name) or "/" in str(config.export.model_name):
         raise UserError(f"config.export.model_name={config.export.model_name!r}; expected a folder name")
 
@@ -278,24 +282,19 @@ def _gradcam(ctx):
     return {"narrower": report["narrower"]}
 
 
-def best_classifier(study_dir):
-    """``(path, info)`` of the study's model with the higher test accuracy (``models/<name>.json``)."""
-    candidates = []
-    for name in ("real", "best_augmented"):
-        path, info = Path(study_dir) / "models" / f"{name}.keras", Path(study_dir) / "models" / f"{name}.json"
-        if path.is_file() and info.is_file():
-            candidates.append((float(io.read_json(info)["test_accuracy"]), name, path))
-    if not candidates:
-        raise UserError(f"{study_dir}/models has no classifier (real.keras, best_augmented.keras with their .json); "
-                        "the study keeps them with config.study.keep_models")
-    accuracy, name, path = max(candidates)
-    return path, {"model": name, "test_accuracy": accuracy}
+def study_classifier(study_dir, name):
+    """``(path, info)`` of the study's ``models/<name>.keras`` and its test accuracy (``models/<name>.json``)."""
+    path, info = Path(study_dir) / "models" / f"{name}.keras", Path(study_dir) / "models" / f"{name}.json"
+    if not (path.is_file() and info.is_file()):
+        raise UserError(f"{study_dir}/models has no {name}.keras with its .json; the study keeps real.keras and "
+                        "best_augmented.keras with config.study.keep_models")
+    return path, {"model": name, "test_accuracy": float(io.read_json(info)["test_accuracy"])}
 
 
 def _export(ctx):
     from keras_morsa.export.saved_model import export_model
 
-    path, info = best_classifier(ctx.path("study"))
+    path, info = study_classifier(ctx.path("study"), str(ctx.config.export.model))
     version = export_model(path, ctx.path("export", str(ctx.config.export.model_name)), kind="classifier")
     print(f"export: {info['model']} (test accuracy {info['test_accuracy']:.3f}) -> {version}")
     return {**info, "version_dir": Path(version).relative_to(ctx.workdir).as_posix()}
