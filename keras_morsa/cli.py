@@ -133,18 +133,25 @@ def run(main, started=None, warning_lines=None):
     returns gets the wall time since ``started`` (a ``time.monotonic()`` value) and ``warning_lines`` (a list
     :func:`keras_morsa.console.warning_lines` fills), is saved and printed.
     """
-    app.run(_guard(_with_console(main, started, warning_lines)), flags_parser=_parse_flags)
+    app.run(_guard(_summarized(main, started, warning_lines)), flags_parser=_parse_and_announce)
 
 
-def _with_console(main, started, warning_lines):
+def _parse_and_announce(argv):
+    # Here, not in main: absl runs TensorFlow's after-init callback (it lists the GPUs, which logs a failed
+    # cuInit) between the parser and main; once listed here, the devices are cached.
+    argv = _parse_flags(argv)
+    if _VERBOSE.value and not flags.FLAGS["verbosity"].present:
+        from absl import logging
+
+        logging.set_verbosity(logging.INFO)
+    with console.quiet_stderr(not _VERBOSE.value):
+        line = console.backend_line()
+    print(line, flush=True)
+    return argv
+
+
+def _summarized(main, started, warning_lines):
     def wrapped(argv):
-        if _VERBOSE.value and not flags.FLAGS["verbosity"].present:
-            from absl import logging
-
-            logging.set_verbosity(logging.INFO)
-        with console.quiet_stderr(not _VERBOSE.value):
-            line = console.backend_line()
-        print(line, flush=True)
         summary = main(argv)
         if isinstance(summary, console.RunSummary):
             if started is not None:
@@ -152,7 +159,6 @@ def _with_console(main, started, warning_lines):
             summary.warnings = list(warning_lines or [])
             summary.save()
             summary.print()
-        return None
 
     return wrapped
 
@@ -187,8 +193,9 @@ def launch(stage):
             module = importlib.import_module(f"keras_morsa.scripts.{stage}")
             console.import_backend()
         sys.modules["__main__"].__doc__ = module.__doc__  # absl's --help prints __main__'s docstring
-        for flag in [*flags.FLAGS.flags_by_module_dict().get(module.__name__, []), flags.FLAGS["verbose"]]:
-            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)  # and its flags
+        by_module = flags.FLAGS.flags_by_module_dict()
+        for flag in by_module.get(module.__name__, []) + by_module.get(__name__, []):  # --verbose, a --config
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)  # and --help lists its flags
         run(module.main, started, seen)
 
 
