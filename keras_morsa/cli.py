@@ -40,7 +40,7 @@ from keras_morsa import console
 from keras_morsa.errors import UserError
 
 _VERBOSE = flags.DEFINE_bool(
-    "verbose", False, "Show everything the backend prints (TensorFlow/XLA/CUDA start-up messages, absl INFO logs); "
+    "verbose", False, "Show everything the backend prints (TensorFlow/XLA/CUDA start-up messages and C++ logs); "
     "by default one line says which backend and devices are used.")
 
 # What absl and ml_collections raise for a bad command line: a refused value, an unknown --config.<key>
@@ -140,10 +140,6 @@ def _parse_and_announce(argv):
     # Here, not in main: absl runs TensorFlow's after-init callback (it lists the GPUs, which logs a failed
     # cuInit) between the parser and main; once listed here, the devices are cached.
     argv = _parse_flags(argv)
-    if _VERBOSE.value and not flags.FLAGS["verbosity"].present:
-        from absl import logging
-
-        logging.set_verbosity(logging.INFO)
     with console.quiet_stderr(not _VERBOSE.value):
         line = console.backend_line()
     print(line, flush=True)

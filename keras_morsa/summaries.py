@@ -3,8 +3,8 @@
 One function per stage, named after it; each fills ``written`` (the files a person opens next),
 ``figures`` (the key numbers, one line per label) and ``report_file`` (``summary.json`` in the stage's
 output folder). The caller adds the next commands (they depend on how the stage was started);
-:func:`keras_morsa.cli.run` adds the wall time and the warnings. They read the files the stage wrote,
-which hold the figures, and import no backend.
+:func:`keras_morsa.cli.run` adds the wall time and the warnings. They read the figures from the files
+the stage wrote.
 
 Example:
     done = train_gan(config, "runs/gan", "all")
@@ -25,12 +25,14 @@ def _number(value):
 
 def train_gan(done, workdir):
     """Of ``train_gan``'s ``{class: class folder}``: each class's generators and latest sample grid; its
-    losses at the last logged step and the best checkpoint's KID (``generator_best.json``)."""
+    losses (and KID, at a checkpoint) at the last logged step and the best checkpoint's KID
+    (``generator_best.json``)."""
+    from keras_morsa.training.train_gan import BEST_FILE, BEST_INFO_FILE, GENERATOR_FILE
+
     summary = RunSummary("train_gan", report_file=Path(workdir) / SUMMARY_NAME)
     for name, class_dir in done.items():
         class_dir = Path(class_dir)
-        summary.written += [class_dir / f for f in ("generator_ema.keras", "generator_best.keras")
-                            if (class_dir / f).exists()]
+        summary.written += [class_dir / f for f in (GENERATOR_FILE, BEST_FILE) if (class_dir / f).exists()]
         samples = sorted((class_dir / "samples").glob("step_*.png"))
         summary.written += samples[-1:]
         parts = []
@@ -39,8 +41,8 @@ def train_gan(done, workdir):
         if rows:
             last = rows[-1]
             parts.append(f"step {last['step']}: " + ", ".join(
-                f"{key} {_number(last[key])}" for key in ("d_loss", "g_loss", "rec_loss") if last.get(key)))
-        best = class_dir / "generator_best.json"
+                f"{key} {_number(last[key])}" for key in ("d_loss", "g_loss", "rec_loss", "kid") if last.get(key)))
+        best = class_dir / BEST_INFO_FILE
         if best.exists():
             info = io.read_json(best)
             parts.append(f"best KID {_number(info['kid'])} (coverage {_number(info['coverage'])}) at step "
@@ -52,10 +54,12 @@ def train_gan(done, workdir):
 def generate(rows, out_dir):
     """Of ``generate``'s manifest rows: the folder and its manifest; images per class, the generator used,
     and the filter's yield where ``yield.json`` has the class."""
+    from keras_morsa.training.generate import YIELD_FILE
+
     out_dir = Path(out_dir)
     summary = RunSummary("generate", written=[out_dir, out_dir / "manifest.csv"], report_file=out_dir / SUMMARY_NAME)
     summary.written += sorted(out_dir.glob("interpolation_*.gif"))
-    yields = io.read_json(out_dir / "yield.json") if (out_dir / "yield.json").exists() else {}
+    yields = io.read_json(out_dir / YIELD_FILE) if (out_dir / YIELD_FILE).exists() else {}
     by_class = {}
     for row in rows:
         by_class.setdefault(row["class_name"], []).append(row)
@@ -95,8 +99,8 @@ def eval_ratios(workdir, config, trained, shard=None):
         rows = [row for row in table if row["arch"] == arch]
         best = max(rows, key=lambda row: row["accuracy"]["mean"])
         accuracy = best["accuracy"]
-        summary.figures[f"{arch} best cell"] = (f"{best['cell']}, accuracy {_pct(accuracy['mean'])} % "
-                                                f"{_interval(accuracy)} over {accuracy['n']} seed(s)")
+        spread = "(one seed: no interval)" if accuracy["n"] < 2 else f"{_interval(accuracy)} over {accuracy['n']} seeds"
+        summary.figures[f"{arch} best cell"] = f"{best['cell']}, accuracy {_pct(accuracy['mean'])} % {spread}"
         for baseline, found in summary_lib.verdicts(table, arch).items():
             difference = found["difference"]
             summary.figures[f"{arch} vs {baseline}"] = (f"{found['cell']} {_signed(difference)} points "

@@ -128,12 +128,12 @@ def test_train_gan_summary_reads_the_losses_and_the_best_checkpoint(tmp_path):
     for name in ("generator_ema.keras", "samples/step_000002.png", "samples/step_000004.png"):
         (run / name).write_bytes(b"")
     write_csv(run / "log.csv", [{"step": 2, "d_loss": 3.0, "g_loss": 0.5, "rec_loss": 1.0},
-                                {"step": 4, "d_loss": 2.41871, "g_loss": 0.127, "rec_loss": 0.786}],
-              ["step", "d_loss", "g_loss", "rec_loss"])
+                                {"step": 4, "d_loss": 2.41871, "g_loss": 0.127, "rec_loss": 0.786, "kid": 0.2}],
+              ["step", "d_loss", "g_loss", "rec_loss", "kid"])
     write_json(run / "generator_best.json", {"step": 2, "kid": 0.15803, "coverage": 0.5})
     summary = summaries.train_gan({"jaw": run}, tmp_path)
     assert summary.written == [run / "generator_ema.keras", run / "samples" / "step_000004.png"]
-    assert summary.figures == {"jaw": "step 4: d_loss 2.419, g_loss 0.127, rec_loss 0.786; best KID 0.158 "
+    assert summary.figures == {"jaw": "step 4: d_loss 2.419, g_loss 0.127, rec_loss 0.786, kid 0.2; best KID 0.158 "
                                       "(coverage 0.5) at step 2"}
     assert summary.report_file == tmp_path / "summary.json"
 
@@ -161,7 +161,7 @@ def test_eval_ratios_summary_names_the_best_cell_and_the_verdicts(tmp_path):
                 "cell": cell, "seed": seed, "test_accuracy": accuracy + 0.01 * seed, "macro_f1": accuracy})
     summary = summaries.eval_ratios(tmp_path, get_config("smoke"), trained=[])
     assert summary.figures["mobilenet_v3_small best cell"] == (
-        "synthetic@0.5, accuracy 81.0 % [78.5, 83.5] over 3 seed(s)")
+        "synthetic@0.5, accuracy 81.0 % [78.5, 83.5] over 3 seeds")
     assert summary.figures["mobilenet_v3_small vs real"] == "synthetic@0.5 +20.0 points [20.0, 20.0]: helps"
     assert summary.written[0] == tmp_path / "report.html"
     shard = summaries.eval_ratios(tmp_path, get_config("smoke"), trained=[{}, {}], shard=(1, 4))

@@ -17,6 +17,7 @@ and the verdicts, and the next command.
 """
 
 import sys
+from pathlib import Path
 
 from absl import flags
 
@@ -58,13 +59,20 @@ def main(argv):
     if shard is not None:
         summary.next_commands = [cli.command("eval_ratios", *_without_shard(sys.argv[1:]), merge=True)
                                  + "   # once every shard has finished"]
-    else:
+    elif (Path(_WORKDIR.value) / "models" / "best_augmented.keras").exists():
         summary.next_commands = [
             cli.command("gradcam_report", eval_workdir=_WORKDIR.value, synthetic_dir=_SYNTHETIC_DIR.value,
                         data_dir=_DATA_DIR.value, out_dir="./workdirs/gradcam"),
             cli.command("export", model=f"{_WORKDIR.value}/models/best_augmented.keras",
                         export_dir="./serving/morsa"),
         ]
+    else:  # only the real baseline: the Grad-CAM report compares it with an augmented model
+        if _SYNTHETIC_DIR.value is None:
+            summary.next_commands.append(
+                cli.command("eval_ratios", *sys.argv[1:], synthetic_dir="./workdirs/synthetic")
+                + "   # with bin/generate's images")
+        summary.next_commands.append(cli.command("export", model=f"{_WORKDIR.value}/models/real.keras",
+                                                 export_dir="./serving/morsa"))
     return summary
 
 
