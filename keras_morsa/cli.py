@@ -1,8 +1,18 @@
-"""Shared plumbing for the thin ``bin/`` scripts.
+"""Shared plumbing of the scripts: ``bin/<stage>`` in a checkout, ``keras-morsa-<stage>`` once installed.
 
-Each script defines its absl flags and a ``main(argv)`` that makes one library call, then ends with
-``cli.run(main)``. ``run`` keeps the promise of every script: a problem the user can fix is one line on
-stderr (``error: ...``), exit status 2, no traceback. That covers
+Each stage's script is a module ``keras_morsa/scripts/<stage>.py`` that defines its absl flags and a
+``main(argv)`` making one library call and returning a :class:`~keras_morsa.console.RunSummary`. Both
+``bin/<stage>`` and the console script only call :func:`launch` with the stage's name, which
+
+- starts quiet (:mod:`keras_morsa.console`): the backend's and CUDA's start-up messages are kept off the
+  screen (all of them back with ``--verbose``, a flag of every script), and one line says which backend and
+  devices are used; keras-morsa's own warnings are one line each;
+- ends with the summary: what was written, the key figures, the warnings, the wall time, the next command
+  (saved as ``summary.json`` in the stage's output folder);
+- keeps the promise of every script: a problem the user can fix is one line on stderr (``error: ...``),
+  exit status 2, no traceback.
+
+That last promise covers
 
 - a :class:`~keras_morsa.errors.UserError` raised by the library (a bad path, class, value, a corrupt file);
 - a flag the parser refuses: an unknown or misspelt flag or ``--config.<key>``, a value of the wrong type,
@@ -15,16 +25,24 @@ Any other exception is a bug and keeps its traceback.
 """
 
 import errno
+import importlib
 import importlib.util
 import os
 import re
+import shlex
 import sys
+import time
 from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from keras_morsa import console
 from keras_morsa.errors import UserError
+
+_VERBOSE = flags.DEFINE_bool(
+    "verbose", False, "Show everything the backend prints (TensorFlow/XLA/CUDA start-up messages and C++ logs); "
+    "by default one line says which backend and devices are used.")
 
 # What absl and ml_collections raise for a bad command line: a refused value, an unknown --config.<key>
 # (KeyError/AttributeError with a "Did you mean" hint), a missing config file, a get_config() refusing its
@@ -126,9 +144,103 @@ def config_module(config_file, name):
     return module
 
 
-def run(main):
-    """Runs ``main`` under ``absl.app.run`` with user errors reported as one line and exit status 2."""
-    app.run(_guard(main), flags_parser=_parse_flags)
+def run(main, started=None, warning_lines=None):
+    """Runs ``main`` under ``absl.app.run`` with user errors reported as one line and exit status 2.
+
+    Once the flags are parsed: the backend line (:func:`keras_morsa.console.backend_line`, its device
+    listing kept quiet unless ``--verbose``), then ``main``; a :class:`~keras_morsa.console.RunSummary` it
+    returns gets the wall time since ``started`` (a ``time.monotonic()`` value) and ``warning_lines`` (a list
+    :func:`keras_morsa.console.warning_lines` fills), is saved and printed.
+    """
+    app.run(_guard(_summarized(main, started, warning_lines)), flags_parser=_parse_and_announce)
+
+
+def _parse_and_announce(argv):
+    # Here, not in main: absl runs TensorFlow's after-init callback (it lists the GPUs, which logs a failed
+    # cuInit) between the parser and main; once listed here, the devices are cached.
+    argv = _parse_flags(argv)
+    with console.quiet_stderr(not _VERBOSE.value):
+        line = console.backend_line()
+    print(line, flush=True)
+    return argv
+
+
+def _summarized(main, started, warning_lines):
+    def wrapped(argv):
+        summary = main(argv)
+        if isinstance(summary, console.RunSummary):
+            if started is not None:
+                summary.wall_time_s = round(time.monotonic() - started, 1)
+            summary.warnings = list(warning_lines or [])
+            summary.save()
+            summary.print()
+
+    return wrapped
+
+
+def _verbose_requested(args):
+    """Whether the command line asks for ``--verbose``, read before absl parses it (the backend is imported
+    first, and its start-up messages are kept or not then); the last occurrence wins, as in absl."""
+    verbose = False
+    for arg in args:
+        if arg == "--":
+            break
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if not arg.startswith("-"):
+            continue
+        if name == "verbose":
+            verbose = not has_value or value.lower() in ("true", "t", "1")
+        elif name == "noverbose":
+            verbose = False
+    return verbose
+
+
+def launch(stage):
+    """The whole of ``bin/<stage>`` and of the ``keras-morsa-<stage>`` command: imports
+    ``keras_morsa.scripts.<stage>`` and the backend quietly (unless ``--verbose``), then :func:`run` of its
+    ``main`` (its docstring and flags make ``--help``)."""
+    started = time.monotonic()
+    verbose = _verbose_requested(sys.argv[1:])
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the user's own setting wins
+    with console.warning_lines() as seen:
+        with console.quiet_stderr(not verbose):
+            module = importlib.import_module(f"keras_morsa.scripts.{stage}")
+            console.import_backend()
+        sys.modules["__main__"].__doc__ = module.__doc__  # absl's --help prints __main__'s docstring
+        by_module = flags.FLAGS.flags_by_module_dict()
+        for flag in by_module.get(module.__name__, []) + by_module.get(__name__, []):  # --verbose, a --config
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)  # and --help lists its flags
+        run(module.main, started, seen)
+
+
+def command(stage, *args, **flag_values):
+    """The command line of another stage, as this process was started: ``bin/<stage> --x=1`` from a checkout's
+    ``bin/``, else the installed ``keras-morsa-<stage> --x=1``. Flags whose value is None are left out; True
+    and False give ``--x`` and ``--nox``."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("")
+    if program.parent.name == "bin" and not program.name.startswith("keras-morsa"):
+        name = str(program.parent / stage)
+    else:
+        name = "keras-morsa-" + stage.replace("_", "-")
+    parts = [name, *map(str, args)]
+    for key, value in flag_values.items():
+        if isinstance(value, bool):
+            parts.append(f"--{'' if value else 'no'}{key}")
+        elif value is not None:
+            parts.append(f"--{key}={value}")
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def config_file(name):
+    """The path of ``configs/<name>`` (a default of the scripts' ``--config``): the checkout's ``configs/``
+    beside the package, else the copy a ``pip install`` put in ``<prefix>/share/keras-morsa/configs/``."""
+    import sysconfig
+
+    checkout = Path(__file__).resolve().parents[1] / "configs" / name
+    if checkout.is_file():
+        return str(checkout)
+    return str(Path(sysconfig.get_path("data")) / "share" / "keras-morsa" / "configs" / name)
 
 
 def prefer_onednn():

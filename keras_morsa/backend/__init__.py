@@ -11,6 +11,8 @@ Importing this package therefore imports the active backend's module only. Each 
 - ``value_and_grad(fn, x)``: ``fn(x)`` and its gradient with respect to ``x`` (Grad-CAM's one
   backend-specific call).
 - ``accelerators()``: the names of the GPUs/TPUs the framework sees (empty on a CPU-only machine).
+- ``devices()``: ``[(name, model or None)]`` of every device, accelerators first, for the scripts' first line
+  (listed without starting TensorFlow's runtime, so a CPU split stays possible).
 - ``conv_kernel(kernel)``: a convolution kernel laid out in memory so that the backend's convolution can
   differentiate it (the identity except on torch, see ``torch.py``).
 
@@ -25,15 +27,30 @@ import keras
 
 _BACKEND = keras.backend.backend()
 if _BACKEND == "tensorflow":
-    from keras_morsa.backend.tensorflow import accelerators, conv_kernel, replica_position, train_step, value_and_grad
+    from keras_morsa.backend.tensorflow import (
+        accelerators,
+        conv_kernel,
+        devices,
+        replica_position,
+        train_step,
+        value_and_grad,
+    )
 elif _BACKEND == "jax":
-    from keras_morsa.backend.jax import accelerators, conv_kernel, replica_position, train_step, value_and_grad
+    from keras_morsa.backend.jax import accelerators, conv_kernel, devices, replica_position, train_step, value_and_grad
 elif _BACKEND == "torch":
-    from keras_morsa.backend.torch import accelerators, conv_kernel, replica_position, train_step, value_and_grad
+    from keras_morsa.backend.torch import (
+        accelerators,
+        conv_kernel,
+        devices,
+        replica_position,
+        train_step,
+        value_and_grad,
+    )
 else:
     raise ImportError(f"KERAS_BACKEND={_BACKEND!r}: keras-morsa supports tensorflow, jax and torch")
 
-__all__ = ["accelerators", "conv_kernel", "replica_position", "replica_share", "train_step", "value_and_grad"]
+__all__ = ["accelerators", "conv_kernel", "devices", "replica_position", "replica_share", "train_step",
+           "value_and_grad"]
 
 
 def replica_share(draw, batch_size, shape, seed):

@@ -122,3 +122,8 @@ def conv_kernel(kernel):
 def accelerators():
     """Names of the GPUs and TPUs JAX sees (empty on a CPU-only machine)."""
     return [str(d) for d in jax.devices() if d.platform != "cpu"]
+
+
+def devices():
+    """``[(name, model or None)]`` of the devices JAX uses (``("cuda:0", "NVIDIA H200")``, ``("cpu:0", None)``)."""
+    return [(f"{d.platform}:{d.id}", None if d.platform == "cpu" else d.device_kind) for d in jax.devices()]

@@ -107,3 +107,19 @@ def _global_moments(layer, inputs, mask):
 def accelerators():
     """Names of the GPUs and TPUs TensorFlow sees (empty on a CPU-only machine)."""
     return [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"]
+
+
+def devices():
+    """``[(name, model or None)]`` of the physical devices, accelerators first (``("GPU:0", "NVIDIA H200")``).
+
+    Physical devices only: listing them leaves the runtime unstarted, so a CPU split
+    (``distribute.split_cpu``) is still possible afterwards.
+    """
+    found = []
+    for device in tf.config.list_physical_devices():
+        name = device.name.removeprefix("/physical_device:")
+        model = None
+        if device.device_type != "CPU":
+            model = tf.config.experimental.get_device_details(device).get("device_name")
+        found.append((name, model))
+    return sorted(found, key=lambda item: item[0].startswith("CPU"))

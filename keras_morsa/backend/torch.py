@@ -66,3 +66,8 @@ def conv_kernel(kernel):
 def accelerators():
     """Names of the CUDA devices torch sees (empty on a CPU-only machine)."""
     return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+def devices():
+    """``[(name, model or None)]``: the CUDA devices torch sees (``("cuda:0", "NVIDIA H200")``), then the CPU."""
+    return [(f"cuda:{i}", torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())] + [("cpu", None)]

@@ -189,7 +189,10 @@ def test_make_dataset_script(run_script, tmp_path):
     result = run_script("make_dataset", f"--out_dir={tmp_path / 'out'}", "--images_per_class=1",
                         "--image_size=32", "--seed=5", env={"KERAS_BACKEND": "numpy"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "out")
+    lines = result.stdout.strip().splitlines()
+    assert str(tmp_path / "out") in lines  # the root on a line of its own, then the summary listing it
+    assert f"  wrote {tmp_path / 'out'}" in lines
+    assert lines[-1].startswith("next: ") and f"bin/train_gan --class=all --data_dir={tmp_path / 'out'}" in lines[-1]
     assert "10/10" in result.stdout  # the progress bar reached the end
     assert morsa_parts.is_complete(tmp_path / "out", 1, 32, 5)
     assert len(list((tmp_path / "out" / "images").rglob("*.jpg"))) == 10

@@ -232,7 +232,9 @@ def test_model_trained_on_this_backend_exports_with_its_outputs(tiny, tmp_path):
 @pytest.mark.tf_backend
 def test_bin_export(processes, tiny):
     stdout, _, root = _finish(processes, "bin_export")
-    assert stdout.strip().splitlines()[-1] == f"exported {root / 'bin' / 'tiny' / '3'}"
+    lines = stdout.strip().splitlines()
+    assert f"exported {root / 'bin' / 'tiny' / '3'}" in lines  # then the summary listing it
+    assert f"  wrote {root / 'bin' / 'tiny' / '3'}" in lines and lines[-1].startswith("next: docker run")
     served = tf.saved_model.load(str(root / "bin" / "tiny" / "3")).signatures["serving_default"]
     np.testing.assert_allclose(served(images=tf.constant(tiny["test"]))["probabilities"].numpy(),
                                tiny["probabilities"], atol=1e-5)

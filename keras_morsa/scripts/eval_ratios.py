@@ -1,0 +1,89 @@
+"""The real/synthetic ratio study: trains classifiers on real, augmented and synthetic mixes; reports accuracy.
+
+    bin/eval_ratios --synthetic_dir=workdirs/synthetic --workdir=workdirs/study     # built-in dataset, CPU config
+    bin/eval_ratios --config=configs/eval_ratios.py:full --synthetic_dir=... --workdir=... --data_dir=photos
+    bin/eval_ratios ... --shard=0/4   (one of 4 processes; then)   bin/eval_ratios ... --merge
+    bin/eval_ratios ... --strategy=mirrored --cpu_devices=2          # TensorFlow backend, 2 replicas on a CPU
+    bin/eval_ratios --config=configs/eval_ratios.py:strategies --synthetic_dir=... --workdir=...  # every regime
+
+Regimes (--config.regimes=..., see keras_morsa/evaluation/regimes.py): real, traditional, synthetic@r,
+synthetic_only, traditional+synthetic@r, share@p (each example synthetic with probability p, config.shares),
+weighted+synthetic@r (synthetic rows weighted by config.synthetic_weight, labels smoothed by
+config.synthetic_label_smoothing), pretrain_synthetic (config.pretrain_share of the steps on synthetic first).
+The report compares every cell with real and with traditional (paired over seeds, with the minimum
+detectable effect). Rerun the same command to resume a killed sweep: finished runs are skipped.
+(Installed with pip: keras-morsa-eval-ratios, same flags.) Ends with a summary: the report, the best cell
+and the verdicts, and the next command.
+"""
+
+import sys
+from pathlib import Path
+
+from absl import flags
+
+from keras_morsa import cli, summaries
+from keras_morsa.errors import UserError
+from keras_morsa.evaluation.results import merge_study
+from keras_morsa.evaluation.study import parse_shard, run_study
+from keras_morsa.training import distribute
+
+_CONFIG = cli.define_config_file(
+    "config", cli.config_file("eval_ratios.py"),
+    "Study config (configs/eval_ratios.py, ':full' adds VGG16 and MobileNetV3-Large, ':smoke' is tiny).")
+_SYNTHETIC_DIR = flags.DEFINE_string(
+    "synthetic_dir", None, "Synthetic images <dir>/<class>/*; without it the synthetic regimes are skipped.")
+_WORKDIR = flags.DEFINE_string("workdir", "./workdirs/study", "Output folder (results, report, models).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Real image folder; default: the built-in dataset.")
+_SHARD = flags.DEFINE_string("shard", None, "i/n: run only this process's share of the sweep.")
+_MERGE = flags.DEFINE_bool("merge", False, "Only build results.csv, the report and models/ from finished runs.")
+_STRATEGY = flags.DEFINE_enum("strategy", "none", distribute.STRATEGIES,
+                              "Data parallelism for each training: mirrored (TensorFlow backend), data_parallel (JAX).")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "With --strategy=mirrored on a CPU: split it into this many TensorFlow devices. (JAX: set "
+    "XLA_FLAGS=--xla_force_host_platform_device_count=N instead.)")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    shard = None
+    if _MERGE.value:
+        trained = merge_study(_CONFIG.value, _WORKDIR.value)
+    else:
+        if _CPU_DEVICES.value:
+            distribute.split_cpu(_CPU_DEVICES.value)  # before TensorFlow runs any op
+        shard = parse_shard(_SHARD.value)
+        trained = run_study(_CONFIG.value, _WORKDIR.value, synthetic_dir=_SYNTHETIC_DIR.value,
+                            data_dir=_DATA_DIR.value, shard=shard, strategy=_STRATEGY.value)
+    summary = summaries.eval_ratios(_WORKDIR.value, _CONFIG.value, trained, shard=shard)
+    if shard is not None:
+        summary.next_commands = [cli.command("eval_ratios", *_without_shard(sys.argv[1:]), merge=True)
+                                 + "   # once every shard has finished"]
+    elif (Path(_WORKDIR.value) / "models" / "best_augmented.keras").exists():
+        summary.next_commands = [
+            cli.command("gradcam_report", eval_workdir=_WORKDIR.value, synthetic_dir=_SYNTHETIC_DIR.value,
+                        data_dir=_DATA_DIR.value, out_dir="./workdirs/gradcam"),
+            cli.command("export", model=f"{_WORKDIR.value}/models/best_augmented.keras",
+                        export_dir="./serving/morsa"),
+        ]
+    else:  # only the real baseline: the Grad-CAM report compares it with an augmented model
+        if _SYNTHETIC_DIR.value is None:
+            summary.next_commands.append(
+                cli.command("eval_ratios", *sys.argv[1:], synthetic_dir="./workdirs/synthetic")
+                + "   # with bin/generate's images")
+        summary.next_commands.append(cli.command("export", model=f"{_WORKDIR.value}/models/real.keras",
+                                                 export_dir="./serving/morsa"))
+    return summary
+
+
+def _without_shard(args):
+    """This command line without its --shard (the merge takes the same config, workdir and data)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.lstrip("-").split("=")[0] == "shard":
+            skip = "=" not in arg
+        else:
+            kept.append(arg)
+    return kept

@@ -1,0 +1,41 @@
+"""Measures synthetic image quality offline: quality.json, quality.md/.html and nearest-neighbour grids.
+
+    bin/gan_quality --synthetic_dir=workdirs/synthetic --classifier=workdirs/study/models/real.keras --out_dir=q
+    bin/gan_quality --gan_workdir=workdirs/gan --out_dir=q            # trains a small classifier first
+    bin/gan_quality --synthetic_dir=my_synthetic --data_dir=my_photos --features=random --out_dir=q
+
+(Installed with pip: keras-morsa-gan-quality, same flags.) Ends with a summary: the report, KID, precision,
+recall, coverage and the memorised share per class, and the next command.
+"""
+
+from absl import flags
+from ml_collections import config_flags
+
+from keras_morsa import cli, summaries
+from keras_morsa.errors import UserError
+from keras_morsa.quality.report import gan_quality
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", cli.config_file("gan_quality.py"),
+    "Quality config (configs/gan_quality.py, ':smoke' for the tiny variant); override keys with --config.x=y.")
+_GAN_WORKDIR = flags.DEFINE_string("gan_workdir", None, "A bin/train_gan workdir: images are generated first.")
+_SYNTHETIC_DIR = flags.DEFINE_string("synthetic_dir", None, "A bin/generate folder <dir>/<class>/*.png.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Real image folder <dir>/<class>/*; default: the built-in dataset.")
+_FEATURES = flags.DEFINE_string("features", None, "classifier | random | a local .keras/.weights.h5 file "
+                                "(default: the config's, 'classifier').")
+_CLASSIFIER = flags.DEFINE_string("classifier", None, "A .keras classifier trained on the real train split "
+                                  "(e.g. models/real.keras of bin/eval_ratios); default: trained here if needed.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "./workdirs/quality", "Where the report goes.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    report = gan_quality(_CONFIG.value, _OUT_DIR.value, gan_workdir=_GAN_WORKDIR.value,
+                         synthetic_dir=_SYNTHETIC_DIR.value, data_dir=_DATA_DIR.value, features=_FEATURES.value,
+                         classifier=_CLASSIFIER.value)
+    summary = summaries.gan_quality(report, _OUT_DIR.value)
+    synthetic = report["settings"]["synthetic_dir"]
+    summary.next_commands = [cli.command("eval_ratios", synthetic_dir=synthetic, data_dir=_DATA_DIR.value,
+                                         workdir="./workdirs/study")]
+    return summary

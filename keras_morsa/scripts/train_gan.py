@@ -1,0 +1,47 @@
+"""Trains FastGAN on one class (or all) of the built-in dataset or a folder; rerun to resume.
+
+    bin/train_gan --class=jaw                                    # built-in dataset, configs/fastgan_cpu.py
+    bin/train_gan --class=all --workdir=workdirs/gan             # every class in turn, finished ones skipped
+    bin/train_gan --class=cat --data_dir=my_photos --config=configs/fastgan_size.py:256 --config.train.num_steps=20000
+    bin/train_gan --class=jaw --strategy=mirrored --cpu_devices=2              # TensorFlow backend, 2 replicas
+
+(Installed with pip: keras-morsa-train-gan, same flags.) Ends with a summary: the generators, the latest
+samples, the final losses and the best KID per class, and the next command.
+"""
+
+from absl import flags
+
+from keras_morsa import cli
+
+cli.prefer_onednn()  # before TensorFlow is imported
+from keras_morsa import summaries  # noqa: E402
+from keras_morsa.errors import UserError  # noqa: E402
+from keras_morsa.training import distribute  # noqa: E402
+from keras_morsa.training.train_gan import train_gan  # noqa: E402
+
+_CONFIG = cli.define_config_file(
+    "config", cli.config_file("fastgan_cpu.py"),
+    "Training config file (configs/fastgan_cpu.py, fastgan_size.py:<256|512|1024>, fastgan_morsa.py; ':smoke' for "
+    "the tiny variant); override keys with --config.x=y.")
+_CLASS = flags.DEFINE_string("class", None, "Class to train, or 'all'.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder <dir>/<class>/*; default: the built-in dataset.")
+_WORKDIR = flags.DEFINE_string("workdir", "./workdirs/gan", "Run folder; results go to <workdir>/<class>/.")
+_STRATEGY = flags.DEFINE_enum("strategy", "none", distribute.STRATEGIES,
+                              "Data parallelism: mirrored (TensorFlow backend), data_parallel (JAX backend).")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "With --strategy=mirrored on a CPU: split it into this many TensorFlow devices. (JAX: set "
+    "XLA_FLAGS=--xla_force_host_platform_device_count=N instead.)")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    if not _CLASS.value:
+        raise UserError("--class is required: a class name of the dataset, or 'all'")
+    if _CPU_DEVICES.value:
+        distribute.split_cpu(_CPU_DEVICES.value)  # before TensorFlow runs any op
+    done = train_gan(_CONFIG.value, _WORKDIR.value, _CLASS.value, data_dir=_DATA_DIR.value, strategy=_STRATEGY.value)
+    summary = summaries.train_gan(done, _WORKDIR.value)
+    summary.next_commands = [cli.command("generate", gan_workdir=_WORKDIR.value, num_images=100,
+                                         out_dir="./workdirs/synthetic")]
+    return summary
