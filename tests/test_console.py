@@ -221,7 +221,7 @@ def test_each_console_script_target_runs_help_quietly():
         assert process.returncode == 1, err[-2000:]  # absl's --help exits with 1
         doc = _doc(stage)
         assert out.startswith(doc.splitlines()[0]) and f"{name}:" in out and "--[no]verbose" in out
-        assert ("  --config: " in out) == (stage in ("train_gan", "gan_quality", "eval_ratios"))
+        assert ("  --config: " in out) == (stage in ("train_gan", "gan_quality", "eval_ratios", "run_pipeline"))
         assert not any(noise in out + err for noise in NOISE), err
 
 
