@@ -232,6 +232,20 @@ def command(stage, *args, **flag_values):
     return " ".join(shlex.quote(part) for part in parts)
 
 
+def without_flag(args, name):
+    """Command-line ``args`` without flag ``name`` (``--name=v``, or ``--name v``), e.g. a shard's command
+    turned into its merge."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-") and arg.lstrip("-").split("=")[0] == name:
+            skip = "=" not in arg
+        else:
+            kept.append(arg)
+    return kept
+
+
 def config_file(name):
     """The path of ``configs/<name>`` (a default of the scripts' ``--config``): the checkout's ``configs/``
     beside the package, else the copy a ``pip install`` put in ``<prefix>/share/keras-morsa/configs/``."""

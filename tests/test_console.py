@@ -112,6 +112,11 @@ def test_next_commands_are_written_as_the_process_was_started(monkeypatch):
         "keras-morsa-eval-ratios --merge --workdir=s --nointerpolate"
 
 
+def test_without_flag_drops_both_spellings():
+    args = ["--config=c.py:smoke", "--shard=0/4", "--workdir=w", "--shard", "1/4", "--sharding=x"]
+    assert cli.without_flag(args, "shard") == ["--config=c.py:smoke", "--workdir=w", "--sharding=x"]
+
+
 def test_config_files_come_from_the_checkout_else_the_installed_copy():
     assert cli.config_file("fastgan_cpu.py") == str(REPO / "configs" / "fastgan_cpu.py")
     import sysconfig

@@ -57,7 +57,7 @@ def main(argv):
                             data_dir=_DATA_DIR.value, shard=shard, strategy=_STRATEGY.value)
     summary = summaries.eval_ratios(_WORKDIR.value, _CONFIG.value, trained, shard=shard)
     if shard is not None:
-        summary.next_commands = [cli.command("eval_ratios", *_without_shard(sys.argv[1:]), merge=True)
+        summary.next_commands = [cli.command("eval_ratios", *cli.without_flag(sys.argv[1:], "shard"), merge=True)
                                  + "   # once every shard has finished"]
     elif (Path(_WORKDIR.value) / "models" / "best_augmented.keras").exists():
         summary.next_commands = [
@@ -75,15 +75,3 @@ def main(argv):
                                                  export_dir="./serving/morsa"))
     return summary
 
-
-def _without_shard(args):
-    """This command line without its --shard (the merge takes the same config, workdir and data)."""
-    kept, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg.lstrip("-").split("=")[0] == "shard":
-            skip = "=" not in arg
-        else:
-            kept.append(arg)
-    return kept
