@@ -27,7 +27,10 @@ pytestmark = pytest.mark.multibackend
 def _registered():
     """{registered name: object} of every Keras object registered by a keras_morsa module."""
     for module in pkgutil.walk_packages(keras_morsa.__path__, "keras_morsa."):
-        importlib.import_module(module.name)
+        # keras_morsa.scripts.* define the stages' absl flags (each stage's process imports one of them only)
+        # and no Keras object.
+        if not module.name.startswith("keras_morsa.scripts."):
+            importlib.import_module(module.name)
     return {name: obj for name, obj in sorted(keras.saving.get_custom_objects().items())
             if getattr(obj, "__module__", "").split(".")[0] == "keras_morsa"}
 
