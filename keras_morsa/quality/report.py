@@ -118,11 +118,14 @@ def _reading(row, percentile):
     ref = row["real_test"]
     if row["coverage"] < 0.5 * ref["coverage"]:
         notes.append("misses part of the class (coverage under half the real test images')")
+    if row["recall"] < 0.5 * ref["recall"]:
+        notes.append("narrower than the class: few of its images lie near a generated one (recall under half "
+                     "the real test images')")
     if row["precision"] < 0.5 * ref["precision"]:
         notes.append("makes many images unlike the class (precision under half the real test images')")
     if row["memorised_share"] > 2 * percentile / 100:
-        notes.append(f"copies training images ({100 * row['memorised_share']:.0f} % nearer than "
-                     f"{percentile:g} % of real test images)")
+        notes.append(f"may copy training images ({100 * row['memorised_share']:.0f} % lie nearer a train image "
+                     f"than {percentile:g} % of real test images do; judge the closest pairs)")
     if row.get("cas") is not None and row["cas"] < 0.5 * row["classifier_real_accuracy"]:
         notes.append("the classifier rarely recognises its images (CAS under half its real test accuracy)")
     return "; ".join(notes) or "no clear weakness against the real test reference"

@@ -72,10 +72,10 @@ def test_report_files_and_planted_answers(data, tmp_path):
     assert disc["memorised_share"] == 1.0 and disc["median_nearest_train_distance"] == pytest.approx(0, abs=1e-3)
     assert disc["precision"] == disc["recall"] == disc["coverage"] == 1.0
     assert abs(disc["kid"]) < abs(square["kid"]) and square["kid"] > 0
-    assert "copies training images" in disc["reading"]
+    assert "may copy training images" in disc["reading"] and "narrower" not in disc["reading"]
     # Noise: nothing copied, nothing inside the class's manifold.
     assert square["memorised_share"] == 0.0 and square["precision"] == 0.0 and square["coverage"] == 0.0
-    assert "misses part of the class" in square["reading"]
+    assert "misses part of the class" in square["reading"] and "narrower than the class" in square["reading"]
     # CAS from the (untrained) classifier given: a share in [0, 1] beside its real test accuracy.
     assert 0.0 <= disc["cas"] <= 1.0 and 0.0 <= disc["classifier_real_accuracy"] <= 1.0
     assert report["mean"]["memorised_share"] == pytest.approx(0.5)
