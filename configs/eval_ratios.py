@@ -9,6 +9,12 @@ Default: MobileNetV3-Small from scratch at 64 px on the built-in dataset, 5 regi
 ratios) x 3 seeds = 39 runs of 1000 steps each. "full" adds MobileNetV3-Large and VGG16. "strategies" compares
 every regime (keras_morsa/evaluation/regimes.py): real, traditional, synthetic@{0.5, 1}, traditional+synthetic@
 {0.5, 1}, share@{0.1, 0.25}, weighted+synthetic@{0.5, 1}, pretrain_synthetic and synthetic_only, 3 seeds.
+
+Filtered against unfiltered: --synthetic_source=unfiltered=DIR --synthetic_source=filtered=DIR runs each synthetic
+regime on both and the report pairs them (reference_source). Validation: validation_share holds out a seeded,
+stratified share of the train split; choose.lr_schedule / choose.final_evals list candidates chosen on
+validation accuracy of the baselines before the study (the test split is never read for it); several
+validation_seeds repeat the study over that many hold-outs. An unknown key of choose is an error.
 """
 
 import ml_collections
@@ -68,6 +74,19 @@ def get_config(arg=None):
     # chooses otherwise.
     config.lr_schedule = "constant"
     config.final_evals = 1
+    # Several synthetic folders by name (--synthetic_source=unfiltered=DIR --synthetic_source=filtered=DIR): each
+    # synthetic regime runs on each, and the report pairs every source against this one ("" = the first given).
+    config.reference_source = ""
+    # A seeded, stratified share of each class's train images held out as validation (0: none). Every run
+    # then trains on the rest; with several validation_seeds the study repeats over that many hold-outs
+    # (repeated splits: the test split stays fixed, the GANs were trained on the train split) and the report
+    # pairs runs by (hold-out, seed).
+    config.validation_share = 0.0
+    config.validation_seeds = (0,)
+    # With a validation share: the settings chosen on validation accuracy before the study runs (the test
+    # split is never read for it). Each lists candidates (empty: keep the value above); the regimes trained
+    # for the choice are baselines only, so no choice is made to favour synthetic data.
+    config.choose = ml_collections.ConfigDict(dict(lr_schedule=(), final_evals=(), regimes=("real", "traditional")))
 
     if arg == "full":
         config.archs = ("mobilenet_v3_small", "mobilenet_v3_large", "vgg16")

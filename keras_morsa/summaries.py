@@ -108,6 +108,19 @@ def eval_ratios(workdir, config, trained, shard=None):
     return summary
 
 
+def eval_ratios_choice(workdir):
+    """Of ``run_study(..., choose_only=True)``: the validation choice file; what was chosen, on what."""
+    from keras_morsa.evaluation.results import CHOICE_FILE
+
+    path = Path(workdir) / CHOICE_FILE
+    choice = io.read_json(path)
+    summary = RunSummary("eval_ratios", written=[path], report_file=path.parent / SUMMARY_NAME)
+    chosen = ", ".join(f"{key}={value}" for key, value in choice["chosen"].items())
+    summary.figures["validation choice"] = (f"{chosen}: mean validation accuracy {100 * choice['score']:.1f} % "
+                                            f"({', '.join(choice['regimes'])}; test split not read)")
+    return summary
+
+
 def gradcam_report(report, out_dir):
     """Of ``gradcam_report``'s ``metrics.json`` content: the report and its grids; the verdict per image
     group (are the augmented model's maps narrower?)."""

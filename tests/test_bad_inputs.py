@@ -69,6 +69,7 @@ def corpus(tmp_path_factory):
 
 def _cases(c):
     smoke = "--config=configs/fastgan_cpu.py:smoke"
+    smoke_study = "--config=configs/eval_ratios.py:smoke"
     return {
         "misspelt config key": ("train_gan", ["--class=jaw", f"--workdir={c}/w1", "--config.train.nume_steps=3"],
                                 'nume_steps'),
@@ -86,6 +87,12 @@ def _cases(c):
                                                       "--config.regimes=('real',)"], "have no test images"),
         "non-numeric ratio": ("eval_ratios", [f"--workdir={c}/w4", "--config=configs/eval_ratios.py:smoke",
                                               "--config.ratios=abc"], "config.ratios=('abc',)"),
+        "unnamed synthetic source": ("eval_ratios", [f"--workdir={c}/w7", smoke_study,
+                                                     f"--synthetic_source={c}/data"],
+                                     "expected name=folder once per name"),
+        "choice without a validation share": ("eval_ratios", [f"--workdir={c}/w8", smoke_study,
+                                                              "--config.choose.final_evals=(1, 2)"],
+                                              "config.validation_share is 0: a choice needs a validation share"),
         "missing required flag": ("export", [f"--model={c}/junk.keras"], "--export_dir"),
         "corrupt .keras to export": ("export", [f"--model={c}/truncated.keras", f"--export_dir={c}/serving"],
                                      "is not a readable .keras file"),

@@ -164,21 +164,34 @@ def make_split(scan, test_fraction=0.3, val_fraction=0.0, seed=0):
     root = Path(scan.root)
     rows = [{"path": path.relative_to(root).as_posix(), "class_name": class_name, "sha256": io.sha256_file(path)}
             for path, class_name in scan.files]
-    groups = collections.defaultdict(list)  # sha256 -> rows with those bytes
-    for row in rows:
-        groups[row["sha256"]].append(row)
-    by_class = collections.defaultdict(list)  # class -> groups, a group filed under its first row's class
-    conflicts = []
-    for members in sorted(groups.values(), key=lambda members: members[0]["path"]):
-        by_class[members[0]["class_name"]].append(members)
-        if len({row["class_name"] for row in members}) > 1:
-            conflicts.append(" = ".join(row["path"] for row in members))
+    by_class, conflicts = _groups_by_class(rows)
     if conflicts:
         warnings.warn(
             f"{len(conflicts)} group(s) of identical files sit in different classes (each group is kept on one "
             f"side of the split, but the labels disagree): {'; '.join(conflicts[:_NAMED])}", folder.DataWarning,
             stacklevel=2)
-    rng = np.random.default_rng(seed)
+    _assign(by_class, test_fraction, val_fraction, np.random.default_rng(seed))
+    return SplitManifest(root, rows)
+
+
+def _groups_by_class(rows):
+    """``{class: [groups of rows with identical bytes]}``, a group filed under its first row's class (rows
+    in path order), and the groups whose rows disagree on the class."""
+    groups = collections.defaultdict(list)  # sha256 -> rows with those bytes
+    for row in rows:
+        groups[row["sha256"]].append(row)
+    by_class = collections.defaultdict(list)
+    conflicts = []
+    for members in sorted(groups.values(), key=lambda members: members[0]["path"]):
+        by_class[members[0]["class_name"]].append(members)
+        if len({row["class_name"] for row in members}) > 1:
+            conflicts.append(" = ".join(row["path"] for row in members))
+    return by_class, conflicts
+
+
+def _assign(by_class, test_fraction, val_fraction, rng):
+    """Sets each row's ``split``: per class (sorted), whole groups in ``rng``'s order to test, then val, then
+    train, with ``round(fraction * n)`` images each and at least one image left in train."""
     for class_name in sorted(by_class):
         class_groups = by_class[class_name]
         n = sum(len(members) for members in class_groups)
@@ -197,7 +210,39 @@ def make_split(scan, test_fraction=0.3, val_fraction=0.0, seed=0):
                 taken[split] += len(members)
             for row in members:
                 row["split"] = split
-    return SplitManifest(root, rows)
+
+
+def hold_out_validation(manifest, share, seed):
+    """A manifest whose ``val`` split is a seeded, stratified share of ``manifest``'s train split.
+
+    Per class, ``round(share * n_train)`` train images (halves up, at least one left in train) become val,
+    whole groups of identical bytes at a time, so no validation image has a byte-identical twin in train; the
+    test rows stay as they are and the manifest's own val rows, if any, are left out (the study never trains
+    on them). The groups of a class are shuffled with ``numpy.random.default_rng(seed)``, class by class.
+
+    Args:
+      manifest: a :class:`SplitManifest`.
+      share: the fraction of each class's train images to hold out, in (0, 1).
+      seed: the hold-out seed; same manifest and seed, same hold-out.
+
+    Returns:
+      A new :class:`SplitManifest` with train, val and test rows.
+
+    Raises:
+      UserError: ``share`` outside (0, 1).
+      DataError: a class whose share rounds to no validation image (too few train images for the share).
+    """
+    if not 0.0 < share < 1.0:
+        raise UserError(f"validation share={share!r}; expected a fraction of the train split in (0, 1)")
+    train = [dict(row) for row in manifest.rows if row["split"] == "train"]
+    by_class, _ = _groups_by_class(train)
+    _assign(by_class, 0.0, share, np.random.default_rng(seed))
+    empty = sorted(name for name, groups in by_class.items()
+                   if not any(row["split"] == "val" for members in groups for row in members))
+    if empty:
+        raise DataError(f"class(es) {', '.join(empty)} get no validation image with validation share {share:g} of "
+                        f"their train images in {manifest.image_root}; raise the share or add images")
+    return SplitManifest(manifest.image_root, train + [row for row in manifest.rows if row["split"] == "test"])
 
 
 def _verify(manifest, manifest_path):

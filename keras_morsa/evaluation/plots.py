@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from keras_morsa import io
-from keras_morsa.evaluation.regimes import RATIO_REGIMES
+from keras_morsa.evaluation.regimes import RATIO_REGIMES, cell_name
 
 _BASELINES = {"real": "black", "traditional": "tab:gray", "synthetic_only": "tab:red"}
 
@@ -28,6 +28,11 @@ def save_figure(figure, path):
         figure.savefig(f, format="png", dpi=110, bbox_inches="tight")
 
 
+def _source_styles(sources):
+    """A line style per synthetic source name (solid for the first, or for the unnamed one)."""
+    return dict(zip(sorted(set(sources)), ("-", ":", "-.", (0, (5, 1)), (0, (1, 3)))))
+
+
 def _ratio_colour(ratio, ratios):
     position = 0.0 if len(ratios) < 2 else ratios.index(ratio) / (len(ratios) - 1)
     return cm.viridis(0.1 + 0.8 * position)
@@ -37,22 +42,26 @@ def plot_curves(curves, arch, path):
     """Test accuracy vs step for one architecture.
 
     Args:
-        curves: ``{(regime, ratio): {step: [accuracy per seed]}}``.
+        curves: ``{(regime, ratio, source): {step: [accuracy per seed]}}`` (source "" when unnamed; each
+            named source gets its own line style).
         arch: the architecture, for the title.
         path: output PNG.
     """
     figure = Figure(figsize=(11, 4.2))
     axes = figure.subplots(1, 2, sharey=True)
-    ratios = sorted({ratio for _, ratio in curves if ratio is not None})
+    ratios = sorted({ratio for _, ratio, _ in curves if ratio is not None})
+    styles = _source_styles(source for _, _, source in curves)
     for ax, mixed in zip(axes, ("synthetic", "traditional+synthetic")):
-        for (regime, ratio), points in sorted(curves.items(), key=lambda item: (item[0][0], item[0][1] or 0.0)):
+        for (regime, ratio, source), points in sorted(curves.items(),
+                                                      key=lambda item: (item[0][0], item[0][1] or 0.0, item[0][2])):
             steps = sorted(points)
             mean = [float(np.mean(points[s])) for s in steps]
             if regime in _BASELINES:
                 ax.plot(steps, mean, color=_BASELINES[regime], linestyle="--" if regime != "real" else "-",
                         linewidth=2, label=regime)
             elif regime == mixed:
-                ax.plot(steps, mean, color=_ratio_colour(ratio, ratios), label=f"{regime}@{ratio:g}")
+                ax.plot(steps, mean, color=_ratio_colour(ratio, ratios), linestyle=styles[source],
+                        label=cell_name(regime, ratio, source))
         ax.set_title(f"{arch}: real + {mixed.replace('+', ' + ')}")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
@@ -81,15 +90,20 @@ def plot_accuracy_vs_ratio(summary, arch, path):
             if not math.isnan(acc["low"]):
                 ax.axhspan(acc["low"], acc["high"], color=_BASELINES[row["regime"]], alpha=0.15)
     markers = dict(zip(RATIO_REGIMES, "osD"))
-    for offset, regime in zip((-0.01, 0.0, 0.01), RATIO_REGIMES):
-        marker = markers[regime]
-        points = sorted((row["ratio"], row["accuracy"]) for row in rows if row["regime"] == regime)
+    sources = sorted({row["source"] for row in rows if row["regime"] in RATIO_REGIMES})
+    styles = _source_styles(sources)
+    lines = [(regime, source) for regime in RATIO_REGIMES for source in sources]
+    for index, (regime, source) in enumerate(lines):
+        offset = 0.02 * (index - (len(lines) - 1) / 2) / max(1, len(lines) - 1)
+        points = sorted((row["ratio"], row["accuracy"]) for row in rows
+                        if row["regime"] == regime and row["source"] == source)
         if not points:
             continue
         x = np.array([p[0] for p in points]) + offset * (ratios[-1] if ratios else 1.0)
         mean = np.array([p[1]["mean"] for p in points])
         half = np.array([0.0 if math.isnan(p[1]["high"]) else p[1]["high"] - p[1]["mean"] for p in points])
-        ax.errorbar(x, mean, yerr=half, marker=marker, capsize=4, label=f"{regime} (95 % t-interval)")
+        ax.errorbar(x, mean, yerr=half, marker=markers[regime], linestyle=styles[source], capsize=4,
+                    label=f"{cell_name(regime, None, source)} (95 % t-interval)")
     ax.set_xlabel("synthetic images per real image (ratio)")
     ax.set_ylabel("test accuracy on the real test split")
     ax.set_title(f"{arch}: accuracy vs synthetic ratio")

@@ -19,9 +19,16 @@ A run is (architecture, regime, parameter, seed). Regimes:
 
 The parameter (``Run.ratio``) is the ratio for :data:`RATIO_REGIMES`, the share ``p`` for ``share``, and
 ``None`` otherwise.
+
+Synthetic sources: a study may read several synthetic folders by name (e.g. ``unfiltered`` and ``filtered``,
+from ``bin/generate --filter``); every synthetic regime then runs once per source (``Run.source``; its cell
+reads ``synthetic@0.5 (filtered)``), the real and traditional baselines once. One unnamed folder gives the
+source ``""`` and the names of the first study. ``Run.split`` is the validation hold-out seed when the study
+holds out ``config.validation_share`` of the train split (None otherwise).
 """
 
 import dataclasses
+import re
 
 from keras_morsa.errors import UserError
 
@@ -36,23 +43,68 @@ AUGMENTED_REGIMES = ("traditional", "traditional+synthetic")
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One training run of the sweep; ``ratio`` is the regime's parameter (ratio or share), or None."""
+    """One training run of the sweep; ``ratio`` is the regime's parameter (ratio or share), or None;
+    ``source`` the synthetic source's name ("" for one unnamed folder and for the real regimes); ``split`` the
+    validation hold-out seed, or None without a validation share."""
 
     arch: str
     regime: str
     ratio: float | None
     seed: int
+    source: str = ""
+    split: int | None = None
 
     @property
     def run_id(self):
         tag = "p" if self.regime in SHARE_REGIMES else "r"
         ratio = "" if self.ratio is None else f"-{tag}{self.ratio:g}"
-        return f"{self.arch}-{self.regime.replace('+', '_')}{ratio}-s{self.seed}"
+        source = f"-{self.source}" if self.source else ""
+        split = "" if self.split is None else f"-v{self.split}"
+        return f"{self.arch}-{self.regime.replace('+', '_')}{ratio}{source}{split}-s{self.seed}"
 
     @property
     def cell(self):
-        """The regime label shown in reports: ``synthetic@0.5``, ``share@0.1``, ``real``, ..."""
-        return self.regime if self.ratio is None else f"{self.regime}@{self.ratio:g}"
+        """The label shown in reports: ``synthetic@0.5``, ``share@0.1``, ``real``, ``synthetic@0.5 (filtered)``."""
+        return cell_name(self.regime, self.ratio, self.source)
+
+
+def cell_name(regime, ratio, source=""):
+    """A cell's label: the regime, ``@`` its parameter, and the synthetic source in brackets when named."""
+    name = regime if ratio is None else f"{regime}@{ratio:g}"
+    return f"{name} ({source})" if source else name
+
+
+_SOURCE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def check_sources(names, reference=""):
+    """Checks synthetic source names (run ids and file names carry them) and the reference source.
+
+    Args:
+        names: the source names in the order given; ``("",)`` for one unnamed folder.
+        reference: ``config.reference_source``: the source the others are paired against; "" = the first.
+
+    Returns:
+        The reference source's name.
+
+    Raises:
+        UserError: a name that is not lower-case letters, digits and ``_`` (starting with a letter), a
+            duplicate, or a reference that is not one of the names.
+    """
+    names = list(names)
+    if names != [""]:
+        bad = [name for name in names if not _SOURCE_NAME.fullmatch(name)]
+        if bad or not names:
+            raise UserError(f"synthetic source name(s) {bad or names}; expected names of lower-case letters, digits "
+                            "and _ starting with a letter, e.g. unfiltered=runs/synthetic")
+        if len(set(names)) != len(names):
+            raise UserError(f"synthetic source names {names} repeat a name; give each folder its own")
+    if not reference:
+        return names[0]
+    if reference not in names:
+        raise UserError(f"config.reference_source={reference!r} is not a synthetic source; accepted: "
+                        f"{', '.join(repr(n) for n in names)}")
+    return reference
 
 
 def _parameters(config, regime):
@@ -63,12 +115,17 @@ def _parameters(config, regime):
     return [None]
 
 
-def plan_runs(config):
-    """All runs of ``config`` in sweep order: architecture, then regime and parameter, then seed.
+def plan_runs(config, sources=("",)):
+    """All runs of ``config`` in sweep order: architecture, then regime and parameter, then source, then
+    validation split, then seed.
+
+    Args:
+        config: the study config.
+        sources: the synthetic source names (see :func:`check_sources`); the synthetic regimes run once per source.
 
     Raises:
-        UserError: an unknown regime, no seeds, a ratio regime without ratios, a share outside (0, 0.5], or
-            a ``pretrain_share`` outside (0, 1).
+        UserError: an unknown regime, no seeds, a ratio regime without ratios, a share outside (0, 0.5], a
+            ``pretrain_share`` outside (0, 1), a bad source name, or a ``validation_share`` outside [0, 1).
     """
     unknown = [r for r in config.regimes if r not in REGIMES]
     if unknown:
@@ -88,11 +145,19 @@ def plan_runs(config):
                             "so that real images stay the majority")
     if "pretrain_synthetic" in config.regimes and not 0.0 < float(config.pretrain_share) < 1.0:
         raise UserError(f"config.pretrain_share={config.pretrain_share}; expected a fraction in (0, 1)")
+    check_sources(sources)
+    if not 0.0 <= float(config.validation_share) < 1.0 or not list(config.validation_seeds):
+        raise UserError(f"config.validation_share={config.validation_share}, config.validation_seeds="
+                        f"{tuple(config.validation_seeds)}; expected a share in [0, 1) (0: no validation share) "
+                        "and at least one seed")
+    held_out = [int(v) for v in config.validation_seeds] if float(config.validation_share) > 0 else [None]
     runs = []
     for arch in config.archs:
         for regime in config.regimes:
             for parameter in _parameters(config, regime):
-                runs.extend(Run(arch, regime, parameter, int(seed)) for seed in config.seeds)
+                for source in sources if regime in SYNTHETIC_REGIMES else ("",):
+                    runs.extend(Run(arch, regime, parameter, int(seed), source, split)
+                                for split in held_out for seed in config.seeds)
     return runs
 
 

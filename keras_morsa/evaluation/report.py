@@ -13,7 +13,7 @@ from scipy import stats as scipy_stats
 from keras_morsa import html, io
 from keras_morsa.evaluation import plots
 from keras_morsa.evaluation import summary as summary_lib
-from keras_morsa.evaluation.regimes import SYNTHETIC_REGIMES
+from keras_morsa.evaluation.regimes import SYNTHETIC_REGIMES, cell_name
 
 
 def _pct(value):
@@ -31,7 +31,8 @@ def _signed(difference):
 
 
 def _curves_by_cell(results, curves, arch):
-    run_cell = {row["run_id"]: (row["regime"], row["ratio"]) for row in results if row["arch"] == arch}
+    run_cell = {row["run_id"]: (row["regime"], row["ratio"], row.get("source", "")) for row in results
+                if row["arch"] == arch}
     by_cell = {}
     for point in curves:
         if point["run_id"] in run_cell:
@@ -46,12 +47,12 @@ def _summed_confusion(results, arch, cell):
 
 
 def per_class_change(results, arch, cell):
-    """``{class: (real mean, cell mean, mean paired change)}``: per-class test accuracy over the seeds that
-    ran both ``real`` and ``cell`` for ``arch``."""
+    """``{class: (real mean, cell mean, mean paired change)}``: per-class test accuracy over the seeds (and
+    hold-outs) that ran both ``real`` and ``cell`` for ``arch``."""
     by_seed = {}
     for row in results:
         if row["arch"] == arch and row["cell"] in ("real", cell):
-            by_seed.setdefault(row["seed"], {})[row["cell"]] = row["per_class_accuracy"]
+            by_seed.setdefault(summary_lib.pairing_unit(row), {})[row["cell"]] = row["per_class_accuracy"]
     pairs = [runs for runs in by_seed.values() if len(runs) == 2] if cell != "real" else []
     if not pairs:
         return {}
@@ -60,14 +61,17 @@ def per_class_change(results, arch, cell):
             for name in pairs[0]["real"]}
 
 
-def _quality_blocks(summary, results, quality, arch, workdir):
+def _quality_blocks(summary, results, qualities, arch, workdir):
     """Each class's synthetic quality (``bin/gan_quality``) beside its accuracy change in the best cell that
-    mixes synthetic images into real ones, and a scatter of the two."""
+    mixes synthetic images into real ones, and a scatter of the two (the quality of that cell's source)."""
     mixing = [row for row in summary if row["arch"] == arch and row["regime"] in SYNTHETIC_REGIMES
               and row["regime"] != "synthetic_only"]
     if not mixing:
         return []
-    cell = max(mixing, key=lambda r: r["accuracy"]["mean"])["cell"]
+    best = max(mixing, key=lambda r: r["accuracy"]["mean"])
+    cell, quality = best["cell"], qualities.get(best["source"])
+    if quality is None:
+        return []
     change = per_class_change(results, arch, cell)
     names = [name for name in results[0]["class_names"] if name in change and name in quality["classes"]]
     if not names:
@@ -99,24 +103,79 @@ def _quality_blocks(summary, results, quality, arch, workdir):
     ]
 
 
-def _blocks(results, curves, config, workdir, quality=None):
+def _choice_blocks(choice, level):
+    """The validation choice: what was held out, every candidate's validation accuracy, what was chosen."""
+    table = [["lr_schedule", "final_evals", "runs", "mean val. acc.", "std", f"{level} CI", ""]]
+    for row in choice["candidates"]:
+        chosen = {key: row[key] for key in ("lr_schedule", "final_evals")} == choice["chosen"]
+        table.append([row["lr_schedule"], str(row["final_evals"]), str(row["runs"]), _pct(row["mean"]),
+                      _pct(row["std"]), _interval(row), "chosen" if chosen else ""])
+    sizes = ", ".join(f"{count} (hold-out {seed})" for seed, count in choice["val_images"].items())
+    return [
+        ("h2", "Validation choice"),
+        ("p", f"lr_schedule and final_evals were chosen on validation accuracy only: a seeded, stratified "
+              f"{100 * choice['validation_share']:g} % of each class's train images held out "
+              f"(validation images: {sizes}; whole groups of identical bytes, disjoint from train and test), "
+              f"with {', '.join(choice['regimes'])} trained on the rest. The test split was not read for the "
+              f"choice. Chosen: lr_schedule={choice['chosen']['lr_schedule']}, final_evals="
+              f"{choice['chosen']['final_evals']} (best mean validation accuracy; ties to the first listed)."),
+        ("table", table),
+    ]
+
+
+def _source_blocks(summary, arch, reference, level, confidence):
+    """The synthetic sources side by side, each paired against the reference source."""
+    compared = summary_lib.compare_sources(summary, arch, reference, confidence)
+    if not compared:
+        return []
+    others = sorted({source for group in compared for source in group["vs_reference"]})
+    header = ["cell", f"{reference} mean", f"{level} CI"]
+    for source in others:
+        header += [f"{source} mean", f"{level} CI", f"{source} - {reference}", f"{level} CI", "MDE"]
+    table = [header]
+    for group in compared:
+        base = group["sources"][reference]["accuracy"]
+        line = [cell_name(group["regime"], group["ratio"]), _pct(base["mean"]), _interval(base)]
+        for source in others:
+            if source not in group["vs_reference"]:
+                line += [""] * 5
+                continue
+            accuracy, difference = group["sources"][source]["accuracy"], group["vs_reference"][source]
+            line += [_pct(accuracy["mean"]), _interval(accuracy), _signed(difference), _interval(difference),
+                     _pct(difference["mde"])]
+        table.append(line)
+    return [("p", f"Synthetic sources side by side: each cell on every source, and each source's paired difference "
+                  f"against {reference} (same seeds, initial weights and data order; only the synthetic folder "
+                  "differs), with its interval and minimum detectable effect:"), ("table", table)]
+
+
+def _blocks(results, curves, config, workdir, qualities=None, choice=None):
     summary = summary_lib.summarize(results, config.confidence)
     level = f"{100 * config.confidence:g} %"
+    sources = sorted({row["source"] for row in summary if row["source"]})
+    repeated = any(row.get("split") is not None for row in results)
+    units = "hold-outs x seeds" if repeated else "seeds"
     blocks = [
         ("h1", "Real/synthetic ratio study"),
         ("p", summary_lib.describe_budget(config)),
-        ("p", f"{len(results)} runs. Intervals are two-sided {level} Student-t intervals over seeds; "
+        ("p", f"{len(results)} runs. Intervals are two-sided {level} Student-t intervals over {units}; "
               "'vs real' and 'vs trad.' are the paired differences against the real-only and the traditional "
-              "runs of the same seeds (same initial weights and data order), with their t-intervals; 'MDE' is "
+              f"runs of the same {units} (same initial weights and data order), with their t-intervals; 'MDE' is "
               "the smallest paired difference against real the study could detect with 80 % power at its "
               "observed spread (an interval including 0 means no effect of that size or more was seen, not no "
               "effect). A cell 'helps' only where its whole interval is above 0. Accuracy in %; the test split "
               f"gives these final numbers only (a run's accuracy: mean of its last {config.final_evals} "
               "evaluation(s))."),
     ]
+    if repeated:
+        blocks.append(("p", f"Repeated splits: every run trains on the train split less a validation share of "
+                            f"{100 * float(config.validation_share):g} % per class, drawn once per hold-out seed "
+                            f"({', '.join(map(str, config.validation_seeds))}); the test split is the same for all."))
+    if choice is not None:
+        blocks += _choice_blocks(choice, level)
     for arch in sorted({row["arch"] for row in summary}):
         rows = [row for row in summary if row["arch"] == arch]
-        table = [["cell", "seeds", "mean", "std", f"{level} CI", "macro-F1", "vs real", f"{level} CI",
+        table = [["cell", units, "mean", "std", f"{level} CI", "macro-F1", "vs real", f"{level} CI",
                   "MDE", "vs trad.", f"{level} CI"]]
         for row in rows:
             acc, real, trad = row["accuracy"], row["vs_real"], row["vs_traditional"]
@@ -126,6 +185,8 @@ def _blocks(results, curves, config, workdir, quality=None):
                 _pct(real["mde"]) if real else "", _signed(trad), _interval(trad) if trad else "",
             ])
         blocks += [("h2", arch), ("table", table)]
+        if len(sources) > 1:
+            blocks += _source_blocks(summary, arch, config.reference_source or sources[0], level, config.confidence)
         for baseline, found in summary_lib.verdicts(summary, arch).items():
             difference = found["difference"]
             blocks.append(("p", f"Best cell against {baseline}: {found['cell']}, {_signed(difference)} points "
@@ -153,8 +214,8 @@ def _blocks(results, curves, config, workdir, quality=None):
             plots.plot_confusion(matrix, results[0]["class_names"], title, workdir / png)
             blocks += [("p", f"Confusion matrix, {cell}" + (" (best cell by mean accuracy)" if label == "best"
                                                              else "") + ":"), ("img", png)]
-        if quality is not None:
-            blocks += _quality_blocks(summary, results, quality, arch, workdir)
+        if qualities:
+            blocks += _quality_blocks(summary, results, qualities, arch, workdir)
     return blocks
 
 
@@ -178,12 +239,13 @@ def render_markdown(blocks):
     return "\n".join(lines)
 
 
-def write_report(results, curves, config, workdir, quality=None):
+def write_report(results, curves, config, workdir, qualities=None, choice=None):
     """Writes ``report.md``, ``report.html`` and their PNGs into ``workdir``; returns the Markdown text.
 
-    ``quality``: the synthetic folder's ``quality.json`` (``bin/gan_quality``), shown beside per-class accuracy.
+    ``qualities``: ``{source: quality.json}`` of the synthetic folders (``bin/gan_quality``), shown beside
+    per-class accuracy; ``choice``: the validation choice (``validation/choice.json``), shown with its figures.
     """
-    blocks = _blocks(results, curves, config, workdir, quality)
+    blocks = _blocks(results, curves, config, workdir, qualities, choice)
     markdown = render_markdown(blocks)
     with io.atomic_write(workdir / "report.md", "w") as f:
         f.write(markdown)

@@ -51,7 +51,9 @@ from keras_morsa.data import morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.evaluation import results as results_lib
 from keras_morsa.evaluation import stats
-from keras_morsa.evaluation.regimes import AUGMENTED_REGIMES, SYNTHETIC_REGIMES, plan_runs
+from keras_morsa.evaluation import summary as summary_lib
+from keras_morsa.evaluation.regimes import AUGMENTED_REGIMES, SYNTHETIC_REGIMES, check_sources, plan_runs
+from keras_morsa.evaluation.results import chooses
 from keras_morsa.evaluation.summary import bn_description
 from keras_morsa.models.classifier import build_classifier, reestimate_bn_statistics
 from keras_morsa.quality import files as quality_files
@@ -88,7 +90,7 @@ class _Trainer:
     seed instead of rebuilding keeps that cost once per sweep and gives the same result as a fresh model.
     """
 
-    def __init__(self, arch, config, class_names, strategy):
+    def __init__(self, arch, config, class_names, strategy, lr_schedule):
         self.arch = arch
         self.config = config
         self.class_names = class_names
@@ -105,7 +107,7 @@ class _Trainer:
         self.model = self._build()
         distribute.synchronize_batch_norm(self.model, strategy)
         rate = float(config.learning_rates[arch])
-        if config.lr_schedule == "cosine":
+        if lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=int(config.steps))
         # One-hot targets and per-row weights for every regime: the same loss whether or not a regime smooths
         # or down-weights its synthetic rows (with hard targets and weight 1 it equals the sparse loss).
@@ -136,12 +138,14 @@ class _Trainer:
 
 
 class _Evaluate(keras.callbacks.Callback):
-    """Test accuracy every epoch (= eval_every steps), after optional BatchNorm re-estimation."""
+    """Accuracy on ``split`` (test, or val for the validation choice) every epoch (= eval_every steps), after
+    optional BatchNorm re-estimation."""
 
-    def __init__(self, run_dir, test_images, config, train_ds, bar):
+    def __init__(self, run_dir, images, config, train_ds, bar, split="test"):
         super().__init__()
         self.run_dir = run_dir
-        self.test_images = test_images
+        self.images = images
+        self.key = f"{split}_accuracy"
         self.config = config
         self.train_ds = train_ds
         self.bar = bar
@@ -152,18 +156,18 @@ class _Evaluate(keras.callbacks.Callback):
         logs = logs or {}
         if self.config.bn_reestimate_batches > 0:
             reestimate_bn_statistics(self.model, self.train_ds, self.config.bn_reestimate_batches)
-        images, labels = self.test_images
+        images, labels = self.images
         probabilities = self.model.predict(images, batch_size=self.config.eval_batch_size, verbose=0)
         self.predictions = np.argmax(probabilities[: len(labels)], axis=-1)
         accuracy = float(np.mean(self.predictions == labels))
         self.curve.append({
             "step": (epoch + 1) * self.config.eval_every,
-            "test_accuracy": accuracy,
+            self.key: accuracy,
             "train_loss": float(logs.get("loss", np.nan)),
             "train_accuracy": float(logs.get("accuracy", np.nan)),
         })
-        io.write_csv(self.run_dir / "curve.csv", self.curve, results_lib.CURVE_FIELDS)
-        self.bar.add(self.config.eval_every, [("test_acc", accuracy)])
+        io.write_csv(self.run_dir / "curve.csv", self.curve, ("step", self.key) + results_lib.CURVE_FIELDS[2:])
+        self.bar.add(self.config.eval_every, [(self.key.replace("accuracy", "acc"), accuracy)])
 
 
 @dataclasses.dataclass
@@ -188,11 +192,13 @@ class _TrainingSet:
 
 
 def _training_set(run, manifest, synthetic, config):
-    """The :class:`_TrainingSet` of one run."""
+    """The :class:`_TrainingSet` of one run; ``manifest``: the split it trains on (its train rows),
+    ``synthetic``: ``{source: (files, labels)}``."""
     real_files, real_labels = manifest.files("train"), manifest.labels("train")
     real = _TrainingSet(list(real_files), list(real_labels), [False] * len(real_files))
     if run.regime in ("real", "traditional"):
         return real
+    synthetic = synthetic[run.source]
     if run.regime == "share":
         return dataclasses.replace(real, pool=(list(synthetic[0]), list(synthetic[1])))
     ratio = run.ratio if run.ratio is not None else float(config.synthetic_only_ratio)
@@ -268,6 +274,24 @@ def _check_budget(config):
                         "of a run (steps / eval_every)")
     if "pretrain_synthetic" in config.regimes and evaluations < 2:
         raise UserError("pretrain_synthetic needs at least 2 evaluations (steps / eval_every) to split the budget")
+    choose = config.choose
+    unknown = sorted(set(choose) - {"lr_schedule", "final_evals", "regimes"})
+    if unknown:
+        raise UserError(f"config.choose has unknown key(s) {unknown}; accepted: lr_schedule, final_evals, regimes")
+    if not chooses(config):
+        return
+    if float(config.validation_share) <= 0:
+        candidates = dict(lr_schedule=tuple(choose.lr_schedule), final_evals=tuple(choose.final_evals))
+        raise UserError(f"config.choose lists candidates {candidates} but config.validation_share is 0: a choice "
+                        "needs a validation share of the train split (the test split is never used for one), e.g. 0.2")
+    bad = [s for s in choose.lr_schedule if s not in LR_SCHEDULES]
+    bad += [k for k in choose.final_evals if not 1 <= int(k) <= evaluations]
+    if bad:
+        raise UserError(f"config.choose candidate(s) {bad}; accepted: lr_schedule from {', '.join(LR_SCHEDULES)}, "
+                        f"final_evals from 1 to the {evaluations} evaluations of a run")
+    if not list(choose.regimes) or any(r not in summary_lib.BASELINES for r in choose.regimes):
+        raise UserError(f"config.choose.regimes={tuple(choose.regimes)}; accepted: a non-empty subset of "
+                        f"{', '.join(summary_lib.BASELINES)} (the choice never looks at synthetic runs)")
 
 
 def _keep_model(run, accuracy, model, run_dir, workdir, config):
@@ -275,7 +299,8 @@ def _keep_model(run, accuracy, model, run_dir, workdir, config):
     if not config.keep_models:
         return False
     if run.regime == "real":
-        if run.seed != int(list(config.seeds)[0]):
+        first_split = None if run.split is None else int(list(config.validation_seeds)[0])
+        if run.seed != int(list(config.seeds)[0]) or run.split != first_split:
             return False
         model.save(run_dir / "model.keras")
         return True
@@ -293,22 +318,29 @@ def _keep_model(run, accuracy, model, run_dir, workdir, config):
     return True
 
 
-def _train_one(run, training_set, trainer, manifest, test, config, workdir, bar):
-    run_dir = workdir / "runs" / run.run_id
+def _fit(run, training_set, trainer, images, split, config, run_dir, num_classes, bar):
+    """Trains ``run`` from its seed's initial state in a fresh ``run_dir``, evaluating on ``images`` (of
+    ``split``) every ``eval_every`` steps; returns the model and the evaluation callback (curve, predictions)."""
     if run_dir.exists():
-        logging.info("restarting partial run %s", run.run_id)
+        logging.info("restarting partial run %s", run_dir.name)
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    start = time.time()
-    phases = _pipelines(run, training_set, config, len(manifest.class_names))
+    phases = _pipelines(run, training_set, config, num_classes)
     model = trainer.reset(run.seed)
     # BatchNorm statistics are re-estimated on the run's main training set (the one it ends on).
-    evaluate = _Evaluate(run_dir, test, config, phases[-1][0], bar)
+    evaluate = _Evaluate(run_dir, images, config, phases[-1][0], bar, split)
     done = 0
     for dataset, epochs in phases:
         model.fit(dataset, initial_epoch=done, epochs=done + epochs, steps_per_epoch=int(config.eval_every),
                   callbacks=[evaluate], verbose=0, shuffle=False)
         done += epochs
+    return model, evaluate
+
+
+def _train_one(run, training_set, trainer, manifest, test, config, workdir, bar):
+    run_dir = workdir / "runs" / run.run_id
+    start = time.time()
+    model, evaluate = _fit(run, training_set, trainer, test, "test", config, run_dir, len(manifest.class_names), bar)
     matrix = stats.confusion_matrix(test[1], evaluate.predictions, len(manifest.class_names))
     metrics = stats.classification_metrics(matrix)
     final = [point["test_accuracy"] for point in evaluate.curve[-int(config.final_evals):]]
@@ -316,7 +348,8 @@ def _train_one(run, training_set, trainer, manifest, test, config, workdir, bar)
     n_real, n_synthetic = training_set.counts
     result = {
         "run_id": run.run_id, "arch": run.arch, "regime": run.regime, "ratio": run.ratio, "seed": run.seed,
-        "cell": run.cell, "steps": int(config.steps), "batch_size": int(config.batch_size),
+        "source": run.source, "split": run.split, "cell": run.cell, "steps": int(config.steps),
+        "batch_size": int(config.batch_size),
         "train_images": n_real + n_synthetic, "real_images": n_real, "synthetic_images": n_synthetic,
         "test_images": int(len(test[1])), "test_accuracy": float(np.mean(final)),
         "last_test_accuracy": metrics["accuracy"], "final_evals": len(final), "macro_f1": metrics["macro_f1"],
@@ -331,30 +364,66 @@ def _train_one(run, training_set, trainer, manifest, test, config, workdir, bar)
     return result
 
 
-def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, strategy="none"):
+def synthetic_sources(synthetic_dir):
+    """``{name: Path}`` of the synthetic folders: ``{"": path}`` for one unnamed folder, ``{}`` for None."""
+    if synthetic_dir is None:
+        return {}
+    if isinstance(synthetic_dir, dict):
+        if not synthetic_dir:
+            raise UserError("synthetic_dir={}: give at least one named synthetic folder, or None")
+        return {str(name): Path(path) for name, path in synthetic_dir.items()}
+    return {"": Path(synthetic_dir)}
+
+
+def parse_sources(values):
+    """``{name: path}`` from ``--synthetic_source`` values ``name=path`` (see :func:`regimes.check_sources`)."""
+    found = {}
+    for value in values or ():
+        name, sep, path = str(value).partition("=")
+        if not sep or not path or name in found:
+            raise UserError(f"--synthetic_source={value!r}; expected name=folder once per name, e.g. "
+                            "--synthetic_source=unfiltered=runs/synthetic --synthetic_source=filtered=runs/filtered")
+        found[name] = path
+    check_sources(list(found))
+    return found
+
+
+def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, strategy="none", choose_only=False):
     """Runs the sweep of ``config`` (or one shard of it) in ``workdir``; without a shard, also the report.
 
     Args:
         config: an ``ml_collections.ConfigDict`` like ``configs/eval_ratios.py``'s.
         workdir: output folder (created); a second call resumes, skipping finished runs.
         synthetic_dir: a synthetic image folder (``<dir>/<class>/*.png``, from ``bin/generate``, or any folder
-            with the dataset's class names). Without it the synthetic regimes are skipped with a warning, or
-            refused when ``config.require_synthetic`` is set.
+            with the dataset's class names), or ``{name: folder}`` for several sources (e.g. ``unfiltered`` and
+            ``filtered``): every synthetic regime runs on each, and the report compares them paired by seed.
+            Without it the synthetic regimes are skipped with a warning, or refused when
+            ``config.require_synthetic`` is set.
         data_dir: the real dataset folder; default the built-in ``morsa_parts`` dataset of ``config.data``.
         shard: ``(i, n)`` to run only every n-th run starting at i (see :func:`parse_shard`); then call
-            :func:`keras_morsa.evaluation.results.merge_study` once all shards are done.
+            :func:`keras_morsa.evaluation.results.merge_study` once all shards are done. With a validation
+            choice to make (``config.choose``), make it first with ``choose_only``.
         strategy: a ``keras_morsa.training.distribute.STRATEGIES`` name; every training runs in its scope
             (``"mirrored"`` on TF, ``"data_parallel"`` on JAX; the batch size must divide among replicas).
+        choose_only: only make the validation choice (``validation/choice.json``); the test split is not read.
 
     Returns:
-        The result dicts of the runs this call trained (finished runs skipped).
+        The result dicts of the runs this call trained (finished runs skipped; the validation choice's runs
+        are not among them).
     """
     workdir = Path(workdir)
     _check_budget(config)
     replicas = distribute.check_batch_split(
         strategy, **{"config.batch_size": config.batch_size, "config.eval_batch_size": config.eval_batch_size})
-    runs = plan_runs(config)
-    if synthetic_dir is None:
+    sources = synthetic_sources(synthetic_dir)
+    check_sources(list(sources) or [""], config.reference_source)
+    runs = plan_runs(config, list(sources) or [""])
+    if choose_only and not chooses(config):
+        raise UserError("choose_only: config.choose lists no candidate (lr_schedule, final_evals) to choose")
+    if shard is not None and chooses(config) and not (workdir / results_lib.CHOICE_FILE).is_file():
+        raise UserError(f"no validation choice in {workdir / results_lib.CHOICE_DIR} yet: make it first without a "
+                        "shard (bin/eval_ratios ... --choose_only), then start the shards")
+    if not sources:
         skipped = [r for r in runs if r.regime in SYNTHETIC_REGIMES]
         if skipped and config.require_synthetic:
             raise UserError(
@@ -370,30 +439,89 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
                 raise UserError("every regime of the config needs synthetic images; pass --synthetic_dir")
     # One process per study workdir, or per shard of it: the shards of one sweep may share a workdir.
     with io.folder_lock(workdir, io.LOCK_NAME if shard is None else f"{io.LOCK_NAME}-shard{shard[0]}of{shard[1]}"):
-        return _run(config, workdir, shard_runs(runs, shard), synthetic_dir, data_dir, shard, strategy, replicas)
+        return _run(config, workdir, shard_runs(runs, shard), sources, data_dir, shard, strategy, replicas,
+                    choose_only)
 
 
-def _keep_quality(synthetic_dir, workdir):
-    """Copies the synthetic folder's current ``quality.json`` (``bin/gan_quality``) into the workdir, where the
-    report finds it even at a ``--merge`` without the folder; a stale or missing one removes an old copy."""
-    quality = quality_files.synthetic_quality(synthetic_dir) if synthetic_dir else None
-    if quality is None:
-        (workdir / results_lib.QUALITY_COPY).unlink(missing_ok=True)
-    else:
-        io.write_json(workdir / results_lib.QUALITY_COPY, quality)
+def _keep_quality(sources, workdir):
+    """Copies each synthetic folder's current ``quality.json`` (``bin/gan_quality``) into the workdir, where
+    the report finds it even at a ``--merge`` without the folders; a stale or missing one removes an old copy."""
+    for stale in workdir.glob("synthetic_quality*.json"):  # of a folder this sweep no longer reads
+        if stale.name not in {results_lib.quality_copy(name) for name in sources}:
+            stale.unlink()
+    for name, directory in sources.items():
+        quality = quality_files.synthetic_quality(directory)
+        copy = workdir / results_lib.quality_copy(name)
+        if quality is None:
+            copy.unlink(missing_ok=True)
+        else:
+            io.write_json(copy, quality)
 
 
-def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replicas):
+def _choice_runs(config):
+    """``[(lr_schedule, run)]`` the validation choice trains: ``config.choose.regimes`` for every arch,
+    hold-out and seed, once per candidate schedule."""
+    schedules = list(config.choose.lr_schedule) or [config.lr_schedule]
+    baselines = config.copy_and_resolve_references()
+    baselines.regimes = tuple(config.choose.regimes)
+    return [(schedule, run) for schedule in schedules for run in plan_runs(baselines)]
+
+
+def _choice_dir(workdir, schedule, run):
+    return workdir / results_lib.CHOICE_DIR / "runs" / f"lr_{schedule}" / run.run_id
+
+
+def _choose(config, workdir, held_out, trainers, bar, replicas=1):
+    """Trains the choice's unfinished runs (evaluated on each hold-out's val split only), then writes and
+    returns ``validation/choice.json`` (:func:`keras_morsa.evaluation.summary.choose_setting`)."""
+    finished, images = [], {}
+    for schedule, run in _choice_runs(config):
+        run_dir = _choice_dir(workdir, schedule, run)
+        if (run_dir / results_lib.RESULT_NAME).is_file():
+            finished.append(io.read_json(run_dir / results_lib.RESULT_NAME))
+            continue
+        manifest = held_out[run.split]
+        if run.split not in images:
+            val = pipeline.load_images(manifest.files("val"), config.image_size, config.eval_batch_size)
+            if replicas > 1:
+                val = _pad_to_batches(val, int(config.eval_batch_size))
+            images[run.split] = (val, np.asarray(manifest.labels("val"), np.int64))
+        val = images[run.split]
+        start = time.time()
+        _, evaluate = _fit(run, _training_set(run, manifest, None, config), trainers[run.arch, schedule], val, "val",
+                           config, run_dir, len(manifest.class_names), bar)
+        result = {"run_id": run.run_id, "arch": run.arch, "regime": run.regime, "seed": run.seed,
+                  "split": run.split, "lr_schedule": schedule, "val_images": int(len(val[1])),
+                  "val_curve": [point["val_accuracy"] for point in evaluate.curve], "wall_time_s": time.time() - start}
+        io.write_json(run_dir / results_lib.RESULT_NAME, result)
+        finished.append(result)
+    choice = summary_lib.choose_setting(finished, list(config.choose.lr_schedule) or [config.lr_schedule],
+                                        [int(k) for k in config.choose.final_evals] or [int(config.final_evals)],
+                                        config.confidence)
+    choice.update(validation_share=float(config.validation_share), regimes=list(config.choose.regimes),
+                  validation_seeds=[int(v) for v in config.validation_seeds],
+                  val_images={str(v): len(m.files("val")) for v, m in held_out.items()})
+    io.write_json(workdir / results_lib.CHOICE_FILE, choice)
+    logging.info("validation choice: %s (mean validation accuracy %.3f)", choice["chosen"], choice["score"])
+    return choice
+
+
+def _run(config, workdir, runs, sources, data_dir, shard, strategy, replicas, choose_only):
     """The body of :func:`run_study`, under the workdir's lock."""
     if shard is None:  # shards may share the workdir: another shard's temporary files may be live
         io.remove_temp_files(workdir)
-    _keep_quality(synthetic_dir, workdir)
+    elif chooses(config):  # made beforehand (run_study checked): the shard trains with its settings
+        config = results_lib.with_choice(config, io.read_json(workdir / results_lib.CHOICE_FILE))
+    _keep_quality(sources, workdir)
+    # A list of pairs: the order given is kept (the first source is the default reference).
+    io.write_json(workdir / results_lib.SOURCES_NAME, [[name, str(path)] for name, path in sources.items()])
     done = {row["run_id"] for row in results_lib.load_results(workdir)}
-    todo = [r for r in runs if r.run_id not in done]
+    todo = [] if choose_only else [r for r in runs if r.run_id not in done]
+    choosing = chooses(config) and shard is None
     logging.info("%d runs in this %s: %d finished, %d to train", len(runs), "shard" if shard else "sweep",
                  len(runs) - len(todo), len(todo))
     trained = []
-    if todo:
+    if todo or choosing:
         # The split lives next to the data, where the GAN stage reads and writes it too: one split for all.
         manifest = splits.load_or_create_split(
             morsa_parts.dataset_root(config.data, data_dir or None), test_fraction=config.data.test_fraction,
@@ -405,29 +533,48 @@ def _run(config, workdir, runs, synthetic_dir, data_dir, shard, strategy, replic
                 f"class(es) {', '.join(untested)} have no test images in the split of {manifest.image_root}: "
                 "their accuracy (and the overall figure) would be undefined; add images or raise "
                 "data.test_fraction, then delete the split_manifest.csv to split again")
-        splits.check_no_leak(manifest, [synthetic_dir] if synthetic_dir else [])
+        splits.check_no_leak(manifest, list(sources.values()))
         # A copy for the later stages (Grad-CAM reads the study's split from its workdir).
         manifest.save(workdir / splits.MANIFEST_NAME)
-        synthetic = pipeline.list_synthetic(synthetic_dir, manifest.class_names) if synthetic_dir else None
+        # What each run trains on: the train split, or its hold-out's train rows (the rest is validation).
+        held_out = {None: manifest}
+        if float(config.validation_share) > 0:
+            held_out = {int(v): splits.hold_out_validation(manifest, float(config.validation_share), int(v))
+                        for v in config.validation_seeds}
+        synthetic = {name: pipeline.list_synthetic(path, manifest.class_names) for name, path in sources.items()}
         # Every training set is drawn up front, so too few synthetic images fail before any training.
-        training_sets = {run: _training_set(run, manifest, synthetic, config) for run in todo}
-        test = (pipeline.load_images(manifest.files("test"), config.image_size, config.eval_batch_size),
-                np.asarray(manifest.labels("test"), np.int64))
-        if replicas > 1:
-            test = (_pad_to_batches(test[0], int(config.eval_batch_size)), test[1])
-        bar = keras.utils.Progbar(len(todo) * int(config.steps), unit_name="step",
-                                  stateful_metrics=["test_acc"])
-        with distribute.distribution_scope(strategy):
-            # All trainers first: they seed TensorFlow, which must happen before anything is compiled.
-            trainers = {arch: _Trainer(arch, config, manifest.class_names, strategy)
-                        for arch in dict.fromkeys(run.arch for run in todo)}
-            for run in todo:
-                trained.append(
-                    _train_one(run, training_sets[run], trainers[run.arch], manifest, test, config, workdir, bar))
+        training_sets = {run: _training_set(run, held_out[run.split], synthetic, config) for run in todo}
+        pending = [(schedule, run) for schedule, run in (_choice_runs(config) if choosing else [])
+                   if not (_choice_dir(workdir, schedule, run) / results_lib.RESULT_NAME).is_file()]
+        if choosing and not pending:
+            config = results_lib.with_choice(config, _choose(config, workdir, held_out, {}, None))
+        # All trainers first: they seed TensorFlow, which must happen before anything is compiled. While the
+        # choice is pending the study's schedule is one of its candidates, so every candidate gets a trainer.
+        schedules = [config.lr_schedule]
+        if pending:
+            schedules = list(config.choose.lr_schedule) or schedules
+        keys = dict.fromkeys([(run.arch, schedule) for schedule, run in pending]
+                             + [(run.arch, schedule) for run in todo for schedule in schedules])
+        if keys:
+            bar = keras.utils.Progbar((len(pending) + len(todo)) * int(config.steps), unit_name="step",
+                                      stateful_metrics=["test_acc", "val_acc"])
+            with distribute.distribution_scope(strategy):
+                trainers = {key: _Trainer(key[0], config, manifest.class_names, strategy, key[1]) for key in keys}
+                if pending:
+                    choice = _choose(config, workdir, held_out, trainers, bar, replicas)
+                    config = results_lib.with_choice(config, choice)
+                if todo:
+                    test = (pipeline.load_images(manifest.files("test"), config.image_size, config.eval_batch_size),
+                            np.asarray(manifest.labels("test"), np.int64))
+                    if replicas > 1:
+                        test = (_pad_to_batches(test[0], int(config.eval_batch_size)), test[1])
+                    for run in todo:
+                        trained.append(_train_one(run, training_sets[run], trainers[run.arch, config.lr_schedule],
+                                                  manifest, test, config, workdir, bar))
+    if choose_only:
+        return trained
     if shard is None:
         results_lib.build_outputs(config, workdir)
     else:
         logging.info("shard %d/%d done; run with --merge once every shard has finished", *shard)
     return trained
-
-

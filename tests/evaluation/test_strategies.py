@@ -32,7 +32,7 @@ def data(tmp_path_factory):
     synthetic = _folder(base / "synthetic", 12, value=5)
     (synthetic / "sources.txt").write_text("# the hashes of the GAN's training images would be here\n")
     manifest = splits.load_or_create_split(real, test_fraction=0.3, seed=0)
-    return manifest, pipeline.list_synthetic(synthetic, manifest.class_names), base
+    return manifest, {"": pipeline.list_synthetic(synthetic, manifest.class_names)}, base
 
 
 def _config(**overrides):
