@@ -199,7 +199,7 @@ class Discriminator(keras.Model):
         for projection in getattr(self, "projections", ()):
             projection.build((batch,))
 
-    def _encode(self, images, images_small, labels, training):
+    def _encode(self, images, images_small, training, labels=None):
         """Logits [B, 50] and the maps the decoders read: the last big-path map, the last small-path map,
         and the 16x16 big-path map whose quarters the part decoder sees."""
         if bool(self.num_classes) != (labels is not None):
@@ -247,7 +247,7 @@ class Discriminator(keras.Model):
         return ops.sum(embedded * phi, axis=-1, keepdims=True)
 
     def call(self, images, images_small, part=None, labels=None, training=False):
-        logits, last_big, last_small, part_map = self._encode(images, images_small, labels, training)
+        logits, last_big, last_small, part_map = self._encode(images, images_small, training, labels)
         if part is None:
             return logits
         reconstructions = (
