@@ -166,7 +166,8 @@ def test_generate_writes_per_class_folders_from_the_one_model(trained, tmp_path)
     for label, name in enumerate(("common", "rare")):
         expected = images_to_uint8(generator(z, labels=np.full(2, label, "int32"), training=False)[0])
         written = np.stack([np.asarray(Image.open(out / name / f"{name}_seed0_0000{i}.png")) for i in (0, 1)])
-        np.testing.assert_array_equal(written, expected)
+        # Within one grey level: generate calls the network on padded batches (torch rounds differently).
+        assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1, name
     with pytest.raises(UserError, match="no finished conditional/ run"):
         generate(out, tmp_path / "none", 1, progress=False, conditional=True)
 
