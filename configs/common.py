@@ -37,7 +37,9 @@ def fastgan_base():
         model.image_size, ngf, ndf, nz, activation ("glu" or "leaky_relu"), attention_resolutions,
             decoder_width (D's reconstruction decoders; 32 is the reference's): the networks
             (``keras_morsa.models.fastgan``). model.image_size is the size trained at; training images of
-            any size are resized to it.
+            any size are resized to it. model.conditional: False (one GAN per class, the study's) or True:
+            one class-conditional FastGAN for every class (``--class=all``; label embedding and conditional
+            batch norm in G, projection in D, class-balanced batches), trained into ``<workdir>/conditional/``.
         train.batch_size, num_steps, g_lr, d_lr, beta_1, beta_2 (Adam), ema_decay, policy (DiffAugment).
         train.dtype_policy: ``"float32"`` or ``"mixed_bfloat16"`` (layers compute in bfloat16; weights, Adam
             state, the EMA generator and every loss stay float32). bfloat16 is faster only on accelerators
@@ -59,6 +61,7 @@ def fastgan_base():
     config.data = builtin_data(val_fraction=0.0, flip=True)
     config.model = ml_collections.ConfigDict(dict(
         image_size=256, ngf=64, ndf=64, nz=256, activation="glu", attention_resolutions=(), decoder_width=32,
+        conditional=False,
     ))
     config.train = ml_collections.ConfigDict(dict(
         batch_size=8, num_steps=50_000, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999,

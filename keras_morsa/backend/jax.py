@@ -65,12 +65,12 @@ class _Values:
 
 def train_step(model, state, data):
     values = _Values(model, state)
-    real = model.real_images(data)
+    real, labels = model.real_images(data), model.real_labels(data)
     g_weights = model.generator.trainable_variables
     d_weights = model.discriminator.trainable_variables
 
     def fakes_of(g_values):
-        return values.run(lambda: model.fake_images(real.shape[0]), [(g_weights, g_values)])
+        return values.run(lambda: model.fake_images(real.shape[0], labels), [(g_weights, g_values)])
 
     fakes, pull_back, updates = jax.vjp(fakes_of, values.of(g_weights), has_aux=True)
     values.current.update(updates)
@@ -78,7 +78,7 @@ def train_step(model, state, data):
     def d_loss_of(d_values):
         constant = [jax.lax.stop_gradient(f) for f in fakes]
         (loss, losses), updates = values.run(
-            lambda: model.discriminator_loss(real, constant), [(d_weights, d_values)]
+            lambda: model.discriminator_loss(real, constant, labels), [(d_weights, d_values)]
         )
         return loss, (losses, updates)
 
@@ -91,7 +91,7 @@ def train_step(model, state, data):
     values.set(model.d_optimizer.variables, d_optimizer_values)
 
     def g_loss_of(fake_values):
-        return values.run(lambda: model.generator_loss(fake_values))
+        return values.run(lambda: model.generator_loss(fake_values, labels))
 
     (g_loss, updates), fake_grads = jax.value_and_grad(g_loss_of, has_aux=True)(fakes)
     values.current.update(updates)

@@ -25,19 +25,19 @@ def replica_position():
 
 
 def train_step(model, data):
-    real = model.real_images(data)
+    real, labels = model.real_images(data), model.real_labels(data)
     batch_size = tf.shape(real)[0]
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     generator, discriminator = model.generator, model.discriminator
     with tf.GradientTape() as g_tape:
-        fakes = model.fake_images(batch_size)
+        fakes = model.fake_images(batch_size, labels)
         with g_tape.stop_recording():
             with tf.GradientTape() as d_tape:
-                d_loss, losses = model.discriminator_loss(real, [tf.stop_gradient(f) for f in fakes])
+                d_loss, losses = model.discriminator_loss(real, [tf.stop_gradient(f) for f in fakes], labels)
                 scaled = d_loss / replicas
             d_weights = discriminator.trainable_variables
             model.d_optimizer.apply(d_tape.gradient(scaled, d_weights), d_weights)
-        g_loss = model.generator_loss(fakes)
+        g_loss = model.generator_loss(fakes, labels)
         scaled = g_loss / replicas
     g_weights = generator.trainable_variables
     model.g_optimizer.apply(g_tape.gradient(scaled, g_weights), g_weights)

@@ -26,11 +26,11 @@ def _step(model, loss, optimizer, network):
 
 
 def train_step(model, data):
-    real = model.real_images(data)
-    fakes = model.fake_images(real.shape[0])
-    d_loss, losses = model.discriminator_loss(real, [f.detach() for f in fakes])
+    real, labels = model.real_images(data), model.real_labels(data)
+    fakes = model.fake_images(real.shape[0], labels)
+    d_loss, losses = model.discriminator_loss(real, [f.detach() for f in fakes], labels)
     _step(model, d_loss, model.d_optimizer, model.discriminator)
-    g_loss = model.generator_loss(fakes)
+    g_loss = model.generator_loss(fakes, labels)
     _step(model, g_loss, model.g_optimizer, model.generator)
     losses = {name: value.detach() for name, value in {**losses, "g_loss": g_loss}.items()}
     with torch.no_grad():

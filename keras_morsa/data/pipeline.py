@@ -98,6 +98,16 @@ def load_images(files, image_size, batch_size=32):
     return np.concatenate(list(batches)).astype(np.float32)
 
 
+def _to_gan_range(index, image, seed, flip):
+    """A cached uint8 image in [-1, 1], flipped at random if ``flip``."""
+    image = tf.cast(image, tf.float32) / 127.5 - 1.0
+    if flip:
+        # A stateless flip keyed by the example's position: deterministic for a seed, even in parallel.
+        flip_seed = tf.stack([tf.cast(seed, tf.int64), index])
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    return image
+
+
 def gan_dataset(manifest, class_name, image_size, batch_size, seed, flip=True):
     """Endless batches of one class's train images for the GAN.
 
@@ -122,15 +132,45 @@ def gan_dataset(manifest, class_name, image_size, batch_size, seed, flip=True):
     ds = _decoded(files, image_size)
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
 
-    def to_gan_range(index, image):
-        image = tf.cast(image, tf.float32) / 127.5 - 1.0
-        if flip:
-            # A stateless flip keyed by the example's position: deterministic for a seed, even in parallel.
-            flip_seed = tf.stack([tf.cast(seed, tf.int64), index])
-            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-        return image
+    ds = ds.enumerate().map(lambda index, image: _to_gan_range(index, image, seed, flip),
+                            num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
-    ds = ds.enumerate().map(to_gan_range, num_parallel_calls=AUTOTUNE)
+
+def conditional_gan_dataset(manifest, image_size, batch_size, seed, flip=True):
+    """Endless class-balanced batches of every class's train images, with their labels, for a conditional GAN.
+
+    Each class is its own shuffled, repeated stream (as in :func:`gan_dataset`); every example is drawn from a
+    class chosen uniformly at random (``tf.data.Dataset.sample_from_datasets``, seeded), so the rarest class is
+    seen as often as the others, whatever the class sizes: a class of 20 images repeats ten times as often as
+    one of 200.
+
+    Args:
+      manifest: a ``splits.SplitManifest``; its train split of every class is read.
+      image_size, batch_size, seed, flip: as for :func:`gan_dataset` (same seed, same stream).
+
+    Returns:
+      ``tf.data.Dataset`` of ``(float32 [B, S, S, 3] in [-1, 1], int32 [B])``, labels indexing
+      ``manifest.class_names``, repeated forever.
+
+    Raises:
+      DataError: a class has no train images.
+    """
+    _check_batch(batch_size, image_size)
+    streams = []
+    for label, class_name in enumerate(manifest.class_names):
+        files = manifest.files("train", class_name)
+        if not files:
+            raise DataError(f"class {class_name!r} has no train images in the split of {manifest.image_root}; a "
+                            "conditional GAN needs every class")
+        images = _decoded(files, image_size).shuffle(len(files), seed=seed * 131 + label,
+                                                     reshuffle_each_iteration=True).repeat()
+        streams.append(images.map(lambda image, label=label: (image, tf.constant(label, tf.int32))))
+    count = len(streams)
+    ds = tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / count] * count, seed=seed)
+
+    ds = ds.enumerate().map(lambda index, example: (_to_gan_range(index, example[0], seed, flip), example[1]),
+                            num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 

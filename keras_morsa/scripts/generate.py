@@ -2,6 +2,7 @@
 
     bin/generate --gan_workdir=workdirs/gan --num_images=100 --out_dir=workdirs/synthetic
     bin/generate --gan_workdir=workdirs/gan --num_images=20 --out_dir=workdirs/synthetic --class=jaw --interpolate
+    bin/generate --gan_workdir=workdirs/gan --num_images=100 --conditional   # from <gan_workdir>/conditional/
 
 (Installed with pip: keras-morsa-generate, same flags.) Ends with a summary: images per class, the filter's
 yield, and the next command.
@@ -30,6 +31,9 @@ _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.5, "The filter's probab
 _DEDUPE = flags.DEFINE_bool("dedupe", False, "Drop near-copies of the class's training images (nearer to one than "
                             "--dedupe_percentile % of training images are to each other), drawing more.")
 _DEDUPE_PERCENTILE = flags.DEFINE_float("dedupe_percentile", 5.0, "With --dedupe: the percentile of the threshold.")
+_CONDITIONAL = flags.DEFINE_bool(
+    "conditional", None, "Generate from the workdir's class-conditional run (<gan_workdir>/conditional/) or, with "
+    "--noconditional, its per-class runs; default: whichever it holds.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "With --dedupe: the folder bin/train_gan learned from; default "
                                 "the one its done.json records.")
 
@@ -43,7 +47,8 @@ def main(argv):
                     class_names=None if _CLASS.value == "all" else [_CLASS.value], seed=_SEED.value,
                     interpolate=_INTERPOLATE.value, checkpoint=_CHECKPOINT.value, filter=_FILTER.value,
                     classifier=_CLASSIFIER.value, min_confidence=_MIN_CONFIDENCE.value, dedupe=_DEDUPE.value,
-                    data_dir=_DATA_DIR.value, dedupe_percentile=_DEDUPE_PERCENTILE.value)
+                    data_dir=_DATA_DIR.value, dedupe_percentile=_DEDUPE_PERCENTILE.value,
+                    conditional=_CONDITIONAL.value)
     summary = summaries.generate(rows, _OUT_DIR.value)
     summary.next_commands = [
         cli.command("eval_ratios", synthetic_dir=_OUT_DIR.value, workdir="./workdirs/study"),

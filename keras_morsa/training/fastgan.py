@@ -17,6 +17,11 @@ One training iteration (``train_step``, called by ``fit`` with a batch of real i
    trainable weight, and takes a copy of G's non-trainable state (batch-norm statistics, spectral-norm
    vectors, noise seeds), so its batch-norm layers in inference mode use G's current statistics.
 
+Class-conditional game (a generator and a discriminator with ``num_classes`` > 0): ``fit`` batches are
+``(images, labels)``; the fakes of a batch are drawn for the real batch's labels (so a class-balanced input
+balances the fakes too), G gets them with the latents and D gets each image's label, real or fake. The
+losses, augmentation, reconstructions and EMA are the same; the EMA generator is conditional too.
+
 Only the gradient plumbing differs per backend (``keras_morsa.backend``); the four functions above
 are written once in ``keras.ops``. Samples the toolkit shows or saves come from ``ema_generator`` in
 inference mode (``ema_generator`` or ``FastGAN.call``), never from the raw ``generator``.
@@ -88,15 +93,21 @@ class FastGAN(keras.Model):
         self.seed = seed
         self.reconstruction_loss = reconstruction_loss or _l1
         self.latent_dim = int(generator.nz)
+        self.num_classes = int(getattr(generator, "num_classes", 0))
+        if int(getattr(discriminator, "num_classes", 0)) != self.num_classes:
+            raise UserError(f"generator num_classes={self.num_classes} but discriminator num_classes="
+                            f"{getattr(discriminator, 'num_classes', 0)}: condition both on the same classes or "
+                            "neither")
         self.generator = generator
         self.discriminator = discriminator
         self.seed_generator = keras.random.SeedGenerator(seed, name="fastgan_seed")
 
         z = ops.zeros((1, self.latent_dim))
-        images, images_small = generator(z)
-        discriminator.call_with_reconstructions(images, images_small, ops.convert_to_tensor(0, "int32"))
+        labels = ops.zeros((1,), "int32") if self.num_classes else None
+        images, images_small = generator_outputs(generator, z, labels)
+        discriminator.call_with_reconstructions(images, images_small, ops.convert_to_tensor(0, "int32"), labels)
         self.ema_generator = generator.__class__.from_config(generator.get_config())
-        self.ema_generator(z)
+        generator_outputs(self.ema_generator, z, labels)
         self.ema_generator.trainable = False
         self._ema_pairs = self._pair_ema_variables()
         for ema, source in self._ema_pairs:
@@ -148,10 +159,16 @@ class FastGAN(keras.Model):
         """Every variable that defines the training state, each once: exactly what a checkpoint holds."""
         return list(checkpoint_variables(self).values())
 
-    def call(self, z, training=False):
-        """Images from the EMA generator (the one every shown or saved sample comes from)."""
-        images, _ = self.ema_generator(z, training=training)
+    def call(self, z, labels=None, training=False):
+        """Images from the EMA generator (the one every shown or saved sample comes from); ``labels`` int [B]
+        for a conditional game."""
+        images, _ = generator_outputs(self.ema_generator, z, labels, training=training)
         return _float32(images)
+
+    def _discriminate(self, images, images_small, labels):
+        if labels is None:
+            return self.discriminator(images, images_small, training=True)
+        return self.discriminator(images, images_small, labels=labels, training=True)
 
     # The functions below are the shared part of a training iteration, called by the per-backend plumbing
     # in keras_morsa.backend (which differentiates them). They are written in the stateful style: on JAX
@@ -161,14 +178,24 @@ class FastGAN(keras.Model):
         """The real image batch of a ``fit`` batch (images, or a tuple whose first item is the images)."""
         return data[0] if isinstance(data, (tuple, list)) else data
 
+    def real_labels(self, data):
+        """The class labels of a ``fit`` batch ``(images, labels)`` for a conditional game, else ``None``."""
+        if not self.num_classes:
+            return None
+        if not isinstance(data, (tuple, list)) or len(data) < 2:
+            raise UserError("a class-conditional FastGAN trains on (images, labels) batches; got images only "
+                            "(use keras_morsa.data.pipeline.conditional_gan_dataset)")
+        return ops.cast(data[1], "int32")
+
     def _per_sample(self, draw, batch_size, *shape):
         # Drawn for the global batch and sliced, so that N replicas see the same numbers as one device.
         return backend.replica_share(draw, batch_size, shape, self.seed_generator)
 
-    def fake_images(self, batch_size):
-        """Draws latents, runs G in training mode and augments: ``(images, images_small)``."""
+    def fake_images(self, batch_size, labels=None):
+        """Draws latents, runs G in training mode (on ``labels``, conditional only) and augments:
+        ``(images, images_small)``."""
         z = self._per_sample(keras.random.normal, batch_size, self.latent_dim)
-        images, images_small = self.generator(z, training=True)
+        images, images_small = generator_outputs(self.generator, z, labels, training=True)
         # Under a mixed policy G computes in bfloat16; augmentation and losses stay in float32.
         images, images_small = _float32(images), _float32(images_small)
         return tuple(diff_augment([images, images_small], self.policy, self.seed_generator))
@@ -179,24 +206,26 @@ class FastGAN(keras.Model):
             *ops.shape(logits)[1:],
         )
 
-    def discriminator_loss(self, real_images, fakes):
-        """D's loss on a real batch and (constant) augmented fakes: ``(d_loss, {name: scalar})``."""
+    def discriminator_loss(self, real_images, fakes, labels=None):
+        """D's loss on a real batch and (constant) augmented fakes, both of ``labels`` (conditional only):
+        ``(d_loss, {name: scalar})``."""
         real = diff_augment(ops.cast(real_images, "float32"), self.policy, self.seed_generator)
         real_small = downscale(real, self.small_size)
         part = keras.random.randint((), 0, 4, dtype="int32", seed=self.seed_generator)
-        logits, reconstructions = self.discriminator.call_with_reconstructions(real, real_small, part, training=True)
+        logits, reconstructions = self.discriminator.call_with_reconstructions(real, real_small, part, labels,
+                                                                               training=True)
         logits, reconstructions = _float32(logits), [_float32(r) for r in reconstructions]
         d_real = ops.mean(ops.relu(self._margins(logits) - logits))
         targets = reconstruction_targets(real, part, int(reconstructions[0].shape[1]))
         rec_loss = sum(self.reconstruction_loss(r, t) for r, t in zip(reconstructions, targets))
-        fake_logits = _float32(self.discriminator(*fakes, training=True))
+        fake_logits = _float32(self._discriminate(*fakes, labels))
         d_fake = ops.mean(ops.relu(self._margins(fake_logits) + fake_logits))
         d_loss = d_real + d_fake + rec_loss
         return d_loss, {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "rec_loss": rec_loss}
 
-    def generator_loss(self, fakes):
+    def generator_loss(self, fakes, labels=None):
         """G's loss on augmented fakes (differentiable w.r.t. them): ``-mean(D(fakes))``."""
-        return -ops.mean(_float32(self.discriminator(*fakes, training=True)))
+        return -ops.mean(_float32(self._discriminate(*fakes, labels)))
 
     def finish_step(self, losses):
         """Updates the EMA generator and the loss means; returns the logs dict."""
@@ -213,6 +242,16 @@ class FastGAN(keras.Model):
     def train_step(self, *args):
         # (data,) on TensorFlow and torch; (state, data) on JAX.
         return backend.train_step(self, *args)
+
+
+def generator_outputs(generator, z, labels=None, training=False):
+    """``generator(z)``, or ``generator(z, labels=labels)`` for a conditional one: ``(images, images_small)``.
+
+    An unconditional generator is called exactly as before labels existed.
+    """
+    if labels is None:
+        return generator(z, training=training)
+    return generator(z, labels=labels, training=training)
 
 
 def _float32(x):

@@ -16,6 +16,12 @@ and writes the synthetic-folder layout of ``docs/DESIGN.md``:
 - with ``interpolate=True``, ``<out_dir>/interpolation_<class>.gif``: a loop through a few fixed latents
   (outside the class folders, so the folder stays an ImageFolder of PNGs).
 
+A class-conditional run (``<gan_workdir>/conditional/``, ``train_gan`` with ``model.conditional``) gives the
+same layout, manifest and ``sources.txt``: its classes are the ``class_names`` of its ``done.json``, and class
+``c``'s images come from the one generator given label ``c`` (image ``i`` of every class starts from the same
+latent ``latent(seed, i)``); the manifest's ``class_name`` records the class asked for, ``checkpoint_step`` and
+``checkpoint`` the conditional run's.
+
 It is idempotent and resumable: images already present for the same seed are kept, not redrawn (unless the
 manifest says another checkpoint step drew them); every file is written atomically, so a killed run leaves no
 half-written PNG behind.
@@ -36,7 +42,14 @@ from keras_morsa.models.saving import load_model
 from keras_morsa.training.callbacks import images_to_uint8, save_png
 
 # train_gan imports keras_morsa.models.fastgan, which registers Generator for load_model.
-from keras_morsa.training.train_gan import BEST_FILE, BEST_INFO_FILE, DONE_FILE, GENERATOR_FILE, SOURCES_FILE
+from keras_morsa.training.train_gan import (
+    BEST_FILE,
+    BEST_INFO_FILE,
+    CONDITIONAL_DIR,
+    DONE_FILE,
+    GENERATOR_FILE,
+    SOURCES_FILE,
+)
 
 MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index", "checkpoint", "score",
                    "train_distance")
@@ -54,6 +67,48 @@ def finished_classes(gan_workdir):
     if not root.is_dir():
         raise UserError(f"--gan_workdir={gan_workdir}: no such folder; expected the --workdir of bin/train_gan")
     return sorted(d.name for d in root.iterdir() if (d / DONE_FILE).exists() and (d / GENERATOR_FILE).exists())
+
+
+def conditional_run(gan_workdir, conditional=None):
+    """The finished conditional run folder of a GAN workdir to generate from, or ``None`` (per-class runs).
+
+    Args:
+        gan_workdir: the ``--workdir`` of ``bin/train_gan``.
+        conditional: ``True`` (the conditional run, which must exist), ``False`` (the per-class runs) or
+            ``None``: the conditional run when the workdir has one and no per-class run.
+
+    Raises:
+        UserError: ``True`` without a finished conditional run, or ``None`` with both kinds finished.
+    """
+    finished = finished_classes(gan_workdir)
+    has_conditional = CONDITIONAL_DIR in finished
+    per_class = [name for name in finished if name != CONDITIONAL_DIR]
+    if conditional is None:
+        if has_conditional and per_class:
+            raise UserError(f"--gan_workdir={gan_workdir} holds a conditional run ({CONDITIONAL_DIR}/) and per-class "
+                            f"runs ({', '.join(per_class)}); choose with --conditional or --noconditional")
+        conditional = has_conditional
+    if conditional and not has_conditional:
+        raise UserError(f"--conditional: {gan_workdir} has no finished {CONDITIONAL_DIR}/ run (bin/train_gan "
+                        "--class=all --config.model.conditional=True)")
+    return Path(gan_workdir) / CONDITIONAL_DIR if conditional else None
+
+
+class ClassGenerator:
+    """A class-conditional generator with its label fixed, called like a per-class generator.
+
+    ``ClassGenerator(generator, label)(z, training=False)`` is ``generator(z, labels=[label] * B)``; ``nz`` and
+    ``image_size`` are the generator's.
+    """
+
+    def __init__(self, generator, label):
+        self.generator = generator
+        self.label = int(label)
+        self.nz, self.image_size = generator.nz, generator.image_size
+
+    def __call__(self, z, training=False):
+        labels = keras.ops.full((keras.ops.shape(z)[0],), self.label, "int32")
+        return self.generator(z, labels=labels, training=training)
 
 
 def latent(seed, index, nz):
@@ -109,7 +164,8 @@ def _images(generator, latents, batch_size):
 
 def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpolate=False, batch_size=16,
              progress=True, checkpoint=None, filter="none", classifier=None, min_confidence=0.5,
-             max_draws_per_image=10, dedupe=False, data_dir=None, dedupe_percentile=DEDUPE_PERCENTILE):
+             max_draws_per_image=10, dedupe=False, data_dir=None, dedupe_percentile=DEDUPE_PERCENTILE,
+             conditional=None):
     """Writes ``num_images`` EMA-generator PNGs per class, the manifest and ``sources.txt``.
 
     Args:
@@ -143,6 +199,8 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
         data_dir: with ``dedupe``, the folder ``bin/train_gan`` learned from; default the one its ``done.json``
             records. Its class folder's files are matched to the run's ``sources.txt`` by SHA-256.
         dedupe_percentile: the percentile of the threshold, in (0, 100).
+        conditional: generate from the workdir's conditional run (``True``), its per-class runs (``False``), or
+            (``None``) whichever it holds (:func:`conditional_run`).
 
     Returns:
         The manifest rows of this call's images (dicts with the keys of ``MANIFEST_FIELDS``).
@@ -156,7 +214,14 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
     """
     if int(num_images) < 1:
         raise UserError(f"--num_images={num_images}: expected a positive number of images per class")
-    finished = finished_classes(gan_workdir)
+    run = conditional_run(gan_workdir, conditional)
+    if run is not None:
+        finished = list(io.read_json(run / DONE_FILE)["class_names"])
+        labels = {name: label for label, name in enumerate(finished)}
+        run_of = dict.fromkeys(finished, run)
+    else:
+        finished = [name for name in finished_classes(gan_workdir) if name != CONDITIONAL_DIR]
+        labels, run_of = {}, {name: Path(gan_workdir) / name for name in finished}
     if class_names is None:
         class_names = finished
         if not class_names:
@@ -172,7 +237,7 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
     if dedupe and not 0.0 < float(dedupe_percentile) < 100.0:
         raise UserError(f"--dedupe_percentile={dedupe_percentile}; expected a value in (0, 100)")
     out_dir = Path(out_dir)
-    class_dirs = [Path(gan_workdir) / name for name in class_names]
+    class_dirs = [run_of[name] for name in class_names]
     for class_dir in class_dirs:
         if not (class_dir / SOURCES_FILE).exists():
             raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
@@ -181,7 +246,7 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
     options = {"num_images": int(num_images), "seed": seed, "interpolate": interpolate, "batch_size": batch_size,
                "progress": progress, "scorer": scorer, "min_confidence": min_confidence,
                "max_draws": int(num_images) * int(max_draws_per_image), "dedupe": dedupe, "data_dir": data_dir,
-               "dedupe_percentile": float(dedupe_percentile)}
+               "dedupe_percentile": float(dedupe_percentile), "labels": labels}
     with contextlib.ExitStack() as held:
         return _generate(out_dir, class_names, class_dirs, choices, options, held)
 
@@ -195,6 +260,8 @@ def _generate(out_dir, class_names, class_dirs, choices, options, held):
         which = choices[class_dir]
         with io.folder_lock(class_dir):  # not while train_gan continues this class
             generator, step = load_generator(class_dir, which)
+        if name in options["labels"]:
+            generator = ClassGenerator(generator, options["labels"][name])
         if not rows:  # once a generator loads (a corrupt one writes nothing), before the first image
             held.enter_context(io.folder_lock(out_dir))  # one generate per synthetic folder
             io.remove_temp_files(out_dir)  # a killed run's half-written PNGs

@@ -33,6 +33,14 @@ checkpoint's optimizer state restored (so a rerun after a NaN stop with lower ra
 A truncated newest checkpoint is skipped with a warning and the newest readable one restored
 (:meth:`~keras_morsa.training.checkpoint.CheckpointManager.restore_latest`).
 
+One class-conditional model for every class (``model.conditional=True``, with ``class_name="all"``): one
+FastGAN whose generator and discriminator take the class label (:mod:`keras_morsa.models.fastgan`) trains on
+class-balanced batches of every class's train images (``pipeline.conditional_gan_dataset``) into
+``<workdir>/conditional/``, with the same files, resume and data parallelism as a class. Its sample grid cycles
+through the classes (sample ``i`` has label ``i % num_classes``), its quality monitor scores samples of every
+class (the same cycle) against all train images, ``sources.txt`` lists every class's training images and
+``done.json`` records ``class_names`` (the label order); ``bin/generate`` writes per-class folders from it.
+
 A non-finite loss stops the run before anything of that epoch is written, and raises
 :class:`NonFiniteLoss` naming the loss, the step and the last good checkpoint (which stays intact).
 """
@@ -53,9 +61,11 @@ from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reco
 from keras_morsa.training import callbacks as cbs
 from keras_morsa.training import distribute
 from keras_morsa.training.checkpoint import CheckpointManager, CheckpointMismatch
-from keras_morsa.training.fastgan import FastGAN
+from keras_morsa.training.fastgan import FastGAN, generator_outputs
 
 GENERATOR_FILE = "generator_ema.keras"
+#: The run folder of a class-conditional model (``model.conditional``), beside the per-class folders.
+CONDITIONAL_DIR = "conditional"
 BEST_FILE = "generator_best.keras"
 BEST_INFO_FILE = "generator_best.json"
 # The quality monitor's latents come from their own stream, apart from the sample grid's.
@@ -70,14 +80,19 @@ class NonFiniteLoss(UserError):
     """Training produced a NaN or infinite loss; the message names the last good checkpoint."""
 
 
-def build_gan(config, strategy="none"):
+def build_gan(config, strategy="none", num_classes=0):
     """The compiled :class:`FastGAN` of ``config`` (weights from ``config.seed``).
 
     Args:
         config: the keys of ``configs/common.py``'s ``fastgan_base()``.
         strategy: one of ``distribute.STRATEGIES``; call this inside its ``distribution_scope``, where
             ``fit`` runs too.
+        num_classes: with ``model.conditional``, the number of classes (>= 1) the networks are conditioned on.
     """
+    conditional = bool(config.model.get("conditional", False))
+    if conditional and num_classes < 1:
+        raise UserError(f"model.conditional=True needs the number of classes; got num_classes={num_classes}")
+    num_classes = int(num_classes) if conditional else 0
     distribute.check_batch_split(strategy, **{"train.batch_size": config.train.batch_size})
     m, t = config.model, config.train
     check_dtype_policy(t.dtype_policy)
@@ -87,9 +102,10 @@ def build_gan(config, strategy="none"):
     try:
         generator = Generator(ngf=m.ngf, nz=m.nz, image_size=m.image_size,
                               attention_resolutions=tuple(m.attention_resolutions), activation=m.activation,
-                              seed=config.seed, name="generator")
+                              seed=config.seed, num_classes=num_classes, name="generator")
         discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size, decoder_width=m.decoder_width,
-                                      attention_resolutions=tuple(m.attention_resolutions), name="discriminator")
+                                      attention_resolutions=tuple(m.attention_resolutions), num_classes=num_classes,
+                                      name="discriminator")
         gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed,
                       reconstruction_loss=reconstruction_loss(t, discriminator.reconstruction_size))
     finally:
@@ -147,6 +163,13 @@ def reconstruction_loss(train, image_size):
                         f"{error}; or use train.reconstruction='l1'") from None
 
 
+def sample_labels(config, count, num_classes):
+    """Labels of ``count`` fixed samples of a conditional run, ``i % num_classes``; ``None`` unconditionally."""
+    if not config.model.get("conditional", False):
+        return None
+    return keras.ops.convert_to_tensor(np.arange(count) % num_classes, "int32")
+
+
 def sample_latents(config):
     """The fixed latents of the sample grids: ``num_samples`` x ``nz`` standard normals from ``seed``."""
     rng = np.random.default_rng(config.seed)
@@ -185,7 +208,8 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
             there; ``configs/fastgan_*.py``).
         workdir: the run folder; results go to ``<workdir>/<class>/``.
         class_name: a class of the dataset, or ``"all"`` to train every class in turn (finished ones are
-            skipped).
+            skipped); with ``model.conditional``, ``"all"`` only: one conditional model in
+            ``<workdir>/conditional/``.
         data_dir: a user image folder (``<dir>/<class>/*``); its ``split_manifest.csv`` is created on first
             use (in ``workdir`` when the folder is read-only, with a warning saying so). ``None``: the built-in
             dataset, built (or reused from the cache) at ``config.data`` sizes.
@@ -193,7 +217,8 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
             batch ``train.batch_size`` is split over the replicas.
 
     Returns:
-        ``{class_name: class folder}`` for the classes trained or already finished.
+        ``{class_name: class folder}`` for the classes trained or already finished (``{"conditional": folder}``
+        for a conditional model).
 
     Raises:
         UserError: an unknown class, a bad folder, or a workdir written with another config.
@@ -204,7 +229,13 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
     """
     distribute.check_strategy(strategy)
     manifest = _dataset(config, data_dir, class_name, workdir)
-    names = manifest.class_names if class_name == "all" else [class_name]
+    if config.model.get("conditional", False):
+        if class_name != "all":
+            raise UserError(f"--class={class_name!r} with model.conditional=True: a conditional model learns every "
+                            "class at once; use --class=all (or model.conditional=False for one class)")
+        names = [CONDITIONAL_DIR]
+    else:
+        names = manifest.class_names if class_name == "all" else [class_name]
     done = {}
     for name in names:
         class_dir = Path(workdir) / name
@@ -222,7 +253,8 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
     if min(intervals) < 1:
         raise UserError(f"num_steps, log_every, sample_every, checkpoint_every, keep_checkpoints={intervals}: "
                         "each must be >= 1")
-    train_rows = [r for r in manifest.rows if r["class_name"] == class_name and r["split"] == "train"]
+    conditional = bool(config.model.get("conditional", False))
+    train_rows = [r for r in manifest.rows if (conditional or r["class_name"] == class_name) and r["split"] == "train"]
     if not train_rows:
         raise DataError(f"class {class_name!r} has no train images in the split of {manifest.image_root}")
     # One process per class folder: a second train_gan (or a generate reading it) stops naming this one.
@@ -234,7 +266,7 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
             f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))
 
         with distribute.distribution_scope(strategy):
-            gan = build_gan(config, strategy)
+            gan = build_gan(config, strategy, num_classes=len(manifest.class_names))
             _fit(config, class_dir, manifest, class_name, gan)
         _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
         io.write_json(class_dir / DONE_FILE, {
@@ -242,6 +274,7 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
             "data_root": str(manifest.image_root),  # where bin/generate --dedupe finds the training images
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "config": config.to_dict(),
+            **({"conditional": True, "class_names": list(manifest.class_names)} if conditional else {}),
         })
     print(f"{class_name}: done; samples in {class_dir / 'samples'}, generator {class_dir / GENERATOR_FILE}")
 
@@ -254,13 +287,16 @@ def _fit(config, class_dir, manifest, class_name, gan):
     manager = CheckpointManager(class_dir / "checkpoints", gan, keep=config.keep_checkpoints)
     start = _resume(config, manager, gan, class_name)
     size, batch = config.model.image_size, config.train.batch_size
-    count = len(manifest.files("train", class_name))
+    selection = _selection(config, class_name)
+    count = len(manifest.files("train", selection))
     print(f"{class_name}: {count} train images, {size} px, steps {start} -> {num_steps}; "
           f"samples in {class_dir / 'samples'}")
 
     latents = keras.ops.convert_to_tensor(sample_latents(config))
-    real = keras.ops.convert_to_tensor(
-        next(iter(pipeline.gan_dataset(manifest, class_name, size, batch, seed=config.seed, flip=False))))
+    labels = sample_labels(config, config.num_samples, len(manifest.class_names))
+    real = next(iter(_gan_dataset(manifest, selection, size, batch, seed=config.seed, flip=False)))
+    real, real_labels = (real if selection is None else (real, None))
+    real = keras.ops.convert_to_tensor(real)
     writer = cbs.SummaryWriter(class_dir / "tb")
     guard = cbs.NonFiniteGuard()
     # Before the CSV log: it records the kid and coverage the monitor adds to the epoch's logs.
@@ -270,15 +306,15 @@ def _fit(config, class_dir, manifest, class_name, gan):
         cbs.ProgressBar(start, num_steps),
         *monitor,
         cbs.CsvLog(class_dir / "log.csv", start, writer),
-        cbs.ImageGrid(class_dir / "samples", lambda: _samples(gan, latents), config.sample_every, num_steps,
+        cbs.ImageGrid(class_dir / "samples", lambda: _samples(gan, latents, labels), config.sample_every, num_steps,
                       columns=math.ceil(math.sqrt(config.num_samples)), writer=writer, tag="samples"),
-        cbs.ImageGrid(class_dir / "reconstructions", lambda: _reconstructions(gan, real), config.sample_every,
-                      num_steps, columns=5, writer=writer, tag="reconstructions"),
+        cbs.ImageGrid(class_dir / "reconstructions", lambda: _reconstructions(gan, real, real_labels),
+                      config.sample_every, num_steps, columns=5, writer=writer, tag="reconstructions"),
         cbs.CheckpointSaver(manager, every, num_steps, {"class_name": class_name, "config": config.to_dict()}),
     ]
     for segment in range(start, num_steps, every):
-        dataset = pipeline.gan_dataset(manifest, class_name, size, batch, seed=_data_seed(config.seed, segment),
-                                       flip=config.data.flip)
+        dataset = _gan_dataset(manifest, selection, size, batch, seed=_data_seed(config.seed, segment),
+                               flip=config.data.flip)
         gan.fit(dataset, epochs=min(segment + every, num_steps) // chunk, initial_epoch=segment // chunk,
                 steps_per_epoch=chunk, callbacks=callbacks, shuffle=False, verbose=0)
         if guard.failure:
@@ -289,6 +325,18 @@ def _fit(config, class_dir, manifest, class_name, gan):
                                 f"checkpoint: {kept}; lower train.g_lr/train.d_lr (or change the seed) and rerun (if "
                                 f"it stops again at once, that checkpoint is already damaged: delete "
                                 f"{manager.directory})")
+
+
+def _selection(config, class_name):
+    """The class whose train images a run reads: ``class_name``, or ``None`` (every class) when conditional."""
+    return None if config.model.get("conditional", False) else class_name
+
+
+def _gan_dataset(manifest, selection, size, batch, seed, flip):
+    """One class's image batches, or (``selection`` None) class-balanced ``(images, labels)`` of every class."""
+    if selection is None:
+        return pipeline.conditional_gan_dataset(manifest, size, batch, seed=seed, flip=flip)
+    return pipeline.gan_dataset(manifest, selection, size, batch, seed=seed, flip=flip)
 
 
 def _resume(config, manager, gan, class_name):
@@ -318,6 +366,11 @@ def _resume(config, manager, gan, class_name):
     return start
 
 
+# Keys added to the config after checkpoints were written without them: {key: the value that means what the
+# checkpoints did}, so that an older run resumes.
+_ADDED_KEYS = {"model.conditional": False}
+
+
 def _changed_keys(old, new):
     """``[(dotted key, "key: old -> new")]`` where two config dicts differ (compared as JSON values)."""
     def flat(tree, prefix=""):
@@ -329,7 +382,7 @@ def _changed_keys(old, new):
                 items[f"{prefix}{key}"] = value
         return items
 
-    old, new = flat(old), flat(json.loads(json.dumps(new, default=str)))
+    old, new = {**_ADDED_KEYS, **flat(old)}, flat(json.loads(json.dumps(new, default=str)))
     return [(key, f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
@@ -341,14 +394,15 @@ def _quality_monitor(config, class_dir, manifest, class_name, gan, start):
 
     q = config.quality
     embedding = random_cnn(config.model.image_size, seed=config.seed)
-    train = embedding.embed_files(manifest.files("train", class_name))
+    train = embedding.embed_files(manifest.files("train", _selection(config, class_name)))
     latents = keras.ops.convert_to_tensor(np.random.default_rng([config.seed, _QUALITY_STREAM]).standard_normal(
         (q.num_samples, config.model.nz)).astype("float32"))
+    labels = sample_labels(config, q.num_samples, len(manifest.class_names))
     log = class_dir / "log.csv"
     history = [row for row in (io.read_csv(log) if log.exists() else [])
                if (row.get("step") or "").isdigit() and int(row["step"]) <= start]
     return QualityMonitor(
-        lambda: _samples(gan, latents), embedding, train, config.checkpoint_every, config.train.num_steps,
+        lambda: _samples(gan, latents, labels), embedding, train, config.checkpoint_every, config.train.num_steps,
         save_best=lambda: _save_model(gan.ema_generator, class_dir / BEST_FILE),
         best_file=class_dir / BEST_INFO_FILE, curve_path=class_dir / f"quality_{class_name}.png", history=history,
         k=q.k, kid_subsets=q.kid_subsets, seed=config.seed,
@@ -360,16 +414,16 @@ def _data_seed(seed, step):
     return seed * 1_000_003 + step
 
 
-def _samples(gan, latents):
-    images, _ = gan.ema_generator(latents, training=False)
+def _samples(gan, latents, labels=None):
+    images, _ = generator_outputs(gan.ema_generator, latents, labels)
     return cbs.images_to_uint8(images)
 
 
-def _reconstructions(gan, real):
+def _reconstructions(gan, real, labels=None):
     """Rows of [real, D's big-path and small-path reconstructions, real quarter 0, D's reconstruction]."""
     part = keras.ops.convert_to_tensor(0, "int32")
     _, (rec_big, rec_small, rec_part) = gan.discriminator.call_with_reconstructions(
-        real, downscale(real, gan.small_size), part, training=False)
+        real, downscale(real, gan.small_size), part, labels, training=False)
     whole, _, quarter = reconstruction_targets(real, part, int(rec_big.shape[1]))
     columns = [cbs.images_to_uint8(x) for x in (whole, rec_big, rec_small, quarter, rec_part)]
     return np.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])

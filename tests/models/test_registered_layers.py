@@ -51,6 +51,8 @@ LAYER_EXAMPLES = {
     fl.SkipLayerExcitation: (lambda: fl.SkipLayerExcitation(4), (_normal(2, 4, 4, 3), _normal(2, 8, 8, 4, seed=1)),
                              {}),
     fl.SelfAttention: (fl.SelfAttention, _normal(2, 4, 4, 8), {}),
+    fl.ConditionalBatchNorm: (lambda: fl.ConditionalBatchNorm(2), (_normal(2, 4, 4, 3), np.array([0, 1], "int32")),
+                              {}),
     fl.UpBlock: (lambda: fl.UpBlock(4, compound=True, seed=2), _normal(2, 4, 4, 3), {}),
     fl.DownBlock: (lambda: fl.DownBlock(4), _normal(2, 8, 8, 3), {}),
     fl.CompoundDownBlock: (lambda: fl.CompoundDownBlock(4), _normal(2, 8, 8, 3), {}),

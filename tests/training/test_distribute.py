@@ -22,8 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 BACKEND = keras.backend.backend()
 
 
-def _compare_one_step(strategy):
-    """Trains one step on one device and one on two replicas from the same state; prints the differences."""
+def _compare_one_step(strategy, conditional=False):
+    """Trains one step on one device and one on two replicas from the same state; prints the differences.
+
+    ``conditional``: the class-conditional networks (3 classes) on ``(images, labels)`` batches."""
     from keras import ops
 
     from keras_morsa.models.fastgan import Discriminator, Generator
@@ -36,8 +38,10 @@ def _compare_one_step(strategy):
     def make():
         keras.utils.set_random_seed(0)
         # Every DiffAugment operation is on: its draws, like the latents', are made for the global batch.
-        gan = FastGAN(Generator(ngf=8, nz=16, image_size=64, seed=0), Discriminator(ndf=8, image_size=64),
-                      policy="color,translation,cutout", seed=0)
+        classes = 3 if conditional else 0
+        gan = FastGAN(Generator(ngf=8, nz=16, image_size=64, seed=0, num_classes=classes),
+                      Discriminator(ndf=8, image_size=64, num_classes=classes), policy="color,translation,cutout",
+                      seed=0)
         distribute.synchronize_batch_norm(gan, strategy)
         gan.compile(g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5),
                     d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5))
@@ -49,7 +53,8 @@ def _compare_one_step(strategy):
         for source, target in zip(single.state_variables(), multi.state_variables()):
             target.assign(ops.convert_to_numpy(source))
     images = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype("float32")
-    logs = [gan.fit(images, batch_size=4, shuffle=False, verbose=0).history for gan in (single, multi)]
+    data = (images, np.array([0, 2, 1, 2], "int32")) if conditional else (images,)
+    logs = [gan.fit(*data, batch_size=4, shuffle=False, verbose=0).history for gan in (single, multi)]
     differences = {}
     for a, b in zip(single.state_variables(), multi.state_variables()):
         differences[a.path] = float(np.max(np.abs(ops.convert_to_numpy(a) - ops.convert_to_numpy(b)), initial=0))
@@ -60,12 +65,12 @@ def _compare_one_step(strategy):
     }))
 
 
-def _run_child(strategy):
+def _run_child(strategy, conditional=False):
     env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=str(REPO))
     if strategy == "data_parallel":
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
-    result = subprocess.run([sys.executable, __file__, strategy], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=900)
+    command = [sys.executable, __file__, strategy, *(["conditional"] if conditional else [])]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -110,6 +115,13 @@ def test_data_parallel_two_devices_match_one_device():
 
 
 @pytest.mark.multibackend
+def test_data_parallel_conditional_step_matches_one_device():
+    if BACKEND != "jax":
+        pytest.skip("keras.distribution.DataParallel is the JAX strategy")
+    _check_match(_run_child("data_parallel", conditional=True))
+
+
+@pytest.mark.multibackend
 def test_strategy_on_wrong_backend_is_a_user_error():
     wrong = {"tensorflow": "data_parallel", "jax": "mirrored", "torch": "mirrored"}[BACKEND]
     with pytest.raises(UserError, match=f"strategy='{wrong}' needs KERAS_BACKEND"):
@@ -139,4 +151,4 @@ def test_one_device_is_refused_for_data_parallel():
 
 
 if __name__ == "__main__":
-    _compare_one_step(sys.argv[1])
+    _compare_one_step(sys.argv[1], conditional=sys.argv[2:] == ["conditional"])

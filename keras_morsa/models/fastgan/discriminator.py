@@ -55,6 +55,12 @@ class Discriminator(keras.Model):
     with LeakyReLU, then plain down-blocks to 8x8, and a 4x4 valid conv -> 5x5 logits. ``call`` returns both
     logit maps flattened and concatenated: [B, 50] at every image size.
 
+    Class-conditional (``num_classes`` > 0): projection (Miyato & Koyama 2018, arXiv 1802.05637). Each
+    path's last feature map is averaged over space to ``phi`` ([B, C]) and ``<embedding(label), phi>``, one
+    learned vector per class and path, is added to every one of that path's 25 patch logits; the logits,
+    reconstructions and decoders are otherwise unchanged (the decoders see no label). ``call`` then takes
+    int ``labels`` [B].
+
     Reconstructions (real images only): the decoders reconstruct the whole image from the last big-path
     map, the whole image from the last small-path map, and quarter ``part`` of the image from the matching
     quarter of the 16x16 big-path map; each at ``reconstruction_size`` (the small image's side).
@@ -75,6 +81,7 @@ class Discriminator(keras.Model):
         decoder_width: base width of the three reconstruction decoders (32, the reference's, whatever
             ``ndf``). At 64 px and ndf 16 the decoders are most of D's parameters and half of a CPU
             training iteration; a narrower decoder is a documented reduction for CPU configs.
+        num_classes: 0 (unconditional), or the number of class labels of a projection discriminator.
 
     Call args (``call``):
         images: [B, S, S, C] in [-1, 1].
@@ -83,6 +90,7 @@ class Discriminator(keras.Model):
         part: optional int32 scalar tensor in [0, 4). When given, ``call`` also returns the
             reconstructions, as :meth:`call_with_reconstructions` does; this keyword form lets JAX
             plumbing reach the decoders through ``stateless_call``.
+        labels: int [B] in [0, num_classes): required with ``num_classes`` > 0, refused otherwise.
         training: batch-norm mode and spectral-norm power iteration.
 
     Returns:
@@ -94,8 +102,10 @@ class Discriminator(keras.Model):
         (2, 50)
     """
 
-    def __init__(self, ndf=64, image_size=256, attention_resolutions=(), channels=3, decoder_width=32, **kwargs):
+    def __init__(self, ndf=64, image_size=256, attention_resolutions=(), channels=3, decoder_width=32, num_classes=0,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.num_classes = fl.check_num_classes(num_classes)
         self.ndf = int(ndf)
         self.image_size = check_image_size(image_size)
         self.small_size = small_image_size(image_size)
@@ -138,8 +148,14 @@ class Discriminator(keras.Model):
             for n in ("big", "small", "part")
         )
         self.decoder_width = self.decoder_big.width  # validated there
+        if self.num_classes:
+            self.projections = [
+                keras.layers.Embedding(self.num_classes, width, embeddings_initializer=fl.NumpyNormal(0.0, 0.02),
+                                       name=f"projection_{path}")
+                for path, width in (("big", self.widths[8]), ("small", self.widths[32]))
+            ]
 
-    def build(self, images_shape, images_small_shape=None, part_shape=None):
+    def build(self, images_shape, images_small_shape=None, part_shape=None, labels_shape=None):
         # Keras passes one shape per call argument; everything but the batch follows from image_size.
         expected = {"images": (self.image_size, self.channels), "images_small": (self.small_size, self.channels)}
         for name, shape in (("images", images_shape), ("images_small", images_small_shape)):
@@ -180,10 +196,15 @@ class Discriminator(keras.Model):
         self.decoder_big.build(big(8))
         self.decoder_small.build(small(8))
         self.decoder_part.build((batch, PART_SIDE // 2, PART_SIDE // 2, self.widths[2 * PART_SIDE]))
+        for projection in getattr(self, "projections", ()):
+            projection.build((batch,))
 
-    def _encode(self, images, images_small, training):
+    def _encode(self, images, images_small, training, labels=None):
         """Logits [B, 50] and the maps the decoders read: the last big-path map, the last small-path map,
         and the 16x16 big-path map whose quarters the part decoder sees."""
+        if bool(self.num_classes) != (labels is not None):
+            raise UserError(f"discriminator {self.name!r} has num_classes={self.num_classes}: "
+                            + ("call it with labels" if self.num_classes else "it takes no labels"))
         x = images
         for conv in self.stem_convs:
             x = conv(x, training=training)
@@ -202,23 +223,31 @@ class Discriminator(keras.Model):
             if side in attentions:
                 x = attentions[side](x, training=training)
             features[side] = x
-        big_logits = fl.leaky_relu(self.logits_norm(self.logits_conv(x, training=training), training=training))
-        big_logits = self.logits_out(big_logits, training=training)
+        big_features = fl.leaky_relu(self.logits_norm(self.logits_conv(x, training=training), training=training))
+        big_logits = self.logits_out(big_features, training=training)
 
         small = fl.leaky_relu(self.small_stem(images_small, training=training))
         for down in self.small_downs:
             small = down(small, training=training)
         small_logits = self.small_logits(small, training=training)
 
-        logits = ops.concatenate(
-            [ops.reshape(big_logits, (ops.shape(big_logits)[0], -1)),
-             ops.reshape(small_logits, (ops.shape(small_logits)[0], -1))],
-            axis=-1,
-        )
-        return logits, x, small, features[PART_SIDE]
+        paths = [(big_logits, big_features), (small_logits, small)]
+        flat = []
+        for i, (path_logits, path_features) in enumerate(paths):
+            path_logits = ops.reshape(path_logits, (ops.shape(path_logits)[0], -1))
+            if self.num_classes:
+                path_logits = path_logits + self._projection(i, path_features, labels)
+            flat.append(path_logits)
+        return ops.concatenate(flat, axis=-1), x, small, features[PART_SIDE]
 
-    def call(self, images, images_small, part=None, training=False):
-        logits, last_big, last_small, part_map = self._encode(images, images_small, training)
+    def _projection(self, path, features, labels):
+        """``<embedding(label), mean over space of features>`` of one path, [B, 1]."""
+        phi = ops.mean(features, axis=(1, 2))
+        embedded = ops.cast(self.projections[path](ops.cast(labels, "int32")), phi.dtype)
+        return ops.sum(embedded * phi, axis=-1, keepdims=True)
+
+    def call(self, images, images_small, part=None, labels=None, training=False):
+        logits, last_big, last_small, part_map = self._encode(images, images_small, training, labels)
         if part is None:
             return logits
         reconstructions = (
@@ -228,7 +257,7 @@ class Discriminator(keras.Model):
         )
         return logits, reconstructions
 
-    def call_with_reconstructions(self, images, images_small, part, training=True):
+    def call_with_reconstructions(self, images, images_small, part, labels=None, training=True):
         """Logits and the three reconstructions of real images.
 
         Args:
@@ -236,13 +265,16 @@ class Discriminator(keras.Model):
             part: int32 scalar tensor in [0, 4): which quarter the part decoder reconstructs (0 top-left,
                 1 top-right, 2 bottom-left, 3 bottom-right). A tensor, so that one compiled graph serves
                 every value.
+            labels: int [B] class labels (a conditional discriminator only).
             training: True by default: reconstructions are a training-time loss.
 
         Returns:
             ``(logits, (rec_big, rec_small, rec_part))``, reconstructions [B, r, r, C] in [-1, 1] with
             r = ``reconstruction_size``; compare them with :func:`reconstruction_targets`.
         """
-        return self(images, images_small, part=part, training=training)
+        if labels is None:
+            return self(images, images_small, part=part, training=training)
+        return self(images, images_small, part=part, labels=labels, training=training)
 
     def get_config(self):
         config = super().get_config()
@@ -253,4 +285,6 @@ class Discriminator(keras.Model):
             channels=self.channels,
             decoder_width=self.decoder_width,
         )
+        if self.num_classes:  # an unconditional discriminator's config stays what it always was
+            config.update(num_classes=self.num_classes)
         return config

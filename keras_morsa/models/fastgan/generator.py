@@ -43,6 +43,14 @@ class Generator(keras.Model):
       only at 1024 px and leaves its 256 and 512 px outputs unbounded; we bound every size so that saved
       images and the discriminator see the same range as the real images.)
 
+    Class-conditional (``num_classes`` > 0, ``configs/common.py``'s ``model.conditional``): ``call`` takes
+    int ``labels`` [B]. A learned label embedding of ``label_dim`` values is joined to the latent (the init
+    layer sees ``[z, embedding(label)]`` as a 1x1 map of ``nz + label_dim`` channels), and every batch norm of
+    the init layer and the up-blocks is a :class:`~keras_morsa.models.fastgan.layers.ConditionalBatchNorm`
+    (a scale and an offset per class). SLE, GLU, noise injection and the outputs are unchanged. With
+    ``num_classes=0`` (the default) the network, its weights and its config are exactly the unconditional
+    one's.
+
     64 and 128 px are the same design cut short (the reference stops at 256): the up-blocks above
     ``image_size`` and the excitation pairs whose target exceeds it are dropped, and the small image comes
     from the half-size map. 128 px: up-blocks to 8 .. 128, SLE 4->64 and 8->128, small image 64x64 from the
@@ -58,9 +66,12 @@ class Generator(keras.Model):
             layer and every up-block; the excitation gates keep Swish and sigmoid.
         channels: image channels.
         seed: seed of the noise-injection draws (None: from Keras's global seed).
+        num_classes: 0 (unconditional), or the number of class labels of a class-conditional generator.
+        label_dim: size of the label embedding joined to the latent (conditional only; None: ``nz // 4``).
 
     Call args:
         z: float [B, nz].
+        labels: int [B] in [0, num_classes): required by a conditional generator, refused otherwise.
         training: batch-norm mode and spectral-norm power iteration.
 
     Returns:
@@ -82,10 +93,13 @@ class Generator(keras.Model):
         activation="glu",
         channels=3,
         seed=None,
+        num_classes=0,
+        label_dim=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         fl.check_activation(activation)
+        self.num_classes = fl.check_num_classes(num_classes)
         self.ngf = int(ngf)
         self.nz = int(nz)
         self.image_size = check_image_size(image_size)
@@ -96,10 +110,17 @@ class Generator(keras.Model):
         sides = [4 * 2**i for i in range(self.image_size.bit_length() - 2)]  # 4 .. image_size
         self.attention_resolutions = fl.check_attention_resolutions(attention_resolutions, sides, "generator")
         self.widths = {side: int(GENERATOR_MULTIPLIERS[side] * self.ngf) for side in sides}
+        self.label_dim = 0
+        if self.num_classes:
+            self.label_dim = max(1, self.nz // 4) if label_dim is None else fl.check_num_classes(label_dim, 1)
+            self.label_embedding = keras.layers.Embedding(
+                self.num_classes, self.label_dim, embeddings_initializer=fl.NumpyNormal(0.0, 1.0),
+                name="label_embedding")
 
         init_filters = self.widths[4] * 2 if activation == "glu" else self.widths[4]
         self.init_conv = fl.SpectralConv2DTranspose(init_filters, 4, name="init_conv")
-        self.init_norm = fl.batch_norm("init_bn")
+        self.init_norm = (fl.ConditionalBatchNorm(self.num_classes, name="init_bn") if self.num_classes
+                          else fl.batch_norm("init_bn"))
         self.up_sides = sides[1:]
         self.ups = [
             fl.UpBlock(
@@ -107,6 +128,7 @@ class Generator(keras.Model):
                 compound=side in COMPOUND_SIDES,
                 activation=activation,
                 seed=None if seed is None else seed + 2 * i,
+                num_classes=self.num_classes,
                 name=f"up_{side}",
             )
             for i, side in enumerate(self.up_sides)
@@ -118,7 +140,7 @@ class Generator(keras.Model):
         self.to_big = fl.SpectralConv2D(self.channels, 3, name="to_big")
         self.to_small = fl.SpectralConv2D(self.channels, 1, padding="valid", name="to_small")
 
-    def build(self, z_shape):
+    def build(self, z_shape, labels_shape=None):
         if z_shape[-1] != self.nz:
             raise UserError(f"latents of shape {tuple(z_shape)} do not fit this generator; expected [B, {self.nz}]")
         batch = z_shape[0]
@@ -126,7 +148,9 @@ class Generator(keras.Model):
         def shape(side):
             return (batch, side, side, self.widths[side])
 
-        self.init_conv.build((batch, 1, 1, self.nz))
+        if self.num_classes:
+            self.label_embedding.build((batch,))
+        self.init_conv.build((batch, 1, 1, self.nz + self.label_dim))
         self.init_norm.build((batch, 4, 4, self.init_conv.filters))
         for side, up in zip(self.up_sides, self.ups):
             up.build(shape(side // 2))
@@ -137,18 +161,25 @@ class Generator(keras.Model):
         self.to_big.build(shape(self.image_size))
         self.to_small.build(shape(self.small_size))
 
-    def call(self, z, training=False):
-        x = ops.reshape(z, (-1, 1, 1, self.nz))
-        x = fl.apply_activation(
-            self.init_norm(self.init_conv(x, training=training), training=training), self.activation
-        )
+    def call(self, z, labels=None, training=False):
+        if bool(self.num_classes) != (labels is not None):
+            raise UserError(f"generator {self.name!r} has num_classes={self.num_classes}: "
+                            + ("call it with labels" if self.num_classes else "it takes no labels"))
+        x = z
+        if self.num_classes:
+            embedded = ops.cast(self.label_embedding(ops.cast(labels, "int32")), z.dtype)
+            x = ops.concatenate([z, embedded], axis=-1)
+        x = self.init_conv(ops.reshape(x, (-1, 1, 1, self.nz + self.label_dim)), training=training)
+        x = self.init_norm(x, labels, training=training) if self.num_classes else self.init_norm(x, training=training)
+        x = fl.apply_activation(x, self.activation)
         features = {4: x}
         sles = dict(zip(self.sle_sides, self.sles))
         attentions = dict(zip(self.attention_resolutions, self.attentions))
         if 4 in attentions:
             features[4] = attentions[4](x, training=training)
         for side, up in zip(self.up_sides, self.ups):
-            x = up(features[side // 2], training=training)
+            x = up(features[side // 2], labels, training=training) if self.num_classes else up(
+                features[side // 2], training=training)
             if side in sles:
                 x = sles[side](features[GENERATOR_SLE[side]], x, training=training)
             if side in attentions:
@@ -169,4 +200,6 @@ class Generator(keras.Model):
             channels=self.channels,
             seed=self.seed,
         )
+        if self.num_classes:  # an unconditional generator's config stays what it always was
+            config.update(num_classes=self.num_classes, label_dim=self.label_dim)
         return config

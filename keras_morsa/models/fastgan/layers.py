@@ -67,6 +67,58 @@ def batch_norm(name):
     )
 
 
+@keras.saving.register_keras_serializable(package="keras_morsa")
+class ConditionalBatchNorm(keras.layers.Layer):
+    """Class-conditional batch norm (de Vries et al. 2017; BigGAN's, without its hypernetwork): the statistics
+    of :func:`batch_norm` without its own scale and offset, then a scale and an offset looked up per class.
+
+    Scales start from N(1, 0.02) and offsets from 0, as :func:`batch_norm`'s, for every class. The inner
+    ``BatchNormalization`` is a sub-layer, so ``keras_morsa.training.distribute.synchronize_batch_norm``
+    finds it like any other.
+
+    Args:
+        num_classes: number of class labels (>= 1).
+
+    Call args:
+        inputs: [B, H, W, C] maps.
+        labels: int [B] class labels in [0, num_classes).
+        training: batch-norm mode.
+    """
+
+    def __init__(self, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = check_num_classes(num_classes, minimum=1)
+        self.norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=False, scale=False,
+                                                    name="bn")
+
+    def build(self, inputs_shape, labels_shape=None):
+        channels = int(inputs_shape[-1])
+        self.norm.build(inputs_shape)
+        self.gamma = self.add_weight(name="gamma", shape=(self.num_classes, channels),
+                                     initializer=NumpyNormal(1.0, 0.02), trainable=True)
+        self.beta = self.add_weight(name="beta", shape=(self.num_classes, channels), initializer="zeros",
+                                    trainable=True)
+
+    def call(self, inputs, labels, training=False):
+        x = self.norm(inputs, training=training)
+        labels = ops.cast(labels, "int32")
+        gamma = ops.cast(ops.take(self.gamma, labels, axis=0), x.dtype)[:, None, None, :]
+        beta = ops.cast(ops.take(self.beta, labels, axis=0), x.dtype)[:, None, None, :]
+        return x * gamma + beta
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_classes=self.num_classes)
+        return config
+
+
+def check_num_classes(num_classes, minimum=0):
+    """``num_classes`` as an int >= ``minimum`` (0: an unconditional network), or a UserError."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < minimum:
+        raise UserError(f"num_classes={num_classes!r}: expected an integer >= {minimum} (0: unconditional)")
+    return int(num_classes)
+
+
 def glu(x):
     """Gated linear unit over channels: the first half times the sigmoid of the second half."""
     value, gate = ops.split(x, 2, axis=-1)
@@ -358,25 +410,29 @@ class UpBlock(keras.layers.Layer):
         compound: the reference's ``UpBlockComp`` (two convs, each followed by noise injection).
         activation: ``"glu"`` or ``"leaky_relu"``.
         seed: seed of the noise draws of a compound block.
+        num_classes: 0 (plain batch norm), or the number of classes of a conditional generator: every batch
+            norm is then a :class:`ConditionalBatchNorm` and ``call`` takes ``labels``.
     """
 
-    def __init__(self, filters, compound=False, activation="glu", seed=None, **kwargs):
+    def __init__(self, filters, compound=False, activation="glu", seed=None, num_classes=0, **kwargs):
         super().__init__(**kwargs)
         check_activation(activation)
         self.filters = int(filters)
         self.compound = bool(compound)
         self.activation = activation
         self.seed = seed
+        self.num_classes = check_num_classes(num_classes)
         conv_filters = self.filters * 2 if activation == "glu" else self.filters
         stages = 2 if self.compound else 1
         self.convs = [SpectralConv2D(conv_filters, 3, name=f"conv{i + 1}") for i in range(stages)]
-        self.norms = [batch_norm(f"bn{i + 1}") for i in range(stages)]
+        self.norms = [ConditionalBatchNorm(self.num_classes, name=f"bn{i + 1}") if self.num_classes
+                      else batch_norm(f"bn{i + 1}") for i in range(stages)]
         self.noises = [
             NoiseInjection(seed=None if seed is None else seed + i, name=f"noise{i + 1}")
             for i in range(stages if self.compound else 0)
         ]
 
-    def build(self, input_shape):
+    def build(self, input_shape, labels_shape=None):
         batch, side = input_shape[0], 2 * input_shape[1]
         channels = input_shape[-1]
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
@@ -387,18 +443,23 @@ class UpBlock(keras.layers.Layer):
             norm.build(conv_shape)
             channels = self.filters
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, labels=None, training=False):
+        if self.num_classes and labels is None:
+            raise UserError(f"{self.name}: a class-conditional up-block needs labels")
         x = upsample_nearest(inputs)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = conv(x, training=training)
             if self.noises:
                 x = self.noises[i](x)
-            x = apply_activation(norm(x, training=training), self.activation)
+            x = norm(x, labels, training=training) if self.num_classes else norm(x, training=training)
+            x = apply_activation(x, self.activation)
         return x
 
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, compound=self.compound, activation=self.activation, seed=self.seed)
+        if self.num_classes:
+            config.update(num_classes=self.num_classes)
         return config
 
 
