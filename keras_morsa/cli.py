@@ -195,10 +195,21 @@ def _verbose_requested(args):
     return verbose
 
 
+def _flags_only(stage, main):
+    def wrapped(argv):
+        if len(argv) > 1:
+            raise UserError(f"unexpected arguments {' '.join(map(shlex.quote, argv[1:]))}: {stage} takes only "
+                            "--flags (see --help)")
+        return main(argv)
+
+    return wrapped
+
+
 def launch(stage):
     """The whole of ``bin/<stage>`` and of the ``keras-morsa-<stage>`` command: imports
     ``keras_morsa.scripts.<stage>`` and the backend quietly (unless ``--verbose``), then :func:`run` of its
-    ``main`` (its docstring and flags make ``--help``)."""
+    ``main`` (its docstring and flags make ``--help``). A script takes only flags: a positional argument is
+    refused here, naming it."""
     started = time.monotonic()
     verbose = _verbose_requested(sys.argv[1:])
     if not verbose:
@@ -211,7 +222,7 @@ def launch(stage):
         by_module = flags.FLAGS.flags_by_module_dict()
         for flag in by_module.get(module.__name__, []) + by_module.get(__name__, []):  # --verbose, a --config
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)  # and --help lists its flags
-        run(module.main, started, seen)
+        run(_flags_only(f"bin/{stage}", module.main), started, seen)
 
 
 def command(stage, *args, **flag_values):

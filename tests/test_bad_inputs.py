@@ -78,6 +78,8 @@ def _cases(c):
         "config variant typo": ("train_gan", ["--class=jaw", f"--workdir={c}/w3",
                                               "--config=configs/fastgan_cpu.py:smok"], "unknown config variant 'smok'"),
         "unknown flag": ("train_gan", ["--clas=jaw", f"--workdir={c}/w0"], "Unknown command line flag 'clas'"),
+        "stray positional argument": ("make_dataset", [f"--out_dir={c}/w7", "jaw"],
+                                      "unexpected arguments jaw: bin/make_dataset takes only --flags"),
         "workdir is a file": ("train_gan", ["--class=disc", f"--workdir={c}/a_file", f"--data_dir={c}/data",
                                             smoke], "Not a directory"),
         "class folder in use": ("train_gan", ["--class=disc", f"--workdir={c}/busy", f"--data_dir={c}/data", smoke],

@@ -39,6 +39,19 @@ def test_user_and_disk_errors_are_one_line_and_exit_2(error, line, capsys):
     assert capsys.readouterr().err == line + "\n"
 
 
+def test_a_script_takes_only_flags(capsys):
+    seen = []
+    main = cli._guard(cli._flags_only("bin/x", seen.append))
+    main(["bin/x"])
+    assert seen == [["bin/x"]]
+    with pytest.raises(SystemExit) as exit_:
+        main(["bin/x", "jaw", "two words"])
+    assert exit_.value.code == 2
+    line = "error: unexpected arguments jaw 'two words': bin/x takes only --flags (see --help)"
+    assert capsys.readouterr().err == line + "\n"
+    assert len(seen) == 1
+
+
 @pytest.mark.parametrize("error", [RuntimeError("bug"), OSError("no errno: a bug, keeps its traceback")])
 def test_bugs_keep_their_traceback(error):
     with pytest.raises(type(error)):

@@ -35,7 +35,6 @@ from pathlib import Path
 from absl import flags
 
 from keras_morsa import cli, summaries
-from keras_morsa.errors import UserError
 from keras_morsa.evaluation.results import merge_study
 from keras_morsa.evaluation.study import parse_shard, parse_sources, run_study
 from keras_morsa.training import distribute
@@ -62,8 +61,7 @@ _CPU_DEVICES = flags.DEFINE_integer(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    del argv  # cli.launch refuses positional arguments
     shard = None
     if _MERGE.value:
         trained = merge_study(_CONFIG.value, _WORKDIR.value)

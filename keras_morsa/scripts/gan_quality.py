@@ -12,7 +12,6 @@ from absl import flags
 from ml_collections import config_flags
 
 from keras_morsa import cli, summaries
-from keras_morsa.errors import UserError
 from keras_morsa.quality.report import gan_quality
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -29,8 +28,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "./workdirs/quality", "Where the repor
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    del argv  # cli.launch refuses positional arguments
     report = gan_quality(_CONFIG.value, _OUT_DIR.value, gan_workdir=_GAN_WORKDIR.value,
                          synthetic_dir=_SYNTHETIC_DIR.value, data_dir=_DATA_DIR.value, features=_FEATURES.value,
                          classifier=_CLASSIFIER.value)

@@ -39,8 +39,7 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "With --dedupe: the folder bin
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    del argv  # cli.launch refuses positional arguments
     if not _GAN_WORKDIR.value:
         raise UserError("--gan_workdir is required: the --workdir of bin/train_gan")
     rows = generate(_GAN_WORKDIR.value, _OUT_DIR.value, _NUM_IMAGES.value,

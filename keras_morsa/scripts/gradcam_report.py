@@ -30,8 +30,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seeds the image draw, the random deleti
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    del argv  # cli.launch refuses positional arguments
     if not _EVAL_WORKDIR.value or not _OUT_DIR.value:
         raise UserError("--eval_workdir and --out_dir are required")
     report = gradcam_report(

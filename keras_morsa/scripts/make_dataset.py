@@ -11,7 +11,6 @@ from absl import flags
 
 from keras_morsa import cli, summaries
 from keras_morsa.data import morsa_parts
-from keras_morsa.errors import UserError
 
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to build into; default: the load() cache.")
 _IMAGES_PER_CLASS = flags.DEFINE_integer("images_per_class", 300, "Images per class.")
@@ -23,8 +22,7 @@ _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar (--nopro
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; all options are --flags")
+    del argv  # cli.launch refuses positional arguments
     settings = dict(images_per_class=_IMAGES_PER_CLASS.value, image_size=_IMAGE_SIZE.value, seed=_SEED.value,
                     progress=_PROGRESS.value)
     if _OUT_DIR.value:

@@ -18,7 +18,6 @@ from keras_morsa import cli
 
 cli.prefer_onednn()  # before TensorFlow is imported
 from keras_morsa import summaries  # noqa: E402
-from keras_morsa.errors import UserError  # noqa: E402
 from keras_morsa.pipeline.stages import STAGES, run_pipeline  # noqa: E402
 
 _CONFIG = cli.define_config_file(
@@ -32,7 +31,6 @@ _REDO = flags.DEFINE_enum("redo", None, STAGES, "Run this stage and the later on
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    del argv  # cli.launch refuses positional arguments
     markers = run_pipeline(_CONFIG.value, _WORKDIR.value, data_dir=_DATA_DIR.value, redo=_REDO.value)
     return summaries.run_pipeline(markers, _WORKDIR.value)

@@ -34,8 +34,7 @@ _CPU_DEVICES = flags.DEFINE_integer(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    del argv  # cli.launch refuses positional arguments
     if not _CLASS.value:
         raise UserError("--class is required: a class name of the dataset, or 'all'")
     if _CPU_DEVICES.value:
