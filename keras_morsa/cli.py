@@ -205,6 +205,31 @@ def _flags_only(stage, main):
     return wrapped
 
 
+def define_strategy_flags(flag_values=flags.FLAGS):
+    """Defines ``--strategy`` (none | mirrored | data_parallel) and ``--cpu_devices`` in ``flag_values``, the data
+    parallelism of the stages that train (bin/train_gan, bin/eval_ratios).
+
+    Returns:
+        ``strategy()`` -> the chosen strategy's name, for the library call; it first splits the CPU into
+        ``--cpu_devices`` TensorFlow devices when asked, so call it before TensorFlow runs any op.
+    """
+    from keras_morsa.training import distribute  # imports Keras: only where a script's module is imported
+
+    chosen = flags.DEFINE_enum("strategy", "none", distribute.STRATEGIES,
+                               "Data parallelism: mirrored (TensorFlow backend), data_parallel (JAX backend).",
+                               flag_values=flag_values)
+    cpu_devices = flags.DEFINE_integer(
+        "cpu_devices", 0, "With --strategy=mirrored on a CPU: split it into this many TensorFlow devices. (JAX: "
+        "set XLA_FLAGS=--xla_force_host_platform_device_count=N instead.)", flag_values=flag_values)
+
+    def strategy():
+        if cpu_devices.value:
+            distribute.split_cpu(cpu_devices.value)
+        return chosen.value
+
+    return strategy
+
+
 def launch(stage):
     """The whole of ``bin/<stage>`` and of the ``keras-morsa-<stage>`` command: imports
     ``keras_morsa.scripts.<stage>`` and the backend quietly (unless ``--verbose``), then :func:`run` of its

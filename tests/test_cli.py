@@ -52,6 +52,31 @@ def test_a_script_takes_only_flags(capsys):
     assert len(seen) == 1
 
 
+@pytest.mark.parametrize("args, strategy, split", [
+    ([], "none", []),
+    (["--strategy=mirrored", "--cpu_devices=2"], "mirrored", [2]),
+    (["--strategy=data_parallel"], "data_parallel", []),
+])
+def test_strategy_flags(args, strategy, split, monkeypatch):
+    from keras_morsa.training import distribute
+
+    splits = []
+    monkeypatch.setattr(distribute, "split_cpu", splits.append)
+    values = flags.FlagValues()
+    chosen = cli.define_strategy_flags(values)
+    values(["bin/x", *args])
+    assert splits == []  # the CPU is split when the strategy is asked for, not at parse time
+    assert chosen() == strategy
+    assert splits == split
+
+
+def test_strategy_flags_refuse_an_unknown_strategy():
+    values = flags.FlagValues()
+    cli.define_strategy_flags(values)
+    with pytest.raises(flags.IllegalFlagValueError, match="strategy.*pipeline"):
+        values(["bin/x", "--strategy=pipeline"])
+
+
 @pytest.mark.parametrize("error", [RuntimeError("bug"), OSError("no errno: a bug, keeps its traceback")])
 def test_bugs_keep_their_traceback(error):
     with pytest.raises(type(error)):

@@ -35,9 +35,9 @@ from pathlib import Path
 from absl import flags
 
 from keras_morsa import cli, summaries
+from keras_morsa.errors import UserError
 from keras_morsa.evaluation.results import merge_study
 from keras_morsa.evaluation.study import parse_shard, parse_sources, run_study
-from keras_morsa.training import distribute
 
 _CONFIG = cli.define_config_file(
     "config", cli.config_file("eval_ratios.py"),
@@ -53,11 +53,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "./workdirs/study", "Output folder (re
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Real image folder; default: the built-in dataset.")
 _SHARD = flags.DEFINE_string("shard", None, "i/n: run only this process's share of the sweep.")
 _MERGE = flags.DEFINE_bool("merge", False, "Only build results.csv, the report and models/ from finished runs.")
-_STRATEGY = flags.DEFINE_enum("strategy", "none", distribute.STRATEGIES,
-                              "Data parallelism for each training: mirrored (TensorFlow backend), data_parallel (JAX).")
-_CPU_DEVICES = flags.DEFINE_integer(
-    "cpu_devices", 0, "With --strategy=mirrored on a CPU: split it into this many TensorFlow devices. (JAX: set "
-    "XLA_FLAGS=--xla_force_host_platform_device_count=N instead.)")
+_STRATEGY = cli.define_strategy_flags()
 
 
 def main(argv):
@@ -66,8 +62,6 @@ def main(argv):
     if _MERGE.value:
         trained = merge_study(_CONFIG.value, _WORKDIR.value)
     else:
-        if _CPU_DEVICES.value:
-            distribute.split_cpu(_CPU_DEVICES.value)  # before TensorFlow runs any op
         shard = parse_shard(_SHARD.value)
         synthetic = _SYNTHETIC_DIR.value
         if _SYNTHETIC_SOURCE.value:
@@ -76,7 +70,7 @@ def main(argv):
                                 "--synthetic_source=name=folder for each)")
             synthetic = parse_sources(_SYNTHETIC_SOURCE.value)
         trained = run_study(_CONFIG.value, _WORKDIR.value, synthetic_dir=synthetic, data_dir=_DATA_DIR.value,
-                            shard=shard, strategy=_STRATEGY.value, choose_only=_CHOOSE_ONLY.value)
+                            shard=shard, strategy=_STRATEGY(), choose_only=_CHOOSE_ONLY.value)
     if _CHOOSE_ONLY.value:
         summary = summaries.eval_ratios_choice(_WORKDIR.value)
         summary.next_commands = [cli.command("eval_ratios", *sys.argv[1:], choose_only=False)

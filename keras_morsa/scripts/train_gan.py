@@ -16,7 +16,6 @@ from keras_morsa import cli
 cli.prefer_onednn()  # before TensorFlow is imported
 from keras_morsa import summaries  # noqa: E402
 from keras_morsa.errors import UserError  # noqa: E402
-from keras_morsa.training import distribute  # noqa: E402
 from keras_morsa.training.train_gan import train_gan  # noqa: E402
 
 _CONFIG = cli.define_config_file(
@@ -26,20 +25,14 @@ _CONFIG = cli.define_config_file(
 _CLASS = flags.DEFINE_string("class", None, "Class to train, or 'all'.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder <dir>/<class>/*; default: the built-in dataset.")
 _WORKDIR = flags.DEFINE_string("workdir", "./workdirs/gan", "Run folder; results go to <workdir>/<class>/.")
-_STRATEGY = flags.DEFINE_enum("strategy", "none", distribute.STRATEGIES,
-                              "Data parallelism: mirrored (TensorFlow backend), data_parallel (JAX backend).")
-_CPU_DEVICES = flags.DEFINE_integer(
-    "cpu_devices", 0, "With --strategy=mirrored on a CPU: split it into this many TensorFlow devices. (JAX: set "
-    "XLA_FLAGS=--xla_force_host_platform_device_count=N instead.)")
+_STRATEGY = cli.define_strategy_flags()
 
 
 def main(argv):
     del argv  # cli.launch refuses positional arguments
     if not _CLASS.value:
         raise UserError("--class is required: a class name of the dataset, or 'all'")
-    if _CPU_DEVICES.value:
-        distribute.split_cpu(_CPU_DEVICES.value)  # before TensorFlow runs any op
-    done = train_gan(_CONFIG.value, _WORKDIR.value, _CLASS.value, data_dir=_DATA_DIR.value, strategy=_STRATEGY.value)
+    done = train_gan(_CONFIG.value, _WORKDIR.value, _CLASS.value, data_dir=_DATA_DIR.value, strategy=_STRATEGY())
     summary = summaries.train_gan(done, _WORKDIR.value)
     summary.next_commands = [cli.command("generate", gan_workdir=_WORKDIR.value, num_images=100,
                                          out_dir="./workdirs/synthetic")]
