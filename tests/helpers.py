@@ -91,6 +91,24 @@ def squares_on_white(classes, colours, size=48, side=24, seed=0):
     return draw
 
 
+def noisy_colours(colours, size, sigma=25, seed=0):
+    """A ``draw`` for :func:`write_image_folder`: the class's colour plus Gaussian noise (``sigma``) per pixel.
+
+    Args:
+        colours: ``{class_name: RGB colour}``.
+        size: image side.
+        sigma: standard deviation of the noise (clipped to 0..255).
+        seed: seed of the noise, drawn in call order.
+    """
+    rng = np.random.default_rng(seed)
+
+    def draw(class_name, index):
+        noise = rng.normal(0, sigma, (size, size, 3))
+        return np.clip(np.array(colours[class_name]) + noise, 0, 255).astype(np.uint8)
+
+    return draw
+
+
 # --- networks ----------------------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ import os
 import shutil
 
 import chromium_check  # tests/chromium_check.py: pytest puts tests/ on sys.path
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -21,17 +20,14 @@ from keras_morsa import io
 from keras_morsa.errors import UserError
 from keras_morsa.pipeline import stages
 
+import helpers
+
 CLASSES = {"blue": (30, 30, 220), "red": (220, 30, 30)}
 
 
 def _folder(root, count=14):
     # 14 per class: 4 test images, the fewest the smoke quality config's k=2 neighbourhoods accept.
-    rng = np.random.default_rng(0)
-    for name, colour in CLASSES.items():
-        (root / name).mkdir(parents=True)
-        for i in range(count):
-            pixels = np.clip(np.array(colour) + rng.normal(0, 25, (64, 64, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{name}_{i}.png")
+    helpers.write_image_folder(root, dict.fromkeys(CLASSES, count), helpers.noisy_colours(CLASSES, 64))
     return root
 
 

@@ -3,7 +3,6 @@ and the report's verdicts against real and traditional with the minimum detectab
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from configs.eval_ratios import get_config
 from keras_morsa import io
@@ -11,17 +10,20 @@ from keras_morsa.data import pipeline, splits
 from keras_morsa.errors import UserError
 from keras_morsa.evaluation import regimes, report, study, summary
 
+import helpers
+
 CLASSES = ("a", "b")
 
 
 def _folder(root, count, value):
     """Two classes of flat 16-px images; every pixel of every image of the folder is ``value``."""
-    for name in CLASSES:
-        (root / name).mkdir(parents=True)
-        for i in range(count):
-            pixels = np.full((16, 16, 3), value, np.uint8)
-            pixels[0, 0] = (i, CLASSES.index(name), 0)  # distinct bytes: no duplicate files
-            Image.fromarray(pixels).save(root / name / f"{name}_{i}.png")
+
+    def draw(name, i):
+        pixels = np.full((16, 16, 3), value, np.uint8)
+        pixels[0, 0] = (i, CLASSES.index(name), 0)  # distinct bytes: no duplicate files
+        return pixels
+
+    helpers.write_image_folder(root, dict.fromkeys(CLASSES, count), draw)
     return root
 
 

@@ -18,6 +18,8 @@ from keras_morsa.evaluation import regimes, study
 from keras_morsa.evaluation import results as results_lib
 from keras_morsa.models.classifier import class_names_of
 
+import helpers
+
 SMOKE = f"--config={Path(__file__).resolve().parents[2] / 'configs' / 'eval_ratios.py'}:smoke"
 COLOURS = {"blue": (30, 30, 220), "green": (30, 200, 30), "red": (220, 30, 30)}
 RUN_IDS = [
@@ -28,12 +30,7 @@ RUN_IDS = [
 
 
 def _folder(root, count, seed):
-    rng = np.random.default_rng(seed)
-    for name, colour in COLOURS.items():
-        (root / name).mkdir(parents=True)
-        for i in range(count):
-            pixels = np.clip(np.array(colour) + rng.normal(0, 25, (32, 32, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{name}_{i}.png")
+    helpers.write_image_folder(root, dict.fromkeys(COLOURS, count), helpers.noisy_colours(COLOURS, 32, seed=seed))
     return root
 
 

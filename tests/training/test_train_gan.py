@@ -23,6 +23,8 @@ from keras_morsa.training.fastgan import FastGAN
 from keras_morsa.training.generate import generate
 from keras_morsa.training.train_gan import NonFiniteLoss, build_gan, train_gan
 
+import helpers
+
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = f"--config={REPO / 'configs' / 'fastgan_cpu.py'}:smoke"
 CLASSES = ("disc", "square")
@@ -30,14 +32,8 @@ CLASSES = ("disc", "square")
 
 def make_folder(root, per_class=8, seed=0):
     """A tiny two-class ImageFolder: coloured squares on white, 48 px."""
-    rng = np.random.default_rng(seed)
-    for name, colour in zip(CLASSES, ((200, 40, 40), (40, 40, 200))):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            image = np.full((48, 48, 3), 240, np.uint8)
-            y, x = rng.integers(4, 20, 2)
-            image[y:y + 24, x:x + 24] = colour
-            Image.fromarray(image).save(root / name / f"{name}_{i}.png")
+    draw = helpers.squares_on_white(CLASSES, ((200, 40, 40), (40, 40, 200)), seed=seed)
+    helpers.write_image_folder(root, dict.fromkeys(CLASSES, per_class), draw)
     return root
 
 
