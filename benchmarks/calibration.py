@@ -20,7 +20,8 @@ from keras_morsa.evaluation.study import run_study
 from keras_morsa.evaluation.summary import describe_budget
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", str(Path(__file__).resolve().parents[1] / "configs" / "eval_ratios.py"), "Study config.")
+    "config", str(Path(__file__).resolve().parents[1] / "configs" / "eval_ratios.py"), "Study config."
+)
 _SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds to train.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where to keep the runs (default: a temporary folder).")
 
@@ -38,8 +39,10 @@ def main(argv):
         for row in results:
             curve = io.read_csv(workdir / "runs" / row["run_id"] / "curve.csv")
             points = ", ".join(f"{p['step']}: {100 * float(p['test_accuracy']):.1f}" for p in curve)
-            print(f"seed {row['seed']}: real-only test accuracy {100 * row['test_accuracy']:.1f} % "
-                  f"(macro-F1 {100 * row['macro_f1']:.1f} %, {row['wall_time_s']:.0f} s); curve {points}")
+            print(
+                f"seed {row['seed']}: real-only test accuracy {100 * row['test_accuracy']:.1f} % "
+                f"(macro-F1 {100 * row['macro_f1']:.1f} %, {row['wall_time_s']:.0f} s); curve {points}"
+            )
     if results:
         accuracy = sum(row["test_accuracy"] for row in results) / len(results)
         verdict = "inside" if 0.6 <= accuracy <= 0.9 else "OUTSIDE"

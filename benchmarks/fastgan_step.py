@@ -40,17 +40,26 @@ from keras_morsa import hardware  # noqa: E402  (imports no framework: the paren
 # case -> (config module, its get_config argument)
 CASES = {"paper": ("fastgan_size", "256"), "cpu": ("fastgan_cpu", None)}
 
-_BACKENDS = flags.DEFINE_list("backends", [os.environ.get("KERAS_BACKEND", "tensorflow")],
-                              "Keras backends to measure, each in a subprocess.")
+_BACKENDS = flags.DEFINE_list(
+    "backends", [os.environ.get("KERAS_BACKEND", "tensorflow")], "Keras backends to measure, each in a subprocess."
+)
 _CASES = flags.DEFINE_list("cases", list(CASES), f"Which of {list(CASES)} to run.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed iterations.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed first iterations (tracing, compilation).")
 POLICIES = ("float32", "mixed_bfloat16")
-_POLICIES = flags.DEFINE_list("policies", ["float32"], f"Dtype policies to measure, some of {list(POLICIES)} "
-                              "(mixed_bfloat16: bf16 compute, float32 variables); with both, the ratio is printed.")
+_POLICIES = flags.DEFINE_list(
+    "policies",
+    ["float32"],
+    f"Dtype policies to measure, some of {list(POLICIES)} "
+    "(mixed_bfloat16: bf16 compute, float32 variables); with both, the ratio is printed.",
+)
 ONEDNN = {"default": None, "on": "1", "off": "0"}
-_ONEDNN = flags.DEFINE_list("onednn", ["default"], f"TensorFlow only: oneDNN settings to measure, some of "
-                            f"{list(ONEDNN)} (TF_ENABLE_ONEDNN_OPTS unset / 1 / 0); other backends ignore it.")
+_ONEDNN = flags.DEFINE_list(
+    "onednn",
+    ["default"],
+    f"TensorFlow only: oneDNN settings to measure, some of "
+    f"{list(ONEDNN)} (TF_ENABLE_ONEDNN_OPTS unset / 1 / 0); other backends ignore it.",
+)
 _CHILD = flags.DEFINE_string("child", None, "Internal: measure this case in this process, print JSON.")
 
 
@@ -81,13 +90,22 @@ def measure(case, steps, warmup, policy):
         float(logs["d_loss"])  # waits for asynchronous backends
         times.append(time.perf_counter() - start)
     cpu = (time.process_time() - cpu_start) / steps
-    threads = {"tensorflow": lambda: __import__("tensorflow").config.threading.get_intra_op_parallelism_threads(),
-               "torch": lambda: __import__("torch").get_num_threads()}.get(keras.backend.backend(), lambda: 0)()
+    threads = {
+        "tensorflow": lambda: __import__("tensorflow").config.threading.get_intra_op_parallelism_threads(),
+        "torch": lambda: __import__("torch").get_num_threads(),
+    }.get(keras.backend.backend(), lambda: 0)()
     return {
-        "backend": keras.backend.backend(), "case": case, "size": size, "batch": batch,
-        "ngf": config.model.ngf, "policy": policy,
-        "s_per_iter": statistics.median(times), "cpu_s_per_iter": cpu, "warmup_s": warm,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "threads": threads,
+        "backend": keras.backend.backend(),
+        "case": case,
+        "size": size,
+        "batch": batch,
+        "ngf": config.model.ngf,
+        "policy": policy,
+        "s_per_iter": statistics.median(times),
+        "cpu_s_per_iter": cpu,
+        "warmup_s": warm,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "threads": threads,
     }
 
 
@@ -96,22 +114,33 @@ def main(argv):
     if _CHILD.value:
         print(json.dumps(measure(_CHILD.value, _STEPS.value, _WARMUP.value, _POLICIES.value[0])))
         return
-    for name, values, accepted in (("cases", _CASES.value, list(CASES)), ("policies", _POLICIES.value, POLICIES),
-                                   ("onednn", _ONEDNN.value, list(ONEDNN))):
+    for name, values, accepted in (
+        ("cases", _CASES.value, list(CASES)),
+        ("policies", _POLICIES.value, POLICIES),
+        ("onednn", _ONEDNN.value, list(ONEDNN)),
+    ):
         unknown = sorted(set(values) - set(accepted))
         if unknown:
             raise app.UsageError(f"--{name}={','.join(unknown)}: expected some of {list(accepted)}")
     print(f"CPU: {hardware.cpu_info().describe()}; load average {os.getloadavg()[0]:.2f} before the run")
-    header = f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} {'onednn':<7} " \
-             f"{'threads':>7} {'s/iter':>7} {'it/s':>6} {'cpu s/iter':>10} {'busy':>5} {'warmup s':>8} {'peak GB':>7}"
+    header = (
+        f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} {'onednn':<7} "
+        f"{'threads':>7} {'s/iter':>7} {'it/s':>6} {'cpu s/iter':>10} {'busy':>5} {'warmup s':>8} {'peak GB':>7}"
+    )
     print(header)
     seconds = {}
     for backend in _BACKENDS.value:
         for case in _CASES.value:
             for policy in _POLICIES.value:
                 for onednn in _ONEDNN.value if backend == "tensorflow" else ["default"]:
-                    cmd = [sys.executable, __file__, f"--child={case}", f"--steps={_STEPS.value}",
-                           f"--warmup={_WARMUP.value}", f"--policies={policy}"]
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        f"--child={case}",
+                        f"--steps={_STEPS.value}",
+                        f"--warmup={_WARMUP.value}",
+                        f"--policies={policy}",
+                    ]
                     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
                     env.pop("TF_ENABLE_ONEDNN_OPTS", None)
                     if ONEDNN[onednn] is not None:
@@ -123,16 +152,21 @@ def main(argv):
                         continue
                     r = json.loads(done.stdout.strip().splitlines()[-1])
                     seconds[backend, case, policy, onednn] = r["s_per_iter"]
-                    print(f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
-                          f"{r['policy']:<14} {onednn:<7} {r['threads'] or 'auto':>7} {r['s_per_iter']:>7.3f} "
-                          f"{1 / r['s_per_iter']:>6.2f} {r['cpu_s_per_iter']:>10.3f} "
-                          f"{r['cpu_s_per_iter'] / r['s_per_iter']:>5.2f} {r['warmup_s']:>8.1f} "
-                          f"{r['peak_rss_gb']:>7.2f}", flush=True)
+                    print(
+                        f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
+                        f"{r['policy']:<14} {onednn:<7} {r['threads'] or 'auto':>7} {r['s_per_iter']:>7.3f} "
+                        f"{1 / r['s_per_iter']:>6.2f} {r['cpu_s_per_iter']:>10.3f} "
+                        f"{r['cpu_s_per_iter'] / r['s_per_iter']:>5.2f} {r['warmup_s']:>8.1f} "
+                        f"{r['peak_rss_gb']:>7.2f}",
+                        flush=True,
+                    )
     for (backend, case, policy, onednn), value in seconds.items():
         base = seconds.get((backend, case, "float32", "default"))
         if base and (policy, onednn) != ("float32", "default"):
-            print(f"{backend} {case}: {policy} with oneDNN {onednn} takes {value / base:.2f}x the time per "
-                  "iteration of float32 with oneDNN default")
+            print(
+                f"{backend} {case}: {policy} with oneDNN {onednn} takes {value / base:.2f}x the time per "
+                "iteration of float32 with oneDNN default"
+            )
 
 
 if __name__ == "__main__":

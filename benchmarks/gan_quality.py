@@ -56,8 +56,10 @@ def main(argv):
     import keras
 
     n, size = _NUM.value, _SIZE.value
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, load average {os.getloadavg()}; "
-          f"keras {keras.__version__}, backend {keras.backend.backend()}")
+    print(
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, load average {os.getloadavg()}; "
+        f"keras {keras.__version__}, backend {keras.backend.backend()}"
+    )
     print(f"{n} real vs {n} generated images at {size} px:")
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (2 * n, size, size, 3)).astype("float32")
@@ -71,17 +73,22 @@ def main(argv):
     for name, x in (("random CNN", feats), ("MobileNetV3-Small", pool)):
         real, fake = x[:n], x[n:]
         print(f" metrics on {name} features ({x.shape[1]}-d):")
-        timed(f"KID ({_SUBSETS.value} subsets)",
-              lambda r=real, f=fake: metrics.kid(r, f, num_subsets=_SUBSETS.value), times)
+        timed(
+            f"KID ({_SUBSETS.value} subsets)",
+            lambda r=real, f=fake: metrics.kid(r, f, num_subsets=_SUBSETS.value),
+            times,
+        )
         timed("FID", lambda r=real, f=fake: metrics.fid(r, f), times)
         timed(f"PRDC (k={_K.value})", lambda r=real, f=fake: metrics.prdc(r, f, k=_K.value), times)
         timed("memorisation", lambda r=real, f=fake: metrics.memorisation(r, r[: n // 3] + 1.0, f), times)
     timed("CAS", lambda: metrics.cas(probs[n:], rng.integers(0, 10, n), [str(i) for i in range(10)]), times)
     metric_total = sum(v for k, v in times.items() if "first call" not in k and "embed" not in k)
-    print(f"total, metrics only (both feature kinds): {metric_total:.2f} s; embeddings after tracing: "
-          f"{times[f'random CNN: embed {2 * n} images']:.2f} s (random CNN), "
-          f"{times[f'MobileNetV3-Small: embed {2 * n} images']:.2f} s (MobileNetV3-Small); "
-          f"everything incl. tracing: {sum(times.values()):.2f} s")
+    print(
+        f"total, metrics only (both feature kinds): {metric_total:.2f} s; embeddings after tracing: "
+        f"{times[f'random CNN: embed {2 * n} images']:.2f} s (random CNN), "
+        f"{times[f'MobileNetV3-Small: embed {2 * n} images']:.2f} s (MobileNetV3-Small); "
+        f"everything incl. tracing: {sum(times.values()):.2f} s"
+    )
 
 
 if __name__ == "__main__":

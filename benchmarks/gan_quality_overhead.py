@@ -30,8 +30,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder; default: the bu
 def main(argv):
     del argv
     config = get_config()
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()}, backend "
-          f"{keras.backend.backend()}")
+    print(
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()}, backend {keras.backend.backend()}"
+    )
     root = morsa_parts.dataset_root(config.data, _DATA_DIR.value)
     manifest = splits.load_or_create_split(root, test_fraction=config.data.test_fraction, seed=config.data.split_seed)
     gan = train_gan.build_gan(config)
@@ -57,8 +58,10 @@ def main(argv):
     checkpoints = config.train.num_steps // config.checkpoint_every
     training = config.train.num_steps * step_time
     overhead = one_off + first + (checkpoints - 1) * per_checkpoint
-    print(f"{_CLASS.value}: {len(manifest.files('train', _CLASS.value))} train images, {config.quality.num_samples} "
-          f"EMA samples, {checkpoints} checkpoints in {config.train.num_steps} steps")
+    print(
+        f"{_CLASS.value}: {len(manifest.files('train', _CLASS.value))} train images, {config.quality.num_samples} "
+        f"EMA samples, {checkpoints} checkpoints in {config.train.num_steps} steps"
+    )
     print(f"  training step {step_time:.3f} s -> {training:.0f} s of training (fit only)")
     print(f"  monitor: one-off {one_off:.2f} s, first score {first:.2f} s, then {per_checkpoint:.2f} s per checkpoint")
     print(f"  overhead {overhead:.1f} s = {100 * overhead / training:.1f} % of the training time")

@@ -32,8 +32,15 @@ _BATCHES = flags.DEFINE_integer("batches", 200, "Timed pipeline batches.")
 
 def pipeline_rate(files, labels, size, batch_size, batches):
     ds = pipeline.classifier_dataset(
-        files, labels, size, batch_size, seed=0, training=True, repeat=True,
-        augment=augment.make_augment(augment.AUGMENTATIONS, seed=0))
+        files,
+        labels,
+        size,
+        batch_size,
+        seed=0,
+        training=True,
+        repeat=True,
+        augment=augment.make_augment(augment.AUGMENTATIONS, seed=0),
+    )
     iterator = iter(ds)
     start = time.perf_counter()
     for _ in range(max(1, len(files) // batch_size)):  # the first epoch decodes and fills the cache

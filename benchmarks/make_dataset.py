@@ -31,14 +31,19 @@ def main(argv):
         morsa_parts.build(tmp, _IMAGES_PER_CLASS.value, _IMAGE_SIZE.value, seed=0, progress=False, workers=workers)
         seconds, cpu_end = time.perf_counter() - start, os.times()
     # CPU time of this process and its joined workers: what the build costs whatever else shares the machine.
-    cpu = sum(getattr(cpu_end, f) - getattr(cpu_start, f) for f in ("user", "system", "children_user",
-                                                                     "children_system"))
-    print(f"morsa_parts build: {images} images at {_IMAGE_SIZE.value} px, {workers} processes "
-          f"({os.cpu_count()} cores, load average {load:.1f} at start)")
+    cpu = sum(
+        getattr(cpu_end, f) - getattr(cpu_start, f) for f in ("user", "system", "children_user", "children_system")
+    )
+    print(
+        f"morsa_parts build: {images} images at {_IMAGE_SIZE.value} px, {workers} processes "
+        f"({os.cpu_count()} cores, load average {load:.1f} at start)"
+    )
     print(f"seconds: {seconds:.1f}")
     print(f"images/s: {images / seconds:.1f}")
-    print(f"CPU seconds (all processes): {cpu:.1f}, that is {1000 * cpu / images:.1f} ms per image; "
-          f"on {workers} otherwise idle cores about {cpu / workers:.0f} s")
+    print(
+        f"CPU seconds (all processes): {cpu:.1f}, that is {1000 * cpu / images:.1f} ms per image; "
+        f"on {workers} otherwise idle cores about {cpu / workers:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ def builtin_data(**overrides):
         test_fraction, split_seed: the split made when the dataset has no ``split_manifest.csv`` yet.
         overrides: keys added (the GAN stage adds val_fraction and flip).
     """
-    return ml_collections.ConfigDict(dict(
-        images_per_class=300, render_size=256, seed=0, test_fraction=0.3, split_seed=0, **overrides))
+    return ml_collections.ConfigDict(
+        dict(images_per_class=300, render_size=256, seed=0, test_fraction=0.3, split_seed=0, **overrides)
+    )
 
 
 def fastgan_base():
@@ -59,15 +60,33 @@ def fastgan_base():
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.data = builtin_data(val_fraction=0.0, flip=True)
-    config.model = ml_collections.ConfigDict(dict(
-        image_size=256, ngf=64, ndf=64, nz=256, activation="glu", attention_resolutions=(), decoder_width=32,
-        conditional=False,
-    ))
-    config.train = ml_collections.ConfigDict(dict(
-        batch_size=8, num_steps=50_000, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999,
-        ema_decay=0.999, policy="color,translation", reconstruction="l1", perceptual_weights="",
-        dtype_policy="float32",
-    ))
+    config.model = ml_collections.ConfigDict(
+        dict(
+            image_size=256,
+            ngf=64,
+            ndf=64,
+            nz=256,
+            activation="glu",
+            attention_resolutions=(),
+            decoder_width=32,
+            conditional=False,
+        )
+    )
+    config.train = ml_collections.ConfigDict(
+        dict(
+            batch_size=8,
+            num_steps=50_000,
+            g_lr=2e-4,
+            d_lr=2e-4,
+            beta_1=0.5,
+            beta_2=0.999,
+            ema_decay=0.999,
+            policy="color,translation",
+            reconstruction="l1",
+            perceptual_weights="",
+            dtype_policy="float32",
+        )
+    )
     config.log_every = 100
     config.sample_every = 1000
     config.checkpoint_every = 1000

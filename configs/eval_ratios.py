@@ -47,16 +47,23 @@ def get_config(arg=None):
     # Adam learning rate per architecture, the same for every regime, from a real-only check of the rates
     # (README, "The ratio study"); Large was not re-checked and shares Small's rate. VGG16 from scratch is not
     # yet a working recipe (same place): prefer --config.weights=<pretrained backbone .weights.h5>.
-    config.learning_rates = ml_collections.ConfigDict(dict(
-        mobilenet_v3_small=3e-3, mobilenet_v3_large=3e-3, vgg16=1e-4))
+    config.learning_rates = ml_collections.ConfigDict(
+        dict(mobilenet_v3_small=3e-3, mobilenet_v3_large=3e-3, vgg16=1e-4)
+    )
     config.dropout = 0.2
     # From scratch, KerasCV's BatchNorm momentum 0.999 leaves the moving statistics far behind the weights.
     config.bn_momentum = 0.9
     config.bn_reestimate_batches = 0
     config.weights = ""  # a local .weights.h5/.keras file to start from; "" = from scratch
-    config.augment = ml_collections.ConfigDict(dict(
-        ops=("flip", "color_jitter", "gaussian_noise"), brightness=25.0, contrast=0.2, saturation=0.2,
-        noise_stddev=8.0))
+    config.augment = ml_collections.ConfigDict(
+        dict(
+            ops=("flip", "color_jitter", "gaussian_noise"),
+            brightness=25.0,
+            contrast=0.2,
+            saturation=0.2,
+            noise_stddev=8.0,
+        )
+    )
     # True: refuse to run without --synthetic_dir; False: skip the synthetic regimes with a warning.
     config.require_synthetic = False
     config.keep_models = True
@@ -92,8 +99,16 @@ def get_config(arg=None):
         config.archs = ("mobilenet_v3_small", "mobilenet_v3_large", "vgg16")
     elif arg == "strategies":
         # The round-two comparison: every way of using the synthetic images against both baselines.
-        config.regimes = ("real", "traditional", "synthetic", "traditional+synthetic", "share", "weighted+synthetic",
-                          "pretrain_synthetic", "synthetic_only")
+        config.regimes = (
+            "real",
+            "traditional",
+            "synthetic",
+            "traditional+synthetic",
+            "share",
+            "weighted+synthetic",
+            "pretrain_synthetic",
+            "synthetic_only",
+        )
         config.ratios = (0.5, 1.0)
         config.shares = (0.1, 0.25)
     elif arg == "smoke":

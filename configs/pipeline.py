@@ -39,20 +39,22 @@ def get_config(arg=None):
     # The built-in dataset (used when --data_dir is not given) and the split made when the data has none.
     config.data = ml_collections.ConfigDict({key: study.data[key] for key in SHARED_DATA_KEYS})
     config.gan = _stage_config("fastgan_cpu", variant)
-    config.generate = ml_collections.ConfigDict(dict(
-        # Images per class; 0: as many as the study's largest ratio needs for the largest class.
-        num_images=0,
-        seed=0,
-        # "classifier": keep only images the baseline's real-trained classifier (study/models/real.keras)
-        # assigns to their class with at least min_confidence, drawing at most num_images x max_draws_per_image
-        # latents per class ("none" when the study has no real regime). "none": keep every image. Filtered
-        # images are measured with quality features "random" and without CAS (the classifier chose them).
-        filter="classifier",
-        min_confidence=0.5,
-        max_draws_per_image=10,
-        checkpoint="",  # "best" or "final"; "": best where train_gan kept one
-        interpolate=True,  # interpolation_<class>.gif beside the class folders, for the index
-    ))
+    config.generate = ml_collections.ConfigDict(
+        dict(
+            # Images per class; 0: as many as the study's largest ratio needs for the largest class.
+            num_images=0,
+            seed=0,
+            # "classifier": keep only images the baseline's real-trained classifier (study/models/real.keras)
+            # assigns to their class with at least min_confidence, drawing at most num_images x max_draws_per_image
+            # latents per class ("none" when the study has no real regime). "none": keep every image. Filtered
+            # images are measured with quality features "random" and without CAS (the classifier chose them).
+            filter="classifier",
+            min_confidence=0.5,
+            max_draws_per_image=10,
+            checkpoint="",  # "best" or "final"; "": best where train_gan kept one
+            interpolate=True,  # interpolation_<class>.gif beside the class folders, for the index
+        )
+    )
     config.quality = _stage_config("gan_quality", variant)
     config.study = study
     config.gradcam = ml_collections.ConfigDict(dict(max_images=64, method="gradcam", seed=0, min_map_size=4))

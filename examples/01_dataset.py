@@ -22,14 +22,19 @@ root = morsa_parts.build(out, images_per_class=4, image_size=128, seed=0, progre
 
 # 2. The layout is a plain image folder with a mask per image and a manifest written last.
 print("classes:", ", ".join(morsa_parts.CLASS_NAMES))
-print("first files:", sorted(p.name for p in (root / "images" / "jaw").iterdir())[:2],
-      sorted(p.name for p in (root / "masks" / "jaw").iterdir())[:2])
+print(
+    "first files:",
+    sorted(p.name for p in (root / "images" / "jaw").iterdir())[:2],
+    sorted(p.name for p in (root / "masks" / "jaw").iterdir())[:2],
+)
 
 # 3. A mask marks the part's pixels (255) against everything else (0); Grad-CAM is scored against it later.
 image = np.asarray(Image.open(root / "images" / "nut" / "nut_0.jpg"))
 mask = np.asarray(Image.open(root / "masks" / "nut" / "nut_0.png"))
-print(f"nut_0: image {image.shape}, part covers {np.mean(mask == 255):.0%} of the frame, "
-      f"mean colour on the part {image[mask == 255].mean(axis=0).round()}")
+print(
+    f"nut_0: image {image.shape}, part covers {np.mean(mask == 255):.0%} of the frame, "
+    f"mean colour on the part {image[mask == 255].mean(axis=0).round()}"
+)
 
 # 4. Image i of a class depends only on (seed, class, i): drawing it again gives the same pixels, at any
 #    time and in any process. (The saved JPEG adds its own compression on top.)

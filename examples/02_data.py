@@ -72,13 +72,20 @@ print("leak check passed")
 #    drawn without replacement with a seed. Then the classifier pipeline: float32 [B, S, S, 3] in [0, 255].
 real_files, real_labels = manifest.files("train"), manifest.labels("train")
 synthetic_files, synthetic_labels = pipeline.list_synthetic(synthetic, manifest.class_names)
-files, labels = pipeline.mix_real_synthetic(real_files, real_labels, synthetic_files, synthetic_labels,
-                                            ratio=0.5, seed=0, class_names=manifest.class_names)
+files, labels = pipeline.mix_real_synthetic(
+    real_files, real_labels, synthetic_files, synthetic_labels, ratio=0.5, seed=0, class_names=manifest.class_names
+)
 print(f"ratio 0.5: {len(real_files)} real + {len(files) - len(real_files)} synthetic training images")
 train = pipeline.classifier_dataset(files, labels, image_size=64, batch_size=16, seed=0, training=True)
 images, batch_labels = next(iter(train))
-print("classifier batch:", images.shape, images.dtype.name, float(images.numpy().min()),
-      float(images.numpy().max()), batch_labels.numpy()[:8])
+print(
+    "classifier batch:",
+    images.shape,
+    images.dtype.name,
+    float(images.numpy().min()),
+    float(images.numpy().max()),
+    batch_labels.numpy()[:8],
+)
 
 # The GAN of one class sees only that class's train images, in [-1, 1], endlessly.
 gan = pipeline.gan_dataset(manifest, manifest.class_names[0], image_size=64, batch_size=8, seed=0)

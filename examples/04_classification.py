@@ -25,14 +25,22 @@ from keras_morsa.models.classifier import build_classifier, class_names_of, rees
 root = morsa_parts.load(images_per_class=300, image_size=256)
 manifest = splits.load_or_create_split(root)  # the split every stage shares: split_manifest.csv
 train = pipeline.classifier_dataset(
-    manifest.files("train"), manifest.labels("train"), image_size=64, batch_size=32, seed=0, training=True,
-    repeat=True, augment=augment.make_augment(["flip", "color_jitter"], seed=0))
+    manifest.files("train"),
+    manifest.labels("train"),
+    image_size=64,
+    batch_size=32,
+    seed=0,
+    training=True,
+    repeat=True,
+    augment=augment.make_augment(["flip", "color_jitter"], seed=0),
+)
 test = pipeline.classifier_dataset(manifest.files("test"), manifest.labels("test"), 64, 128, seed=0, training=False)
 
 # Images go in as floats in [0, 255]; the backbone rescales. bn_momentum=0.9 (not KerasCV's 0.999) keeps the
 # BatchNorm moving statistics close to the weights when training from scratch.
-model = build_classifier("mobilenet_v3_small", len(manifest.class_names), 64, bn_momentum=0.9,
-                         class_names=manifest.class_names)
+model = build_classifier(
+    "mobilenet_v3_small", len(manifest.class_names), 64, bn_momentum=0.9, class_names=manifest.class_names
+)
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 model.fit(train, steps_per_epoch=100, epochs=3)
 # Belt and braces: recompute the BatchNorm statistics for the final weights before evaluating.

@@ -30,8 +30,9 @@ workdir = Path(tempfile.mkdtemp(prefix="keras_morsa_gradcam_"))
 # 1. Data: the built-in dataset (images/ and masks/ side by side), split once, stratified and seeded.
 data_dir = morsa_parts.load(images_per_class=60, image_size=SIZE, seed=0)
 manifest = splits.load_or_create_split(data_dir, workdir=workdir, test_fraction=0.3, seed=0)
-train = pipeline.classifier_dataset(manifest.files("train"), manifest.labels("train"), SIZE, 32, seed=0,
-                                    training=True, repeat=True)
+train = pipeline.classifier_dataset(
+    manifest.files("train"), manifest.labels("train"), SIZE, 32, seed=0, training=True, repeat=True
+)
 
 # 2. A classifier: images 0..255 -> nested MobileNetV3 backbone -> pooling -> "logits" -> "probabilities".
 #    Briefly trained, then BatchNorm statistics recomputed (from scratch they lag the weights, see
@@ -67,6 +68,5 @@ for fraction, drop in drops.items():
     print(f"top {fraction:.0%} removed: drop {drop['map'].mean():.3f} (random: {drop['random'].mean():.3f})")
 
 # 5. One overlay to look at.
-Image.fromarray((overlay(images[0], maps[0]) * 255).astype(np.uint8)).resize((256, 256)).save(
-    workdir / "overlay.png")
+Image.fromarray((overlay(images[0], maps[0]) * 255).astype(np.uint8)).resize((256, 256)).save(workdir / "overlay.png")
 print("overlay:", workdir / "overlay.png")

@@ -62,7 +62,8 @@ def latents_payload(latents, seed=0):
 def predict(url, payload, timeout=60):
     """POSTs ``payload`` as JSON to a TF Serving ``.../v1/models/<name>:predict`` URL; returns the parsed answer."""
     request = urllib.request.Request(
-        url, data=json.dumps(payload).encode("utf-8"), headers={"Content-Type": "application/json"})
+        url, data=json.dumps(payload).encode("utf-8"), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.load(response)
 

@@ -41,8 +41,11 @@ from keras_morsa import console
 from keras_morsa.errors import UserError
 
 _VERBOSE = flags.DEFINE_bool(
-    "verbose", False, "Show everything the backend prints (TensorFlow/XLA/CUDA start-up messages and C++ logs); "
-    "by default one line says which backend and devices are used.")
+    "verbose",
+    False,
+    "Show everything the backend prints (TensorFlow/XLA/CUDA start-up messages and C++ logs); "
+    "by default one line says which backend and devices are used.",
+)
 
 # What absl and ml_collections raise for a bad command line: a refused value, an unknown --config.<key>
 # (KeyError/AttributeError with a "Did you mean" hint), a missing config file, a get_config() refusing its
@@ -51,8 +54,19 @@ _VERBOSE = flags.DEFINE_bool(
 _FLAG_ERRORS = (flags.Error, KeyError, AttributeError, ValueError, TypeError, OSError)
 
 # OSErrors that describe the user's disk or paths, not a bug.
-_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
-                       errno.EEXIST, errno.EISDIR, errno.ENOENT, errno.ENAMETOOLONG, errno.ELOOP}
+_ENVIRONMENT_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.ENOENT,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+}
 
 
 def fail(message):
@@ -63,14 +77,16 @@ def fail(message):
 
 def _describe(error):
     where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
-    hint = {errno.ENOSPC: "free some space or use another --workdir/--out_dir",
-            errno.EDQUOT: "free some space or use another --workdir/--out_dir",
-            errno.EROFS: "use a writable --workdir/--out_dir",
-            errno.EACCES: "check the permissions, or use another folder",
-            errno.EPERM: "check the permissions, or use another folder",
-            errno.ENOTDIR: "a path component is a file where a folder is expected",
-            errno.EEXIST: "a file is in the way of a folder (or the reverse)",
-            errno.EISDIR: "a folder is where a file is expected"}.get(error.errno, "check the path")
+    hint = {
+        errno.ENOSPC: "free some space or use another --workdir/--out_dir",
+        errno.EDQUOT: "free some space or use another --workdir/--out_dir",
+        errno.EROFS: "use a writable --workdir/--out_dir",
+        errno.EACCES: "check the permissions, or use another folder",
+        errno.EPERM: "check the permissions, or use another folder",
+        errno.ENOTDIR: "a path component is a file where a folder is expected",
+        errno.EEXIST: "a file is in the way of a folder (or the reverse)",
+        errno.EISDIR: "a folder is where a file is expected",
+    }.get(error.errno, "check the path")
     return f"{error.strerror or error}: {where or '(no path)'}; {hint}"
 
 
@@ -198,8 +214,9 @@ def _verbose_requested(args):
 def _flags_only(stage, main):
     def wrapped(argv):
         if len(argv) > 1:
-            raise UserError(f"unexpected arguments {' '.join(map(shlex.quote, argv[1:]))}: {stage} takes only "
-                            "--flags (see --help)")
+            raise UserError(
+                f"unexpected arguments {' '.join(map(shlex.quote, argv[1:]))}: {stage} takes only --flags (see --help)"
+            )
         return main(argv)
 
     return wrapped
@@ -215,12 +232,20 @@ def define_strategy_flags(flag_values=flags.FLAGS):
     """
     from keras_morsa.training import distribute  # imports Keras: only where a script's module is imported
 
-    chosen = flags.DEFINE_enum("strategy", "none", distribute.STRATEGIES,
-                               "Data parallelism: mirrored (TensorFlow backend), data_parallel (JAX backend).",
-                               flag_values=flag_values)
+    chosen = flags.DEFINE_enum(
+        "strategy",
+        "none",
+        distribute.STRATEGIES,
+        "Data parallelism: mirrored (TensorFlow backend), data_parallel (JAX backend).",
+        flag_values=flag_values,
+    )
     cpu_devices = flags.DEFINE_integer(
-        "cpu_devices", 0, "With --strategy=mirrored on a CPU: split it into this many TensorFlow devices. (JAX: "
-        "set XLA_FLAGS=--xla_force_host_platform_device_count=N instead.)", flag_values=flag_values)
+        "cpu_devices",
+        0,
+        "With --strategy=mirrored on a CPU: split it into this many TensorFlow devices. (JAX: "
+        "set XLA_FLAGS=--xla_force_host_platform_device_count=N instead.)",
+        flag_values=flag_values,
+    )
 
     def strategy():
         if cpu_devices.value:

@@ -48,8 +48,13 @@ def quiet_stderr(enabled=True):
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
-        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=getattr(python_stderr, "encoding", None),
-                          errors="backslashreplace")
+        sys.stderr = open(
+            os.dup(saved),
+            "w",
+            buffering=1,
+            encoding=getattr(python_stderr, "encoding", None),
+            errors="backslashreplace",
+        )
         try:
             yield
         except Exception:
@@ -209,9 +214,14 @@ class RunSummary:
     report_file: Path = None
 
     def to_dict(self):
-        return {"stage": self.stage, "written": [str(p) for p in self.written], "figures": dict(self.figures),
-                "next_commands": list(self.next_commands), "warnings": list(self.warnings),
-                "wall_time_s": self.wall_time_s}
+        return {
+            "stage": self.stage,
+            "written": [str(p) for p in self.written],
+            "figures": dict(self.figures),
+            "next_commands": list(self.next_commands),
+            "warnings": list(self.warnings),
+            "wall_time_s": self.wall_time_s,
+        }
 
     def save(self):
         """Writes :meth:`to_dict` to :attr:`report_file` (if any); returns that path or None."""

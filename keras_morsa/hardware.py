@@ -52,5 +52,7 @@ def cpu_info(cpuinfo="/proc/cpuinfo"):
 
 #: What mixed_bfloat16 cost against float32 per CPU-config FastGAN iteration on CPUs without bf16 instructions
 #: (benchmarks/fastgan_step.py --policies=float32,mixed_bfloat16, 2-core AMD EPYC machines with AVX2 only).
-BF16_EMULATED_COST = ("no gain: 1.0x the float32 CPU time on TensorFlow and torch on one such machine, 7.6x the "
-                      "wall time on TensorFlow on another")
+BF16_EMULATED_COST = (
+    "no gain: 1.0x the float32 CPU time on TensorFlow and torch on one such machine, 7.6x the "
+    "wall time on TensorFlow on another"
+)

@@ -26,8 +26,10 @@ from urllib.parse import quote
 from keras_morsa import io
 
 #: The default page style: readable width, light table rules, images never wider than the page.
-STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto}td,th{padding:2px 8px;"
-         "text-align:right;border-bottom:1px solid #ddd}img{max-width:100%}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto}td,th{padding:2px 8px;"
+    "text-align:right;border-bottom:1px solid #ddd}img{max-width:100%}"
+)
 
 
 def escape(value):
@@ -109,8 +111,15 @@ def blocks(report_blocks, embed_from=None):
 
 def page(title, sections, style=STYLE):
     """A whole HTML document: ``title`` (escaped) in the head, the ``sections`` (HTML strings) in order."""
-    return "\n".join(["<!DOCTYPE html>", f"<html><head><meta charset='utf-8'><title>{escape(title)}</title>",
-                      f"<style>{style}</style></head><body>", *sections, "</body></html>"])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            f"<html><head><meta charset='utf-8'><title>{escape(title)}</title>",
+            f"<style>{style}</style></head><body>",
+            *sections,
+            "</body></html>",
+        ]
+    )
 
 
 def write_page(path, title, sections, style=STYLE):

@@ -40,13 +40,18 @@ def train_gan(done, workdir):
         rows = [row for row in io.read_csv(log) if row.get("d_loss")] if log.exists() else []
         if rows:
             last = rows[-1]
-            parts.append(f"step {last['step']}: " + ", ".join(
-                f"{key} {_number(last[key])}" for key in ("d_loss", "g_loss", "rec_loss", "kid") if last.get(key)))
+            parts.append(
+                f"step {last['step']}: "
+                + ", ".join(
+                    f"{key} {_number(last[key])}" for key in ("d_loss", "g_loss", "rec_loss", "kid") if last.get(key)
+                )
+            )
         best = class_dir / BEST_INFO_FILE
         if best.exists():
             info = io.read_json(best)
-            parts.append(f"best KID {_number(info['kid'])} (coverage {_number(info['coverage'])}) at step "
-                         f"{info['step']}")
+            parts.append(
+                f"best KID {_number(info['kid'])} (coverage {_number(info['coverage'])}) at step {info['step']}"
+            )
         summary.figures[name] = "; ".join(parts) or "no log"
     return summary
 
@@ -64,12 +69,16 @@ def generate(rows, out_dir):
     for row in rows:
         by_class.setdefault(row["class_name"], []).append(row)
     for name, class_rows in by_class.items():
-        text = f"{len(class_rows)} images, {class_rows[0]['checkpoint']} generator (step " \
-               f"{class_rows[0]['checkpoint_step']})"
+        text = (
+            f"{len(class_rows)} images, {class_rows[0]['checkpoint']} generator (step "
+            f"{class_rows[0]['checkpoint_step']})"
+        )
         if any(row["score"] != "" for row in class_rows) and name in yields:
             share = yields[name]
-            text += (f"; filter yield {100 * share['yield']:.1f} % ({share['passed']} of {share['drawn']} drawn, "
-                     f"confidence >= {share['min_confidence']:g})")
+            text += (
+                f"; filter yield {100 * share['yield']:.1f} % ({share['passed']} of {share['drawn']} drawn, "
+                f"confidence >= {share['min_confidence']:g})"
+            )
         summary.figures[name] = text
     return summary
 
@@ -103,8 +112,9 @@ def eval_ratios(workdir, config, trained, shard=None):
         summary.figures[f"{arch} best cell"] = f"{best['cell']}, accuracy {_pct(accuracy['mean'])} % {spread}"
         for baseline, found in summary_lib.verdicts(table, arch).items():
             difference = found["difference"]
-            summary.figures[f"{arch} vs {baseline}"] = (f"{found['cell']} {_signed(difference)} points "
-                                                        f"{_interval(difference)}: {found['verdict']}")
+            summary.figures[f"{arch} vs {baseline}"] = (
+                f"{found['cell']} {_signed(difference)} points {_interval(difference)}: {found['verdict']}"
+            )
     return summary
 
 
@@ -116,8 +126,10 @@ def eval_ratios_choice(workdir):
     choice = io.read_json(path)
     summary = RunSummary("eval_ratios", written=[path], report_file=path.parent / SUMMARY_NAME)
     chosen = ", ".join(f"{key}={value}" for key, value in choice["chosen"].items())
-    summary.figures["validation choice"] = (f"{chosen}: mean validation accuracy {100 * choice['score']:.1f} % "
-                                            f"({', '.join(choice['regimes'])}; test split not read)")
+    summary.figures["validation choice"] = (
+        f"{chosen}: mean validation accuracy {100 * choice['score']:.1f} % "
+        f"({', '.join(choice['regimes'])}; test split not read)"
+    )
     return summary
 
 
@@ -125,8 +137,11 @@ def gradcam_report(report, out_dir):
     """Of ``gradcam_report``'s ``metrics.json`` content: the report and its grids; the verdict per image
     group (are the augmented model's maps narrower?)."""
     out_dir = Path(out_dir)
-    summary = RunSummary("gradcam_report", written=[out_dir / "report.html", out_dir / "metrics.json"],
-                         report_file=out_dir / SUMMARY_NAME)
+    summary = RunSummary(
+        "gradcam_report",
+        written=[out_dir / "report.html", out_dir / "metrics.json"],
+        report_file=out_dir / SUMMARY_NAME,
+    )
     summary.written += sorted((out_dir / "grids").glob("*.png"))
     for scope, entry in report.get("comparison", {}).items():
         summary.figures[f"{scope} images"] = entry["verdict"]
@@ -137,13 +152,23 @@ def gan_quality(report, out_dir):
     """Of ``gan_quality``'s ``quality.json`` content: the report files; KID, precision, recall, coverage and
     the memorised share per class."""
     out_dir = Path(out_dir)
-    summary = RunSummary("gan_quality", report_file=out_dir / SUMMARY_NAME,
-                         written=[out_dir / name for name in ("quality.html", "quality.md", "quality.json")])
+    summary = RunSummary(
+        "gan_quality",
+        report_file=out_dir / SUMMARY_NAME,
+        written=[out_dir / name for name in ("quality.html", "quality.md", "quality.json")],
+    )
     for name, row in report["classes"].items():
         summary.figures[name] = ", ".join(
-            f"{label} {_number(row[key])}" for key, label in (
-                ("kid", "KID"), ("precision", "precision"), ("recall", "recall"), ("coverage", "coverage"),
-                ("memorised_share", "memorised share")) if key in row)
+            f"{label} {_number(row[key])}"
+            for key, label in (
+                ("kid", "KID"),
+                ("precision", "precision"),
+                ("recall", "recall"),
+                ("coverage", "coverage"),
+                ("memorised_share", "memorised share"),
+            )
+            if key in row
+        )
     return summary
 
 
@@ -164,9 +189,11 @@ def make_dataset(root):
     info_file = root / "dataset.json"
     if info_file.exists():
         info = io.read_json(info_file)
-        summary.figures["dataset"] = (f"{len(info['class_names'])} classes ({', '.join(info['class_names'])}), "
-                                      f"{info['images_per_class']} images each, {info['image_size']} px, seed "
-                                      f"{info['seed']}")
+        summary.figures["dataset"] = (
+            f"{len(info['class_names'])} classes ({', '.join(info['class_names'])}), "
+            f"{info['images_per_class']} images each, {info['image_size']} px, seed "
+            f"{info['seed']}"
+        )
     return summary
 
 

@@ -35,8 +35,16 @@ window.addEventListener("load", () => {{
 }});
 </script>
 """
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+)
 
 
 def chromium():
@@ -58,14 +66,25 @@ def check_page(page, profile_dir, timeout=120):
     probe.write_text(page.read_text(encoding="utf-8") + _SCRIPT, encoding="utf-8")
     try:
         result = subprocess.run(
-            [chromium(), *FLAGS, f"--user-data-dir={profile_dir}", "--virtual-time-budget=10000", "--dump-dom",
-             probe.as_uri()], capture_output=True, text=True, timeout=timeout)
+            [
+                chromium(),
+                *FLAGS,
+                f"--user-data-dir={profile_dir}",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                probe.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     finally:
         probe.unlink()
     found = re.search(rf'<pre id="{_MARK}">(.*?)</pre>', result.stdout, re.S)
     if found is None:
-        raise AssertionError(f"chromium did not run the check on {page} (exit {result.returncode}): "
-                             f"{result.stderr[-2000:]}")
+        raise AssertionError(
+            f"chromium did not run the check on {page} (exit {result.returncode}): {result.stderr[-2000:]}"
+        )
     seen = json.loads(html.unescape(found.group(1)))
     seen["broken_images"] = [image["src"] for image in seen["images"] if not image["width"]]
     seen["broken_links"] = [link["raw"] for link in seen["links"] if not _resolves(link)]

@@ -44,7 +44,11 @@ def run_script():
         full_env.update(env or {})
         return subprocess.run(
             [sys.executable, str(REPO / "bin" / name), *map(str, args)],
-            capture_output=True, text=True, env=full_env, timeout=timeout, check=check,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            check=check,
         )
 
     return run

@@ -85,7 +85,7 @@ def squares_on_white(classes, colours, size=48, side=24, seed=0):
     def draw(class_name, index):
         image = np.full((size, size, 3), 240, np.uint8)
         y, x = rng.integers(4, size - side - 4, 2)
-        image[y:y + side, x:x + side] = colour_of[class_name]
+        image[y : y + side, x : x + side] = colour_of[class_name]
         return image
 
     return draw
@@ -136,11 +136,11 @@ def tiny_fastgan(seed=0, g_lr=1e-4, d_lr=4e-4, compile=True, **fastgan_kwargs):
     two calls with one seed give the same networks and the same first steps.
     """
     keras.utils.set_random_seed(seed)
-    gan = FastGAN(tiny_generator(seed=seed, build=False), tiny_discriminator(build=False), seed=seed,
-                  **fastgan_kwargs)
+    gan = FastGAN(tiny_generator(seed=seed, build=False), tiny_discriminator(build=False), seed=seed, **fastgan_kwargs)
     if compile:
-        gan.compile(g_optimizer=keras.optimizers.Adam(g_lr, beta_1=0.5),
-                    d_optimizer=keras.optimizers.Adam(d_lr, beta_1=0.5))
+        gan.compile(
+            g_optimizer=keras.optimizers.Adam(g_lr, beta_1=0.5), d_optimizer=keras.optimizers.Adam(d_lr, beta_1=0.5)
+        )
     return gan
 
 
@@ -216,8 +216,14 @@ def run_layer_check(make_layer, inputs, tmp_path, call_kwargs=None, seed=0, run_
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", run_eagerly=run_eagerly)
     before = [_numpy(v).copy() for v in layer.trainable_variables]
     twice = [np.concatenate([x, x]) for x in inputs]
-    history = model.fit(twice, [np.concatenate([t, t]) for t in targets], batch_size=inputs[0].shape[0], epochs=1,
-                        shuffle=False, verbose=0)
+    history = model.fit(
+        twice,
+        [np.concatenate([t, t]) for t in targets],
+        batch_size=inputs[0].shape[0],
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+    )
     assert np.isfinite(history.history["loss"][0]), f"{cls.__name__}: loss {history.history['loss']}"
     unchanged = [v.path for v, old in zip(layer.trainable_variables, before) if np.array_equal(_numpy(v), old)]
     assert not unchanged, f"{cls.__name__}: two fit steps left these trainable variables unchanged: {unchanged}"

@@ -55,8 +55,10 @@ def corpus(tmp_path_factory):
     splits.load_or_create_split(lonely)
     # A class folder another live process holds (the pytest parent stands in for it).
     (root / "busy" / "disc").mkdir(parents=True)
-    write_json(root / "busy" / "disc" / LOCK_NAME,
-               {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-02T08:00:00+00:00"})
+    write_json(
+        root / "busy" / "disc" / LOCK_NAME,
+        {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-02T08:00:00+00:00"},
+    )
     (root / "study" / "models").mkdir(parents=True)
     for name in ("real", "best_augmented"):
         (root / "study" / "models" / f"{name}.keras").write_bytes(b"corrupt")
@@ -71,43 +73,93 @@ def _cases(c):
     smoke = "--config=configs/fastgan_cpu.py:smoke"
     smoke_study = "--config=configs/eval_ratios.py:smoke"
     return {
-        "misspelt config key": ("train_gan", ["--class=jaw", f"--workdir={c}/w1", "--config.train.nume_steps=3"],
-                                'nume_steps'),
-        "missing config file": ("train_gan", ["--class=jaw", f"--workdir={c}/w2", f"--config={c}/nope.py"],
-                                "No such file or directory"),
-        "config variant typo": ("train_gan", ["--class=jaw", f"--workdir={c}/w3",
-                                              "--config=configs/fastgan_cpu.py:smok"], "unknown config variant 'smok'"),
+        "misspelt config key": (
+            "train_gan",
+            ["--class=jaw", f"--workdir={c}/w1", "--config.train.nume_steps=3"],
+            "nume_steps",
+        ),
+        "missing config file": (
+            "train_gan",
+            ["--class=jaw", f"--workdir={c}/w2", f"--config={c}/nope.py"],
+            "No such file or directory",
+        ),
+        "config variant typo": (
+            "train_gan",
+            ["--class=jaw", f"--workdir={c}/w3", "--config=configs/fastgan_cpu.py:smok"],
+            "unknown config variant 'smok'",
+        ),
         "unknown flag": ("train_gan", ["--clas=jaw", f"--workdir={c}/w0"], "Unknown command line flag 'clas'"),
-        "stray positional argument": ("make_dataset", [f"--out_dir={c}/w7", "jaw"],
-                                      "unexpected arguments jaw: bin/make_dataset takes only --flags"),
-        "workdir is a file": ("train_gan", ["--class=disc", f"--workdir={c}/a_file", f"--data_dir={c}/data",
-                                            smoke], "Not a directory"),
-        "class folder in use": ("train_gan", ["--class=disc", f"--workdir={c}/busy", f"--data_dir={c}/data", smoke],
-                                "is in use by pid"),
-        "class without test images": ("eval_ratios", [f"--workdir={c}/w5", f"--data_dir={c}/lonely_data",
-                                                      "--config=configs/eval_ratios.py:smoke",
-                                                      "--config.regimes=('real',)"], "have no test images"),
-        "non-numeric ratio": ("eval_ratios", [f"--workdir={c}/w4", "--config=configs/eval_ratios.py:smoke",
-                                              "--config.ratios=abc"], "config.ratios=('abc',)"),
-        "unnamed synthetic source": ("eval_ratios", [f"--workdir={c}/w7", smoke_study,
-                                                     f"--synthetic_source={c}/data"],
-                                     "expected name=folder once per name"),
-        "choice without a validation share": ("eval_ratios", [f"--workdir={c}/w8", smoke_study,
-                                                              "--config.choose.final_evals=(1, 2)"],
-                                              "config.validation_share is 0: a choice needs a validation share"),
+        "stray positional argument": (
+            "make_dataset",
+            [f"--out_dir={c}/w7", "jaw"],
+            "unexpected arguments jaw: bin/make_dataset takes only --flags",
+        ),
+        "workdir is a file": (
+            "train_gan",
+            ["--class=disc", f"--workdir={c}/a_file", f"--data_dir={c}/data", smoke],
+            "Not a directory",
+        ),
+        "class folder in use": (
+            "train_gan",
+            ["--class=disc", f"--workdir={c}/busy", f"--data_dir={c}/data", smoke],
+            "is in use by pid",
+        ),
+        "class without test images": (
+            "eval_ratios",
+            [
+                f"--workdir={c}/w5",
+                f"--data_dir={c}/lonely_data",
+                "--config=configs/eval_ratios.py:smoke",
+                "--config.regimes=('real',)",
+            ],
+            "have no test images",
+        ),
+        "non-numeric ratio": (
+            "eval_ratios",
+            [f"--workdir={c}/w4", "--config=configs/eval_ratios.py:smoke", "--config.ratios=abc"],
+            "config.ratios=('abc',)",
+        ),
+        "unnamed synthetic source": (
+            "eval_ratios",
+            [f"--workdir={c}/w7", smoke_study, f"--synthetic_source={c}/data"],
+            "expected name=folder once per name",
+        ),
+        "choice without a validation share": (
+            "eval_ratios",
+            [f"--workdir={c}/w8", smoke_study, "--config.choose.final_evals=(1, 2)"],
+            "config.validation_share is 0: a choice needs a validation share",
+        ),
         "missing required flag": ("export", [f"--model={c}/junk.keras"], "--export_dir"),
-        "corrupt .keras to export": ("export", [f"--model={c}/truncated.keras", f"--export_dir={c}/serving"],
-                                     "is not a readable .keras file"),
-        "zip without a model to export": ("export", [f"--model={c}/empty_zip.keras", f"--export_dir={c}/serving"],
-                                          "cannot load model"),
-        "corrupt .keras to generate": ("generate", [f"--gan_workdir={c}/gan", f"--out_dir={c}/synthetic",
-                                                    "--num_images=1"], "is not a readable .keras file"),
-        "pipeline setting out of range": ("run_pipeline", [f"--workdir={c}/w6", f"--data_dir={c}/data",
-                                                          "--config=configs/pipeline.py:smoke",
-                                                          "--config.generate.filter=best"],
-                                          "config.generate.filter='best'; accepted: none, classifier"),
-        "corrupt .keras to gradcam_report": ("gradcam_report", [f"--eval_workdir={c}/study", f"--out_dir={c}/cam"],
-                                             "is not a readable .keras file"),
+        "corrupt .keras to export": (
+            "export",
+            [f"--model={c}/truncated.keras", f"--export_dir={c}/serving"],
+            "is not a readable .keras file",
+        ),
+        "zip without a model to export": (
+            "export",
+            [f"--model={c}/empty_zip.keras", f"--export_dir={c}/serving"],
+            "cannot load model",
+        ),
+        "corrupt .keras to generate": (
+            "generate",
+            [f"--gan_workdir={c}/gan", f"--out_dir={c}/synthetic", "--num_images=1"],
+            "is not a readable .keras file",
+        ),
+        "pipeline setting out of range": (
+            "run_pipeline",
+            [
+                f"--workdir={c}/w6",
+                f"--data_dir={c}/data",
+                "--config=configs/pipeline.py:smoke",
+                "--config.generate.filter=best",
+            ],
+            "config.generate.filter='best'; accepted: none, classifier",
+        ),
+        "corrupt .keras to gradcam_report": (
+            "gradcam_report",
+            [f"--eval_workdir={c}/study", f"--out_dir={c}/cam"],
+            "is not a readable .keras file",
+        ),
     }
 
 

@@ -23,15 +23,24 @@ def _guarded(error):
     return cli._guard(main)
 
 
-@pytest.mark.parametrize("error, line", [
-    (UserError("--class='x' is not a class"), "error: --class='x' is not a class"),
-    (OSError(errno.ENOSPC, "No space left on device", "/w/ckpt.npz"),
-     "error: No space left on device: /w/ckpt.npz; free some space or use another --workdir/--out_dir"),
-    (OSError(errno.EROFS, "Read-only file system", "/ro/x"),
-     "error: Read-only file system: /ro/x; use a writable --workdir/--out_dir"),
-    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/w/file/jaw"),
-     "error: Not a directory: /w/file/jaw; a path component is a file where a folder is expected"),
-])
+@pytest.mark.parametrize(
+    "error, line",
+    [
+        (UserError("--class='x' is not a class"), "error: --class='x' is not a class"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/w/ckpt.npz"),
+            "error: No space left on device: /w/ckpt.npz; free some space or use another --workdir/--out_dir",
+        ),
+        (
+            OSError(errno.EROFS, "Read-only file system", "/ro/x"),
+            "error: Read-only file system: /ro/x; use a writable --workdir/--out_dir",
+        ),
+        (
+            NotADirectoryError(errno.ENOTDIR, "Not a directory", "/w/file/jaw"),
+            "error: Not a directory: /w/file/jaw; a path component is a file where a folder is expected",
+        ),
+    ],
+)
 def test_user_and_disk_errors_are_one_line_and_exit_2(error, line, capsys):
     with pytest.raises(SystemExit) as exit_:
         _guarded(error)([])
@@ -52,11 +61,14 @@ def test_a_script_takes_only_flags(capsys):
     assert len(seen) == 1
 
 
-@pytest.mark.parametrize("args, strategy, split", [
-    ([], "none", []),
-    (["--strategy=mirrored", "--cpu_devices=2"], "mirrored", [2]),
-    (["--strategy=data_parallel"], "data_parallel", []),
-])
+@pytest.mark.parametrize(
+    "args, strategy, split",
+    [
+        ([], "none", []),
+        (["--strategy=mirrored", "--cpu_devices=2"], "mirrored", [2]),
+        (["--strategy=data_parallel"], "data_parallel", []),
+    ],
+)
 def test_strategy_flags(args, strategy, split, monkeypatch):
     from keras_morsa.training import distribute
 
@@ -115,8 +127,10 @@ def test_fastgan_size_takes_the_image_side():
     module = _load(REPO / "configs" / "fastgan_size.py")
     assert [module.get_config(arg).model.image_size for arg in (None, "256", "512", "1024")] == [256, 256, 512, 1024]
     assert module.get_config("smoke").model.image_size == 64
-    assert module.get_config("512").to_dict() == {**module.get_config().to_dict(),
-                                                  "model": {**module.get_config().model.to_dict(), "image_size": 512}}
+    assert module.get_config("512").to_dict() == {
+        **module.get_config().to_dict(),
+        "model": {**module.get_config().model.to_dict(), "image_size": 512},
+    }
     with pytest.raises(UserError, match=r"unknown config variant '2048'; accepted: 256, 512, 1024, smoke, or none"):
         module.get_config("2048")
 

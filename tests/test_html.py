@@ -8,7 +8,7 @@ from keras_morsa import html
 
 
 def test_page_escapes_text_and_keeps_sections_in_order(tmp_path):
-    sections = [html.heading("a <b> & c", 2), html.paragraph("it's \"x\""), html.bullets(["1 < 2", "ok"])]
+    sections = [html.heading("a <b> & c", 2), html.paragraph('it\'s "x"'), html.bullets(["1 < 2", "ok"])]
     path = html.write_page(tmp_path / "sub" / "index.html", "T & <T>", sections)
     page = path.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</body></html>")
@@ -22,7 +22,8 @@ def test_page_escapes_text_and_keeps_sections_in_order(tmp_path):
 def test_table_has_a_header_row_and_shows_any_value():
     assert html.table([["cell", "n"], ["real", 3], ["<x>", None]]) == (
         "<table><tr><th>cell</th><th>n</th></tr><tr><td>real</td><td>3</td></tr>"
-        "<tr><td>&lt;x&gt;</td><td>None</td></tr></table>")
+        "<tr><td>&lt;x&gt;</td><td>None</td></tr></table>"
+    )
     assert html.table([]) == "<table></table>"
 
 
@@ -40,8 +41,12 @@ def test_blocks_render_each_kind_and_refuse_an_unknown_one(tmp_path):
     (tmp_path / "plot.png").write_bytes(b"png")
     blocks = [("h1", "Study"), ("p", "text"), ("table", [["h"], ["v"]]), ("img", "plot.png")]
     linked = html.blocks(blocks)
-    assert linked == ["<h1>Study</h1>", "<p>text</p>", "<table><tr><th>h</th></tr><tr><td>v</td></tr></table>",
-                      "<img src='plot.png' alt='plot.png'>"]
+    assert linked == [
+        "<h1>Study</h1>",
+        "<p>text</p>",
+        "<table><tr><th>h</th></tr><tr><td>v</td></tr></table>",
+        "<img src='plot.png' alt='plot.png'>",
+    ]
     embedded = html.blocks(blocks, embed_from=tmp_path)
     assert embedded[:3] == linked[:3] and embedded[3].startswith("<img src='data:image/png;base64,")
     assert embedded[3].endswith("alt='plot.png'>")

@@ -34,8 +34,7 @@ def test_csv_roundtrip_and_hash(tmp_path):
     io.write_csv(tmp_path / "r.csv", rows, ["a", "b"])
     assert io.read_csv(tmp_path / "r.csv") == rows
     (tmp_path / "f").write_bytes(b"abc")
-    assert io.sha256_file(tmp_path / "f") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    assert io.sha256_file(tmp_path / "f") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
 
 
 def _lock_record(folder, **record):
@@ -47,8 +46,11 @@ def test_a_held_folder_stops_the_second_process_naming_the_holder(tmp_path):
     with io.folder_lock(tmp_path) as lock:
         held = json.loads(lock.read_text())
         assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
-        with pytest.raises(io.FolderLocked, match=rf"{tmp_path} is in use by pid {os.getpid()} on "
-                           rf"{socket.gethostname()} since {re.escape(held['started'])}; wait .* delete {lock}"):
+        with pytest.raises(
+            io.FolderLocked,
+            match=rf"{tmp_path} is in use by pid {os.getpid()} on "
+            rf"{socket.gethostname()} since {re.escape(held['started'])}; wait .* delete {lock}",
+        ):
             with io.folder_lock(tmp_path):
                 pass
     assert not lock.exists()  # released
@@ -56,8 +58,9 @@ def test_a_held_folder_stops_the_second_process_naming_the_holder(tmp_path):
 
 
 def test_a_stale_lock_of_a_dead_process_is_replaced_and_another_hosts_is_respected(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     _lock_record(tmp_path / "a", pid=int(dead.stdout), host=socket.gethostname(), started="yesterday")
     with io.folder_lock(tmp_path / "a") as lock:
         assert json.loads(lock.read_text())["pid"] == os.getpid()
@@ -72,15 +75,25 @@ def test_a_stale_lock_of_a_dead_process_is_replaced_and_another_hosts_is_respect
 
 
 def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True).stdout)
-    names = {f"ckpt/.ckpt_00000004.npz.tmp{dead}": False, f".log.csv.tmp{os.getpid()}": True,
-             ".generator_ema.tmp.keras": False, f".lock.{dead}.tmp": False, f".lock.{os.getppid()}.tmp": True,
-             "kept.png": True, ".hidden_but_ours.txt": True}
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    names = {
+        f"ckpt/.ckpt_00000004.npz.tmp{dead}": False,
+        f".log.csv.tmp{os.getpid()}": True,
+        ".generator_ema.tmp.keras": False,
+        f".lock.{dead}.tmp": False,
+        f".lock.{os.getppid()}.tmp": True,
+        "kept.png": True,
+        ".hidden_but_ours.txt": True,
+    }
     for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
     removed = io.remove_temp_files(tmp_path)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in removed) == sorted(n for n, keep in names.items()
-                                                                                  if not keep)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in removed) == sorted(
+        n for n, keep in names.items() if not keep
+    )
     assert all((tmp_path / name).exists() == keep for name, keep in names.items())

@@ -63,9 +63,18 @@ def run(tmp_path_factory):
         for name in stages.STAGES:
             patch.setitem(stages._RUN, name, _refuse(name))
         rerun = stages.run_pipeline(config, work, data_dir=data, progress=False)
-    return {"config": config, "data": data, "work": work, "markers": markers, "rerun": rerun,
-            "interrupted": interrupted, "partial_index": partial_index, "before": before,
-            "after_resume": after_resume, "after_rerun": _mtimes(work)}
+    return {
+        "config": config,
+        "data": data,
+        "work": work,
+        "markers": markers,
+        "rerun": rerun,
+        "interrupted": interrupted,
+        "partial_index": partial_index,
+        "before": before,
+        "after_resume": after_resume,
+        "after_rerun": _mtimes(work),
+    }
 
 
 def test_a_failed_stage_keeps_the_earlier_ones_and_the_rerun_resumes_there(run):
@@ -93,14 +102,23 @@ def test_every_stage_writes_its_outputs(run):
         assert (work / "synthetic" / f"interpolation_{name}.gif").is_file()
     assert markers["generate"]["outputs"] == {"num_images": 10, "images": 20, "filtered": False}
     assert markers["baseline"]["outputs"]["regimes"] == ["real"]
-    for path in ("study/models/real.keras", "study/models/best_augmented.keras", "study/report.html",
-                 "quality/quality.html", "gradcam/report.html", "gradcam/metrics.json"):
+    for path in (
+        "study/models/real.keras",
+        "study/models/best_augmented.keras",
+        "study/report.html",
+        "quality/quality.html",
+        "gradcam/report.html",
+        "gradcam/metrics.json",
+    ):
         assert (work / path).is_file(), path
     # Unfiltered images: the quality report uses the baseline classifier (CAS).
     assert "models/real.keras" in io.read_json(work / "quality" / "quality.json")["classifier"]
     study_runs = {row["run_id"] for row in io.read_csv(work / "study" / "results.csv")}
-    assert study_runs == {"mobilenet_v3_small-real-s0", "mobilenet_v3_small-synthetic_only-s0",
-                          "mobilenet_v3_small-traditional_synthetic-r0.5-s0"}
+    assert study_runs == {
+        "mobilenet_v3_small-real-s0",
+        "mobilenet_v3_small-synthetic_only-s0",
+        "mobilenet_v3_small-traditional_synthetic-r0.5-s0",
+    }
     real = io.read_json(work / "study" / "models" / "real.json")["test_accuracy"]  # the default, never test-picked
     export = markers["export"]["outputs"]
     assert (export["test_accuracy"], export["model"]) == (real, "real")
@@ -130,9 +148,16 @@ def test_the_index_links_every_stage_with_relative_links_to_existing_files(run):
     for ref in files:
         assert not ref.startswith("/") and ":" not in ref, ref
         assert (work / ref).exists(), ref
-    for expected in ("quality/quality.html", "study/report.html", "gradcam/report.html", "split/split_manifest.csv",
-                     "export/classifier/1/saved_model.pb", "gan/blue/samples/step_000006.png",
-                     "synthetic/interpolation_red.gif", "gradcam/grids/real_correct.png"):
+    for expected in (
+        "quality/quality.html",
+        "study/report.html",
+        "gradcam/report.html",
+        "split/split_manifest.csv",
+        "export/classifier/1/saved_model.pb",
+        "gan/blue/samples/step_000006.png",
+        "synthetic/interpolation_red.gif",
+        "gradcam/grids/real_correct.png",
+    ):
         assert expected in files, expected
 
 
@@ -146,8 +171,9 @@ def _needs_chromium():
 def test_the_index_and_every_report_open_in_a_browser(run, tmp_path):
     _needs_chromium()
     work = run["work"]
-    pages = [work / stages.INDEX_FILE] + [work / p for p in ("quality/quality.html", "study/report.html",
-                                                             "gradcam/report.html")]
+    pages = [work / stages.INDEX_FILE] + [
+        work / p for p in ("quality/quality.html", "study/report.html", "gradcam/report.html")
+    ]
     for page in pages:
         seen = chromium_check.check_page(page, tmp_path / "profile")
         assert seen["images"], page
@@ -162,7 +188,8 @@ def test_the_browser_check_sees_a_missing_image_and_broken_links(tmp_path):
     (tmp_path / "page.html").write_text(
         "<!DOCTYPE html><html><body><h2 id='here'>x</h2><img src='ok.png'><img src='gone.png'>"
         "<a href='#here'>a</a><a href='#nowhere'>b</a><a href='ok.png'>c</a><a href='gone.csv'>d</a>"
-        "<a href='https://example.invalid/'>e</a></body></html>")
+        "<a href='https://example.invalid/'>e</a></body></html>"
+    )
     seen = chromium_check.check_page(tmp_path / "page.html", tmp_path / "profile")
     assert [(image["src"], image["width"]) for image in seen["images"]] == [("ok.png", 3), ("gone.png", 0)]
     assert seen["broken_images"] == ["gone.png"]
@@ -175,8 +202,11 @@ def test_changed_settings_of_a_finished_stage_are_refused_and_redo_runs_it_again
     shutil.copytree(run["work"], work)
     config = get_config("smoke")
     config.gradcam.max_images = 3
-    with pytest.raises(UserError, match=r"stage gradcam of .* other settings \(max_images: 4 -> 3\); pass "
-                                        r"--redo=gradcam"):
+    with pytest.raises(
+        UserError,
+        match=r"stage gradcam of .* other settings \(max_images: 4 -> 3\); pass "
+        r"--redo=gradcam",
+    ):
         stages.run_pipeline(config, work, data_dir=run["data"], progress=False)
     calls = []
     with pytest.MonkeyPatch.context() as patch:
@@ -199,15 +229,17 @@ def test_another_data_folder_is_refused_for_a_finished_split(run, tmp_path):
         stages.run_pipeline(get_config("smoke"), work, data_dir=other, progress=False)
 
 
-def test_generate_filters_with_the_baseline_classifier_and_quality_then_uses_random_features(run, tmp_path,
-                                                                                              monkeypatch):
+def test_generate_filters_with_the_baseline_classifier_and_quality_then_uses_random_features(
+    run, tmp_path, monkeypatch
+):
     from keras_morsa.quality import report as quality_report
     from keras_morsa.training import generate as generate_lib
 
     calls = {}
     monkeypatch.setattr(generate_lib, "generate", lambda *args, **kwargs: calls.setdefault("generate", kwargs) and [])
-    monkeypatch.setattr(quality_report, "gan_quality",
-                        lambda *args, **kwargs: calls.setdefault("quality", kwargs) and {"mean": {}})
+    monkeypatch.setattr(
+        quality_report, "gan_quality", lambda *args, **kwargs: calls.setdefault("quality", kwargs) and {"mean": {}}
+    )
     config = get_config("smoke")
     config.generate.filter = "classifier"
     ctx = stages._Context(config, run["work"], run["data"], False)
@@ -243,9 +275,11 @@ def test_the_data_section_is_one_for_every_stage():
 
 
 def test_bad_pipeline_settings_are_refused_before_any_stage(tmp_path):
-    for key, value, message in (("filter", "best", "config.generate.filter='best'; accepted: none, classifier"),
-                                ("num_images", -1, "config.generate.num_images=-1"),
-                                ("checkpoint", "last", "config.generate.checkpoint='last'")):
+    for key, value, message in (
+        ("filter", "best", "config.generate.filter='best'; accepted: none, classifier"),
+        ("num_images", -1, "config.generate.num_images=-1"),
+        ("checkpoint", "last", "config.generate.checkpoint='last'"),
+    ):
         config = get_config("smoke")
         config.generate[key] = value
         with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -258,8 +292,13 @@ def test_bad_pipeline_settings_are_refused_before_any_stage(tmp_path):
 
 
 def test_bin_run_pipeline_rerun_skips_every_stage(run, run_script):
-    result = run_script("run_pipeline", f"--workdir={run['work']}", f"--data_dir={run['data']}",
-                        "--config=configs/pipeline.py:smoke", timeout=300)
+    result = run_script(
+        "run_pipeline",
+        f"--workdir={run['work']}",
+        f"--data_dir={run['data']}",
+        "--config=configs/pipeline.py:smoke",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("done already") == len(stages.STAGES)
     assert f"pipeline done: {run['work'] / stages.INDEX_FILE}" in result.stdout

@@ -21,8 +21,10 @@ def _import_graph():
                 targets.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 # "from package import module" imports the module; "from module import name" the module.
-                targets.update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules
-                               else node.module for alias in node.names)
+                targets.update(
+                    f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                    for alias in node.names
+                )
         graph[name] = {t for t in targets if t in modules and t != name}
     return graph
 
@@ -35,7 +37,7 @@ def _cycle(graph):
         stack.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state and (found := visit(target)):
                 return found
         state[node] = "done"

@@ -49,8 +49,15 @@ elif _BACKEND == "torch":
 else:
     raise ImportError(f"KERAS_BACKEND={_BACKEND!r}: keras-morsa supports tensorflow, jax and torch")
 
-__all__ = ["accelerators", "conv_kernel", "devices", "replica_position", "replica_share", "train_step",
-           "value_and_grad"]
+__all__ = [
+    "accelerators",
+    "conv_kernel",
+    "devices",
+    "replica_position",
+    "replica_share",
+    "train_step",
+    "value_and_grad",
+]
 
 
 def replica_share(draw, batch_size, shape, seed):

@@ -118,7 +118,6 @@ def conv_kernel(kernel):
     return kernel
 
 
-
 def accelerators():
     """Names of the GPUs and TPUs JAX sees (empty on a CPU-only machine)."""
     return [str(d) for d in jax.devices() if d.platform != "cpu"]

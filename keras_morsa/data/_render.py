@@ -164,6 +164,7 @@ def _countersink(h, sdf, u, v, r_hole, r_sink, through):
 # proportions of look-alike classes (jaw/jaw_plate; lead_screw/clamp_screw/pin; nut/washer) toward the range
 # they share, so those classes differ by details rather than by gross proportions.
 
+
 def _base(rng, alike):
     w = rng.uniform(0.36, 0.52)
     top, chamfer, corner = rng.uniform(0.1, 0.18), rng.uniform(0.008, 0.02), rng.uniform(0.01, 0.05)
@@ -238,7 +239,7 @@ def _jaw(rng, alike):
         if screws:
             for su in (-screw_u, screw_u):
                 d = _sd_circle(u - su, v - face_v, screw_r)
-                dome = top + rise + 0.5 * np.sqrt(np.maximum(screw_r ** 2 - (d + screw_r) ** 2, 0.0))
+                dome = top + rise + 0.5 * np.sqrt(np.maximum(screw_r**2 - (d + screw_r) ** 2, 0.0))
                 h = np.where(d < 0.0, dome, h)
                 cavity = np.where(d < 0.0, 1.0 - 0.8 * _socket(u - su, v - face_v, 0.45 * screw_r), cavity)
         return sdf, h, cavity
@@ -320,10 +321,12 @@ def _lead_screw(rng, alike):
     head_c = 0.5 - head_len / 2
 
     def evaluate(u, v, px):
-        segments = [(-0.5, shaft0, 0.6 * r, 0.3 * r, None),
-                    (shaft0, thread_end, r, 0.15 * r, ("thread", pitch)),
-                    (thread_end, shaft1, 0.96 * r, 0.0, None),
-                    (0.5 - head_len, 0.5, head_r, 0.25 * r, None)]
+        segments = [
+            (-0.5, shaft0, 0.6 * r, 0.3 * r, None),
+            (shaft0, thread_end, r, 0.15 * r, ("thread", pitch)),
+            (thread_end, shaft1, 0.96 * r, 0.0, None),
+            (0.5 - head_len, 0.5, head_r, 0.25 * r, None),
+        ]
         if collar:
             segments.append((shaft1, shaft1 + collar_len, collar_r, 0.2 * r, None))
         (sdf, h), cavity = _threaded_rod(u, v, px, segments)
@@ -356,11 +359,13 @@ def _clamp_screw(rng, alike):
     def evaluate(u, v, px):
         end_r = knob_r if end_kind == "knob" else 1.15 * r
         end_pattern = ("knurl", 0.6 * pitch) if end_kind == "knob" else None
-        segments = [(-0.5, -0.5 + pad_len, pad_r, 0.3 * pad_len, None),
-                    (-0.5 + pad_len, shaft0, 0.6 * r, 0.0, None),
-                    (shaft0, thread_end, 0.96 * r, 0.0, None),
-                    (thread_end, shaft1, r, 0.15 * r, ("thread", pitch)),
-                    (shaft1, 0.5, end_r, 0.25 * r, end_pattern)]
+        segments = [
+            (-0.5, -0.5 + pad_len, pad_r, 0.3 * pad_len, None),
+            (-0.5 + pad_len, shaft0, 0.6 * r, 0.0, None),
+            (shaft0, thread_end, 0.96 * r, 0.0, None),
+            (thread_end, shaft1, r, 0.15 * r, ("thread", pitch)),
+            (shaft1, 0.5, end_r, 0.25 * r, end_pattern),
+        ]
         (sdf, h), cavity = _threaded_rod(u, v, px, segments)
         if end_kind == "bar":
             sdf, h = _stack((sdf, h), _cross_bar(u, v, 0.5 - end_len / 2, bar_r, bar_half, bar_ball))
@@ -448,8 +453,9 @@ def _clamp(rng, alike):
         sdf, h = _stack((frame, h), (boss, _rounded(boss, 1.2 * top, 0.3 * boss_r)))
         cavity = np.where(boss < 0.0, 1.0, cavity)
         if hole:
-            sdf, h = _countersink(h, sdf, u - (0.5 - boss_r), v - boss_side * (gap / 2 + arm / 2),
-                                  0.45 * boss_r, 0.6 * boss_r, True)
+            sdf, h = _countersink(
+                h, sdf, u - (0.5 - boss_r), v - boss_side * (gap / 2 + arm / 2), 0.45 * boss_r, 0.6 * boss_r, True
+            )
         return sdf, h, cavity
 
     return Shape(evaluate, half, 1.2 * top)
@@ -511,8 +517,16 @@ def _washer(rng, alike):
 
 
 PART_BUILDERS = {
-    "base": _base, "jaw": _jaw, "jaw_plate": _jaw_plate, "lead_screw": _lead_screw, "handle": _handle,
-    "clamp": _clamp, "clamp_screw": _clamp_screw, "nut": _nut, "washer": _washer, "pin": _pin,
+    "base": _base,
+    "jaw": _jaw,
+    "jaw_plate": _jaw_plate,
+    "lead_screw": _lead_screw,
+    "handle": _handle,
+    "clamp": _clamp,
+    "clamp_screw": _clamp_screw,
+    "nut": _nut,
+    "washer": _washer,
+    "pin": _pin,
 }
 
 
@@ -565,8 +579,13 @@ def _shaving(rng):
 _ERASER = functools.partial(_block, widths=(0.2, 0.4), corner=0.06, top=0.18)
 _TAPE = functools.partial(_block, widths=(0.08, 0.2), corner=0.004, top=0.004)
 # Each clutter item and its length as a fraction of the frame.
-_CLUTTER = ((_pencil, (0.5, 0.95)), (_ERASER, (0.12, 0.25)), (_coin, (0.08, 0.16)), (_shaving, (0.1, 0.25)),
-            (_TAPE, (0.25, 0.6)))
+_CLUTTER = (
+    (_pencil, (0.5, 0.95)),
+    (_ERASER, (0.12, 0.25)),
+    (_coin, (0.08, 0.16)),
+    (_shaving, (0.1, 0.25)),
+    (_TAPE, (0.25, 0.6)),
+)
 
 
 # ---------------------------------------------------------------------------------- noise, blur and shifts
@@ -579,9 +598,9 @@ def _fractal(rng, size, cells, octaves=3, persistence=0.5):
     """Sum of octaves of smooth noise, about zero mean and unit spread."""
     total, weight = np.zeros((size, size), np.float32), 0.0
     for octave in range(octaves):
-        n = int(cells * 2 ** octave)
-        total += persistence ** octave * _upsample(rng.standard_normal((n, n), np.float32), size)
-        weight += persistence ** octave
+        n = int(cells * 2**octave)
+        total += persistence**octave * _upsample(rng.standard_normal((n, n), np.float32), size)
+        weight += persistence**octave
     return total / weight
 
 
@@ -592,7 +611,7 @@ def _oriented(rng, size, cells_along, cells_across, angle):
     field = Image.fromarray(grid, mode="F").resize((side, side), Image.BICUBIC)
     field = field.rotate(-math.degrees(angle), resample=Image.BILINEAR)
     offset = (side - size) // 2
-    return np.asarray(field)[offset:offset + size, offset:offset + size]
+    return np.asarray(field)[offset : offset + size, offset : offset + size]
 
 
 def _lines(values, coord):
@@ -655,22 +674,35 @@ def _shift(a, dx, dy):
     h, w = a.shape[:2]
     if abs(dx) >= w or abs(dy) >= h:
         return out
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        a[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = a[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
 # ------------------------------------------------------------------------------------------- light, colour
 # Blackbody colours (sRGB, 0..255) of common lamps and daylight, interpolated by temperature.
 _KELVIN = np.array([2000, 2700, 3000, 3500, 4000, 5000, 6000, 6500, 7000, 8000], np.float32)
-_KELVIN_RGB = np.array([
-    (255, 137, 18), (255, 169, 87), (255, 180, 107), (255, 196, 137), (255, 209, 163), (255, 228, 206),
-    (255, 243, 239), (255, 249, 253), (245, 243, 255), (227, 233, 255)], np.float32)
+_KELVIN_RGB = np.array(
+    [
+        (255, 137, 18),
+        (255, 169, 87),
+        (255, 180, 107),
+        (255, 196, 137),
+        (255, 209, 163),
+        (255, 228, 206),
+        (255, 243, 239),
+        (255, 249, 253),
+        (245, 243, 255),
+        (227, 233, 255),
+    ],
+    np.float32,
+)
 
 
 def _kelvin(temperature):
     rgb = np.array([np.interp(temperature, _KELVIN, _KELVIN_RGB[:, c]) for c in range(3)]) / 255.0
-    rgb = rgb ** 2.2
+    rgb = rgb**2.2
     return rgb / (rgb @ np.array([0.2126, 0.7152, 0.0722]))
 
 
@@ -690,14 +722,25 @@ def _light(rng, knobs):
 
 
 # ------------------------------------------------------------------------------------------------ materials
-_PAINTS = np.array([(0.03, 0.09, 0.3), (0.25, 0.25, 0.26), (0.05, 0.16, 0.06), (0.4, 0.03, 0.02),
-                    (0.6, 0.16, 0.01), (0.02, 0.02, 0.02), (0.45, 0.32, 0.02), (0.08, 0.2, 0.22)], np.float32)
+_PAINTS = np.array(
+    [
+        (0.03, 0.09, 0.3),
+        (0.25, 0.25, 0.26),
+        (0.05, 0.16, 0.06),
+        (0.4, 0.03, 0.02),
+        (0.6, 0.16, 0.01),
+        (0.02, 0.02, 0.02),
+        (0.45, 0.32, 0.02),
+        (0.08, 0.2, 0.22),
+    ],
+    np.float32,
+)
 _METALS = (  # tint, shininess, relative chance
-    ((0.62, 0.63, 0.65), 60.0, 3.0),   # machined or zinc-plated steel
-    ((0.42, 0.43, 0.45), 25.0, 2.0),   # plain cast iron / ground steel
-    ((0.09, 0.09, 0.1), 35.0, 1.5),    # black oxide
-    ((0.72, 0.52, 0.22), 50.0, 0.7),   # brass
-    ((0.78, 0.79, 0.8), 120.0, 1.0),   # chrome
+    ((0.62, 0.63, 0.65), 60.0, 3.0),  # machined or zinc-plated steel
+    ((0.42, 0.43, 0.45), 25.0, 2.0),  # plain cast iron / ground steel
+    ((0.09, 0.09, 0.1), 35.0, 1.5),  # black oxide
+    ((0.72, 0.52, 0.22), 50.0, 0.7),  # brass
+    ((0.78, 0.79, 0.8), 120.0, 1.0),  # chrome
 )
 
 Material = collections.namedtuple("Material", "tint shininess paint chips rust brushed grids")
@@ -710,10 +753,20 @@ def _material(rng, knobs, paint=None):
         paint = _PAINTS[rng.integers(len(_PAINTS))] * rng.uniform(0.7, 1.3)
     chips = rng.uniform(0.0, 0.5) if paint is not None else 0.0
     rust = rng.uniform(0.2, 0.7) if rng.random() < knobs.rust_prob else 0.0
-    grids = {"rust": rng.standard_normal((12, 12), np.float32), "fine": rng.standard_normal((48, 48), np.float32),
-             "streaks": rng.standard_normal(512, np.float32)}
-    return Material(np.array(tint, np.float32) * rng.uniform(0.85, 1.15), shininess * rng.uniform(0.6, 1.4),
-                    paint, chips, rust, rng.uniform(0.0, 0.35), grids)
+    grids = {
+        "rust": rng.standard_normal((12, 12), np.float32),
+        "fine": rng.standard_normal((48, 48), np.float32),
+        "streaks": rng.standard_normal(512, np.float32),
+    }
+    return Material(
+        np.array(tint, np.float32) * rng.uniform(0.85, 1.15),
+        shininess * rng.uniform(0.6, 1.4),
+        paint,
+        chips,
+        rust,
+        rng.uniform(0.0, 0.35),
+        grids,
+    )
 
 
 Texture = collections.namedtuple("Texture", "streaks fine blotch")
@@ -742,14 +795,15 @@ def _shade(nx, ny, nz, view, light, material, texture, cavity):
     sky = np.clip(0.15 + 0.85 * rz, 0.03, 1.0)[..., None]
     soft = max(material.shininess / 12.0, 2.0)
     gloss = np.maximum(1.0 + material.brushed * texture.streaks, 0.3)[..., None]
-    metal = material.tint * (light.ambient_colour * sky * 0.9 * gloss + light.colour * rl ** soft * 1.2
-                             + 0.25 * ndl * light.colour)
-    metal = metal + light.colour * (ndh ** material.shininess * 2.5 * gloss)
+    metal = material.tint * (
+        light.ambient_colour * sky * 0.9 * gloss + light.colour * rl**soft * 1.2 + 0.25 * ndl * light.colour
+    )
+    metal = metal + light.colour * (ndh**material.shininess * 2.5 * gloss)
     colour = metal
     if material.paint is not None:
         hammer = 1.0 + 0.08 * texture.fine[..., None]
         painted = material.paint * hammer * (light.ambient * light.ambient_colour + ndl * light.colour)
-        painted = painted + light.colour * 0.12 * ndh ** 18.0
+        painted = painted + light.colour * 0.12 * ndh**18.0
         chipped = (texture.blotch > 2.2 - 2.0 * material.chips)[..., None]
         colour = np.where(chipped, metal, painted)
     if material.rust:
@@ -784,8 +838,17 @@ def _wood(rng, size, x, y):
 
 
 def _mat(rng, size, x, y):
-    colours = np.array([(0.03, 0.14, 0.06), (0.05, 0.05, 0.055), (0.02, 0.06, 0.18), (0.015, 0.015, 0.015),
-                        (0.3, 0.2, 0.09), (0.12, 0.12, 0.1)], np.float32)
+    colours = np.array(
+        [
+            (0.03, 0.14, 0.06),
+            (0.05, 0.05, 0.055),
+            (0.02, 0.06, 0.18),
+            (0.015, 0.015, 0.015),
+            (0.3, 0.2, 0.09),
+            (0.12, 0.12, 0.1),
+        ],
+        np.float32,
+    )
     base = colours[rng.integers(len(colours))] * rng.uniform(0.8, 1.2)
     angle, spacing = rng.uniform(0.0, np.pi / 2), rng.uniform(0.05, 0.12)
     p = math.cos(angle) * x + math.sin(angle) * y + rng.uniform()
@@ -984,7 +1047,7 @@ def _cast_shadow(canvas, layer, light, strength):
     pad = int(reach + 3.0 * sigma) + 3
     bx0, by0, bx1, by1 = max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, size), min(y1 + pad, size)
     footprint = np.zeros((by1 - by0, bx1 - bx0), np.float32)
-    footprint[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = layer.alpha
+    footprint[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0] = layer.alpha
     norm = max(math.hypot(lx, ly), 1e-6)
     cast = _shift(footprint, int(round(-lx / norm * reach)), int(round(-ly / norm * reach)))
     cast = _blur(np.maximum(cast, footprint), sigma)
@@ -1081,8 +1144,9 @@ def render(class_name, rng, image_size, knobs):
         rgb = rgb.resize((image_size, image_size), Image.LANCZOS)
         coverage = _resize(coverage, image_size, image_size, Image.BOX)
     pixels = np.asarray(rgb, np.float32)
-    grain = (0.7 * sensor.standard_normal((image_size, image_size, 1), np.float32)
-             + 0.5 * sensor.standard_normal((image_size, image_size, 3), np.float32))
+    grain = 0.7 * sensor.standard_normal((image_size, image_size, 1), np.float32) + 0.5 * sensor.standard_normal(
+        (image_size, image_size, 3), np.float32
+    )
     pixels += grain * noise_level * np.sqrt(0.2 + pixels / 255.0)
     rgb = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
     # Thin parts at tiny sizes may not half-cover any pixel: then the most covered pixels make the mask.

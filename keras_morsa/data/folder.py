@@ -230,13 +230,13 @@ def list_image_files(root):
     if not class_dirs:
         raise DataError(
             f"data folder {image_root} has no class folders; expected <root>/<class_name>/<images> "
-            f"with extensions {', '.join(IMAGE_EXTENSIONS)}")
+            f"with extensions {', '.join(IMAGE_EXTENSIONS)}"
+        )
     files, others = [], []
     for class_dir in class_dirs:
         candidates = _class_files(class_dir)
         if not candidates:
-            raise DataError(
-                f"class folder {class_dir} is empty; expected image files ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"class folder {class_dir} is empty; expected image files ({', '.join(IMAGE_EXTENSIONS)})")
         for path in candidates:
             if path.suffix.lower() in IMAGE_EXTENSIONS:
                 files.append((path, class_dir.name))
@@ -293,12 +293,17 @@ def scan_image_folder(root, min_images_per_class=1, progress=False, max_workers=
             shapes.append(shape)
             if bar is not None:
                 bar.update(i + 1)
-    odd = [(path, (int(shape[0]), int(shape[1]))) for path, shape in zip(paths, shapes) if shape is not None
-           and (min(shape) < min_side or max(shape) > max_aspect * min(shape))]
+    odd = [
+        (path, (int(shape[0]), int(shape[1])))
+        for path, shape in zip(paths, shapes)
+        if shape is not None and (min(shape) < min_side or max(shape) > max_aspect * min(shape))
+    ]
     files = [item for item, reason in zip(candidates, reasons) if reason is None]
     skipped = [(path, reason) for (path, _), reason in zip(candidates, reasons) if reason is not None]
-    skipped += [(path, f"unsupported extension {path.suffix or '(none)'!r}; accepted: "
-                       f"{', '.join(IMAGE_EXTENSIONS)}") for path in others]
+    skipped += [
+        (path, f"unsupported extension {path.suffix or '(none)'!r}; accepted: {', '.join(IMAGE_EXTENSIONS)}")
+        for path in others
+    ]
     skipped.sort()
     scan = FolderScan(root=image_root, class_names=class_names, files=files, skipped=skipped, odd_shapes=odd)
     if skipped:
@@ -308,11 +313,16 @@ def scan_image_folder(root, min_images_per_class=1, progress=False, max_workers=
         warnings.warn(f"skipped {len(skipped)} file(s) in {image_root}: {listed}{more}", DataWarning, stacklevel=2)
     if odd:
         listed = "; ".join(f"{path}: {h}x{w}" for path, (h, w) in odd[:_WARN_LISTED])
-        warnings.warn(f"{len(odd)} image(s) in {image_root} have a side below {min_side} px or an aspect ratio above "
-                      f"{max_aspect:g} and will be stretched to a square: {listed}", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(odd)} image(s) in {image_root} have a side below {min_side} px or an aspect ratio above "
+            f"{max_aspect:g} and will be stretched to a square: {listed}",
+            DataWarning,
+            stacklevel=2,
+        )
     for class_name, count in scan.counts().items():
         if count < min_images_per_class:
             raise DataError(
                 f"class folder {image_root / class_name} has {count} usable image(s); expected at least "
-                f"{min_images_per_class}")
+                f"{min_images_per_class}"
+            )
     return scan

@@ -108,25 +108,35 @@ class Difficulty:
                 raise UserError(f"Difficulty.{name} must lie in [0, 1], got {getattr(self, name)!r}")
         if not 0.0 <= self.max_rotation_deg <= 180.0:
             raise UserError(f"Difficulty.max_rotation_deg must lie in [0, 180], got {self.max_rotation_deg!r}")
-        for name, low, high in (("part_scale", 0.05, 1.0), ("light_elevation_deg", 5.0, 90.0),
-                                ("colour_temperature", 2000.0, 8000.0), ("jpeg_quality", 1, 100)):
+        for name, low, high in (
+            ("part_scale", 0.05, 1.0),
+            ("light_elevation_deg", 5.0, 90.0),
+            ("colour_temperature", 2000.0, 8000.0),
+            ("jpeg_quality", 1, 100),
+        ):
             pair = getattr(self, name)
             if len(pair) != 2 or not low <= pair[0] <= pair[1] <= high:
                 raise UserError(f"Difficulty.{name} must be (min, max) within [{low}, {high}], got {pair!r}")
 
 
 def _check_int(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
-            high is not None and value > high):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < low
+        or (high is not None and value > high)
+    ):
         accepted = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
         raise UserError(f"{name} must be {accepted}, got {value!r}")
     return int(value)
 
 
 def _check_arguments(images_per_class, image_size, seed):
-    return (_check_int("images_per_class", images_per_class, 1),
-            _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
-            _check_int("seed", seed, 0))
+    return (
+        _check_int("images_per_class", images_per_class, 1),
+        _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+        _check_int("seed", seed, 0),
+    )
 
 
 def render_image(class_name, index, image_size=256, seed=0, difficulty=Difficulty()):
@@ -163,8 +173,10 @@ def _build_one(task):
     root, class_name, index, image_size, seed, difficulty = task
     rgb, mask, quality = render_image(class_name, index, image_size, seed, difficulty)
     row = {"class_name": class_name, "jpeg_quality": quality}
-    for kind, data in (("image", _encode(Image.fromarray(rgb), format="JPEG", quality=quality)),
-                       ("mask", _encode(Image.fromarray(mask, mode="L"), format="PNG"))):
+    for kind, data in (
+        ("image", _encode(Image.fromarray(rgb), format="JPEG", quality=quality)),
+        ("mask", _encode(Image.fromarray(mask, mode="L"), format="PNG")),
+    ):
         relative = f"{kind}s/{class_name}/{class_name}_{index}.{'jpg' if kind == 'image' else 'png'}"
         (Path(root) / relative).write_bytes(data)
         row.update({kind: relative, f"{kind}_bytes": len(data), f"{kind}_sha256": hashlib.sha256(data).hexdigest()})
@@ -195,8 +207,7 @@ def _remove_stale(root, images_per_class):
                     path.unlink()
 
 
-def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, workers=None,
-          difficulty=Difficulty()):
+def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, workers=None, difficulty=Difficulty()):
     """Draws the dataset into ``out_dir`` and writes ``dataset.json`` last.
 
     An earlier ``dataset.json`` in ``out_dir`` is removed first, so a build that is interrupted never looks
@@ -231,8 +242,9 @@ def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, 
         (root / "images" / class_name).mkdir(parents=True, exist_ok=True)
         (root / "masks" / class_name).mkdir(parents=True, exist_ok=True)
     _remove_stale(root, images_per_class)
-    tasks = [(str(root), name, i, image_size, seed, difficulty)
-             for name in CLASS_NAMES for i in range(images_per_class)]
+    tasks = [
+        (str(root), name, i, image_size, seed, difficulty) for name in CLASS_NAMES for i in range(images_per_class)
+    ]
     workers = min(workers, len(tasks))
     rows = []
     # The pool starts before this function imports Keras for the progress bar, so the workers never inherit the
@@ -255,8 +267,9 @@ def build(out_dir, images_per_class=300, image_size=256, seed=0, progress=True, 
         if pool is not None:  # every result is in, or an error stops the build: end the workers now
             pool.terminate()
             pool.join()
-    write_json(root / "dataset.json", {**_manifest_header(images_per_class, image_size, seed, difficulty),
-                                       "files": rows})
+    write_json(
+        root / "dataset.json", {**_manifest_header(images_per_class, image_size, seed, difficulty), "files": rows}
+    )
     return root
 
 
@@ -360,8 +373,9 @@ def contact_sheet(root, path, per_class=2, tile=128):
             if not image_path.is_file():
                 raise UserError(f"contact sheet needs {image_path}; build at least {per_class} images per class")
             with Image.open(image_path) as image:
-                sheet.paste(image.convert("RGB").resize((tile, tile), Image.LANCZOS),
-                            (column * tile, label_height + row * tile))
+                sheet.paste(
+                    image.convert("RGB").resize((tile, tile), Image.LANCZOS), (column * tile, label_height + row * tile)
+                )
     path.parent.mkdir(parents=True, exist_ok=True)
     # A 256-colour palette keeps the sheet small enough to live in the repository.
     sheet.quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)

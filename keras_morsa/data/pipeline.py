@@ -132,8 +132,7 @@ def gan_dataset(manifest, class_name, image_size, batch_size, seed, flip=True):
     ds = _decoded(files, image_size)
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
 
-    ds = ds.enumerate().map(lambda index, image: _to_gan_range(index, image, seed, flip),
-                            num_parallel_calls=AUTOTUNE)
+    ds = ds.enumerate().map(lambda index, image: _to_gan_range(index, image, seed, flip), num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
@@ -161,21 +160,38 @@ def conditional_gan_dataset(manifest, image_size, batch_size, seed, flip=True):
     for label, class_name in enumerate(manifest.class_names):
         files = manifest.files("train", class_name)
         if not files:
-            raise DataError(f"class {class_name!r} has no train images in the split of {manifest.image_root}; a "
-                            "conditional GAN needs every class")
-        images = _decoded(files, image_size).shuffle(len(files), seed=seed * 131 + label,
-                                                     reshuffle_each_iteration=True).repeat()
+            raise DataError(
+                f"class {class_name!r} has no train images in the split of {manifest.image_root}; a "
+                "conditional GAN needs every class"
+            )
+        images = (
+            _decoded(files, image_size)
+            .shuffle(len(files), seed=seed * 131 + label, reshuffle_each_iteration=True)
+            .repeat()
+        )
         streams.append(images.map(lambda image, label=label: (image, tf.constant(label, tf.int32))))
     count = len(streams)
     ds = tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / count] * count, seed=seed)
 
-    ds = ds.enumerate().map(lambda index, example: (_to_gan_range(index, example[0], seed, flip), example[1]),
-                            num_parallel_calls=AUTOTUNE)
+    ds = ds.enumerate().map(
+        lambda index, example: (_to_gan_range(index, example[0], seed, flip), example[1]), num_parallel_calls=AUTOTUNE
+    )
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def classifier_dataset(files, labels, image_size, batch_size, seed, training, augment=None, repeat=False,
-                       num_classes=None, label_smoothing=None, sample_weights=None):
+def classifier_dataset(
+    files,
+    labels,
+    image_size,
+    batch_size,
+    seed,
+    training,
+    augment=None,
+    repeat=False,
+    num_classes=None,
+    label_smoothing=None,
+    sample_weights=None,
+):
     """Batches of ``(images, labels)`` for a classifier, or ``(images, targets, weights)`` with ``num_classes``.
 
     Args:
@@ -216,8 +232,7 @@ def classifier_dataset(files, labels, image_size, batch_size, seed, training, au
     columns = [_decoded(files, image_size), tf.data.Dataset.from_tensor_slices(np.asarray(labels, np.int32))]
     if num_classes is not None:
         columns.append(tf.data.Dataset.from_tensor_slices(_soft_targets(labels, num_classes, label_smoothing)))
-        columns.append(tf.data.Dataset.from_tensor_slices(_per_file(sample_weights, len(files), 1.0,
-                                                                    "sample_weights")))
+        columns.append(tf.data.Dataset.from_tensor_slices(_per_file(sample_weights, len(files), 1.0, "sample_weights")))
     elif label_smoothing is not None or sample_weights is not None:
         raise UserError("label_smoothing and sample_weights need num_classes (one-hot targets)")
     ds = tf.data.Dataset.zip(*columns)
@@ -307,7 +322,8 @@ def mix_real_synthetic(real_files, real_labels, synthetic_files, synthetic_label
             name = class_names[label] if class_names is not None else f"label {label}"
             raise DataError(
                 f"class {name!r} needs {needed} synthetic images for ratio {ratio} ({len(reals[label])} real) but "
-                f"only {len(pool)} are available; generate more or lower the ratio")
+                f"only {len(pool)} are available; generate more or lower the ratio"
+            )
         order = np.random.default_rng([int(seed), label]).permutation(len(pool))[:needed]
         chosen = reals[label] + [pool[i] for i in order]
         files += chosen
@@ -337,7 +353,8 @@ def list_synthetic(synthetic_dir, class_names):
     if unknown:
         raise DataError(
             f"synthetic folder {scan.root} has class folder(s) {unknown} that are not dataset classes; expected "
-            f"a subset of {list(class_names)}")
+            f"a subset of {list(class_names)}"
+        )
     return [path for path, _ in scan.files], [index[name] for _, name in scan.files]
 
 
@@ -363,5 +380,7 @@ def weighted_mixture(real_ds, synthetic_ds, synthetic_share, seed):
         raise UserError("real_ds has no static batch size; build it with classifier_dataset(training=True)")
     mixed = tf.data.Dataset.sample_from_datasets(
         [real_ds.unbatch().repeat(), synthetic_ds.unbatch().repeat()],
-        weights=[1.0 - synthetic_share, synthetic_share], seed=seed)
+        weights=[1.0 - synthetic_share, synthetic_share],
+        seed=seed,
+    )
     return mixed.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)

@@ -60,18 +60,25 @@ class SplitManifest:
     def __init__(self, image_root, rows):
         self.image_root = Path(image_root)
         self.rows = [{key: str(row[key]) for key in FIELDS} for row in rows]
-        outside = [row["path"] for row in self.rows
-                   if PurePosixPath(row["path"]).is_absolute() or ".." in PurePosixPath(row["path"]).parts
-                   or "\\" in row["path"] or not row["path"]]
+        outside = [
+            row["path"]
+            for row in self.rows
+            if PurePosixPath(row["path"]).is_absolute()
+            or ".." in PurePosixPath(row["path"]).parts
+            or "\\" in row["path"]
+            or not row["path"]
+        ]
         if outside:
             # A planted row ("../../secret.png") must not make a stage read or explain a file outside the data.
             raise DataError(
                 f"split manifest row {outside[0]!r} is not a path inside {self.image_root} ({len(outside)} such "
-                "row(s)); expected class/file paths relative to the data folder: delete the manifest to split again")
+                "row(s)); expected class/file paths relative to the data folder: delete the manifest to split again"
+            )
         bad = [row for row in self.rows if row["split"] not in SPLITS]
         if bad:
             raise DataError(
-                f"split manifest row {bad[0]['path']} has split {bad[0]['split']!r}; expected one of {SPLITS}")
+                f"split manifest row {bad[0]['path']} has split {bad[0]['split']!r}; expected one of {SPLITS}"
+            )
         self.rows.sort(key=lambda row: (row["class_name"], row["path"]))
         self.class_names = sorted({row["class_name"] for row in self.rows})
 
@@ -82,10 +89,12 @@ class SplitManifest:
         if split not in SPLITS:
             raise UserError(f"split={split!r}; expected one of {SPLITS}")
         if class_name is not None and class_name not in self.class_names:
-            raise UserError(
-                f"class_name={class_name!r} is not in this dataset; expected one of {self.class_names}")
-        return [row for row in self.rows
-                if row["split"] == split and (class_name is None or row["class_name"] == class_name)]
+            raise UserError(f"class_name={class_name!r} is not in this dataset; expected one of {self.class_names}")
+        return [
+            row
+            for row in self.rows
+            if row["split"] == split and (class_name is None or row["class_name"] == class_name)
+        ]
 
     def files(self, split, class_name=None):
         """Absolute paths of a split (optionally one class), in manifest order (class, then path)."""
@@ -140,7 +149,8 @@ def _check_fractions(test_fraction, val_fraction):
     if not (0.0 <= test_fraction < 1.0 and 0.0 <= val_fraction < 1.0 and test_fraction + val_fraction < 1.0):
         raise UserError(
             f"test_fraction={test_fraction!r}, val_fraction={val_fraction!r}; expected each in [0, 1) with a "
-            "sum below 1")
+            "sum below 1"
+        )
 
 
 def make_split(scan, test_fraction=0.3, val_fraction=0.0, seed=0):
@@ -162,14 +172,18 @@ def make_split(scan, test_fraction=0.3, val_fraction=0.0, seed=0):
     """
     _check_fractions(test_fraction, val_fraction)
     root = Path(scan.root)
-    rows = [{"path": path.relative_to(root).as_posix(), "class_name": class_name, "sha256": io.sha256_file(path)}
-            for path, class_name in scan.files]
+    rows = [
+        {"path": path.relative_to(root).as_posix(), "class_name": class_name, "sha256": io.sha256_file(path)}
+        for path, class_name in scan.files
+    ]
     by_class, conflicts = _groups_by_class(rows)
     if conflicts:
         warnings.warn(
             f"{len(conflicts)} group(s) of identical files sit in different classes (each group is kept on one "
-            f"side of the split, but the labels disagree): {'; '.join(conflicts[:_NAMED])}", folder.DataWarning,
-            stacklevel=2)
+            f"side of the split, but the labels disagree): {'; '.join(conflicts[:_NAMED])}",
+            folder.DataWarning,
+            stacklevel=2,
+        )
     _assign(by_class, test_fraction, val_fraction, np.random.default_rng(seed))
     return SplitManifest(root, rows)
 
@@ -237,11 +251,16 @@ def hold_out_validation(manifest, share, seed):
     train = [dict(row) for row in manifest.rows if row["split"] == "train"]
     by_class, _ = _groups_by_class(train)
     _assign(by_class, 0.0, share, np.random.default_rng(seed))
-    empty = sorted(name for name, groups in by_class.items()
-                   if not any(row["split"] == "val" for members in groups for row in members))
+    empty = sorted(
+        name
+        for name, groups in by_class.items()
+        if not any(row["split"] == "val" for members in groups for row in members)
+    )
     if empty:
-        raise DataError(f"class(es) {', '.join(empty)} get no validation image with validation share {share:g} of "
-                        f"their train images in {manifest.image_root}; raise the share or add images")
+        raise DataError(
+            f"class(es) {', '.join(empty)} get no validation image with validation share {share:g} of "
+            f"their train images in {manifest.image_root}; raise the share or add images"
+        )
     return SplitManifest(manifest.image_root, train + [row for row in manifest.rows if row["split"] == "test"])
 
 
@@ -264,17 +283,30 @@ def _verify(manifest, manifest_path):
             parts.append(f"{len(changed)} changed ({', '.join(changed[:_NAMED])})")
         raise DataError(
             f"split manifest {manifest_path} no longer matches {image_root}: {'; '.join(parts)}; restore the "
-            "files or delete the manifest to split again")
+            "files or delete the manifest to split again"
+        )
     unlisted = sorted(on_disk) + sorted(path.relative_to(image_root).as_posix() for path in others)
     if unlisted:
         warnings.warn(
             f"{len(unlisted)} file(s) in {image_root} are not in {manifest_path} (unreadable when it was made, "
             f"or added since) and are not used: {', '.join(unlisted[:_NAMED])}; delete the manifest to split "
-            "again", folder.DataWarning, stacklevel=3)
+            "again",
+            folder.DataWarning,
+            stacklevel=3,
+        )
 
 
-def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction=0.0, seed=0,
-                         min_images_per_class=1, progress=False, scan=None, read_only_fallback=None):
+def load_or_create_split(
+    data_dir,
+    workdir=None,
+    test_fraction=0.3,
+    val_fraction=0.0,
+    seed=0,
+    min_images_per_class=1,
+    progress=False,
+    scan=None,
+    read_only_fallback=None,
+):
     """Reads ``split_manifest.csv`` if it exists, else scans, splits and writes it.
 
     The manifest lives in ``workdir`` when given, else in ``data_dir``. An existing manifest wins over the
@@ -312,8 +344,7 @@ def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction
     if scan is None:
         scan = folder.scan_image_folder(data_dir, min_images_per_class=min_images_per_class, progress=progress)
     elif Path(scan.root) != image_root:
-        raise UserError(
-            f"scan of {scan.root} does not belong to data_dir={data_dir}; expected a scan of {image_root}")
+        raise UserError(f"scan of {scan.root} does not belong to data_dir={data_dir}; expected a scan of {image_root}")
     manifest = make_split(scan, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
     try:
         manifest.save(manifest_path)
@@ -321,8 +352,11 @@ def load_or_create_split(data_dir, workdir=None, test_fraction=0.3, val_fraction
         if fallback is None or error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
         manifest.save(fallback)
-        warnings.warn(f"{data_dir} cannot be written ({error.strerror}): its split manifest went to {fallback}",
-                      folder.DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{data_dir} cannot be written ({error.strerror}): its split manifest went to {fallback}",
+            folder.DataWarning,
+            stacklevel=2,
+        )
     return manifest
 
 
@@ -358,7 +392,10 @@ def check_no_leak(manifest, synthetic_dirs=()):
         if not sources:
             warnings.warn(
                 f"synthetic folder {directory} has no sources.txt: only its files are checked, not the real "
-                "images its generators were trained on", folder.DataWarning, stacklevel=2)
+                "images its generators were trained on",
+                folder.DataWarning,
+                stacklevel=2,
+            )
         for source in sources:
             for sha in read_sources(source):
                 seen.setdefault(sha, f"{source}")
@@ -370,4 +407,5 @@ def check_no_leak(manifest, synthetic_dirs=()):
         first, where = leaks[0]
         raise DataError(
             f"test image {manifest.image_root / first} leaks into training: its bytes are in {where} "
-            f"({len(leaks)} leaking test image(s) in all); re-split or regenerate without test images")
+            f"({len(leaks)} leaking test image(s) in all); re-split or regenerate without test images"
+        )

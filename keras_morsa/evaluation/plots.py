@@ -52,16 +52,28 @@ def plot_curves(curves, arch, path):
     ratios = sorted({ratio for _, ratio, _ in curves if ratio is not None})
     styles = _source_styles(source for _, _, source in curves)
     for ax, mixed in zip(axes, ("synthetic", "traditional+synthetic")):
-        for (regime, ratio, source), points in sorted(curves.items(),
-                                                      key=lambda item: (item[0][0], item[0][1] or 0.0, item[0][2])):
+        for (regime, ratio, source), points in sorted(
+            curves.items(), key=lambda item: (item[0][0], item[0][1] or 0.0, item[0][2])
+        ):
             steps = sorted(points)
             mean = [float(np.mean(points[s])) for s in steps]
             if regime in _BASELINES:
-                ax.plot(steps, mean, color=_BASELINES[regime], linestyle="--" if regime != "real" else "-",
-                        linewidth=2, label=regime)
+                ax.plot(
+                    steps,
+                    mean,
+                    color=_BASELINES[regime],
+                    linestyle="--" if regime != "real" else "-",
+                    linewidth=2,
+                    label=regime,
+                )
             elif regime == mixed:
-                ax.plot(steps, mean, color=_ratio_colour(ratio, ratios), linestyle=styles[source],
-                        label=cell_name(regime, ratio, source))
+                ax.plot(
+                    steps,
+                    mean,
+                    color=_ratio_colour(ratio, ratios),
+                    linestyle=styles[source],
+                    label=cell_name(regime, ratio, source),
+                )
         ax.set_title(f"{arch}: real + {mixed.replace('+', ' + ')}")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
@@ -85,8 +97,12 @@ def plot_accuracy_vs_ratio(summary, arch, path):
     for row in rows:
         if row["regime"] in _BASELINES:
             acc = row["accuracy"]
-            ax.axhline(acc["mean"], color=_BASELINES[row["regime"]], linewidth=1.5,
-                       label=f"{row['regime']} ({acc['mean']:.3f})")
+            ax.axhline(
+                acc["mean"],
+                color=_BASELINES[row["regime"]],
+                linewidth=1.5,
+                label=f"{row['regime']} ({acc['mean']:.3f})",
+            )
             if not math.isnan(acc["low"]):
                 ax.axhspan(acc["low"], acc["high"], color=_BASELINES[row["regime"]], alpha=0.15)
     markers = dict(zip(RATIO_REGIMES, "osD"))
@@ -95,15 +111,23 @@ def plot_accuracy_vs_ratio(summary, arch, path):
     lines = [(regime, source) for regime in RATIO_REGIMES for source in sources]
     for index, (regime, source) in enumerate(lines):
         offset = 0.02 * (index - (len(lines) - 1) / 2) / max(1, len(lines) - 1)
-        points = sorted((row["ratio"], row["accuracy"]) for row in rows
-                        if row["regime"] == regime and row["source"] == source)
+        points = sorted(
+            (row["ratio"], row["accuracy"]) for row in rows if row["regime"] == regime and row["source"] == source
+        )
         if not points:
             continue
         x = np.array([p[0] for p in points]) + offset * (ratios[-1] if ratios else 1.0)
         mean = np.array([p[1]["mean"] for p in points])
         half = np.array([0.0 if math.isnan(p[1]["high"]) else p[1]["high"] - p[1]["mean"] for p in points])
-        ax.errorbar(x, mean, yerr=half, marker=markers[regime], linestyle=styles[source], capsize=4,
-                    label=f"{cell_name(regime, None, source)} (95 % t-interval)")
+        ax.errorbar(
+            x,
+            mean,
+            yerr=half,
+            marker=markers[regime],
+            linestyle=styles[source],
+            capsize=4,
+            label=f"{cell_name(regime, None, source)} (95 % t-interval)",
+        )
     ax.set_xlabel("synthetic images per real image (ratio)")
     ax.set_ylabel("test accuracy on the real test split")
     ax.set_title(f"{arch}: accuracy vs synthetic ratio")
@@ -133,8 +157,13 @@ def plot_accuracy_by_cell(summary, arch, path):
     ax.errorbar(mean, y, xerr=spread, fmt="o", capsize=3, color="tab:blue")
     for row in rows:
         if row["regime"] in _BASELINES:
-            ax.axvline(row["accuracy"]["mean"], color=_BASELINES[row["regime"]], linestyle="--", linewidth=1,
-                       label=row["regime"])
+            ax.axvline(
+                row["accuracy"]["mean"],
+                color=_BASELINES[row["regime"]],
+                linestyle="--",
+                linewidth=1,
+                label=row["regime"],
+            )
     ax.set_yticks(y, [row["cell"] for row in rows], fontsize=8)
     ax.set_xlabel("test accuracy on the real test split (mean over seeds, 95 % t-interval)")
     ax.set_title(f"{arch}: accuracy by training set")
@@ -158,8 +187,15 @@ def plot_confusion(matrix, class_names, title, path):
     for i in ticks:
         for j in ticks:
             if matrix[i, j]:
-                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(matrix[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)

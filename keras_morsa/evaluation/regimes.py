@@ -32,12 +32,26 @@ import re
 
 from keras_morsa.errors import UserError
 
-REGIMES = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic", "share",
-           "weighted+synthetic", "pretrain_synthetic")
+REGIMES = (
+    "real",
+    "traditional",
+    "synthetic",
+    "synthetic_only",
+    "traditional+synthetic",
+    "share",
+    "weighted+synthetic",
+    "pretrain_synthetic",
+)
 RATIO_REGIMES = ("synthetic", "traditional+synthetic", "weighted+synthetic")
 SHARE_REGIMES = ("share",)
-SYNTHETIC_REGIMES = ("synthetic", "synthetic_only", "traditional+synthetic", "share", "weighted+synthetic",
-                     "pretrain_synthetic")
+SYNTHETIC_REGIMES = (
+    "synthetic",
+    "synthetic_only",
+    "traditional+synthetic",
+    "share",
+    "weighted+synthetic",
+    "pretrain_synthetic",
+)
 AUGMENTED_REGIMES = ("traditional", "traditional+synthetic")
 
 
@@ -95,15 +109,19 @@ def check_sources(names, reference=""):
     if names != [""]:
         bad = [name for name in names if not _SOURCE_NAME.fullmatch(name)]
         if bad or not names:
-            raise UserError(f"synthetic source name(s) {bad or names}; expected names of lower-case letters, digits "
-                            "and _ starting with a letter, e.g. unfiltered=runs/synthetic")
+            raise UserError(
+                f"synthetic source name(s) {bad or names}; expected names of lower-case letters, digits "
+                "and _ starting with a letter, e.g. unfiltered=runs/synthetic"
+            )
         if len(set(names)) != len(names):
             raise UserError(f"synthetic source names {names} repeat a name; give each folder its own")
     if not reference:
         return names[0]
     if reference not in names:
-        raise UserError(f"config.reference_source={reference!r} is not a synthetic source; accepted: "
-                        f"{', '.join(repr(n) for n in names)}")
+        raise UserError(
+            f"config.reference_source={reference!r} is not a synthetic source; accepted: "
+            f"{', '.join(repr(n) for n in names)}"
+        )
     return reference
 
 
@@ -136,28 +154,37 @@ def plan_runs(config, sources=("",)):
         raise UserError("config.ratios is empty but a synthetic ratio regime is requested; give ratios > 0")
     for key, values in (("ratios", list(config.ratios)), ("synthetic_only_ratio", [config.synthetic_only_ratio])):
         if not all(_is_positive_number(v) for v in values):
-            raise UserError(f"config.{key}={getattr(config, key)!r}; expected numbers > 0, e.g. "
-                            "--config.ratios='(0.5, 1.0)' --config.synthetic_only_ratio=1.0")
+            raise UserError(
+                f"config.{key}={getattr(config, key)!r}; expected numbers > 0, e.g. "
+                "--config.ratios='(0.5, 1.0)' --config.synthetic_only_ratio=1.0"
+            )
     if "share" in config.regimes:
         bad = [p for p in config.shares if not 0.0 < float(p) <= 0.5]
         if bad or not list(config.shares):
-            raise UserError(f"config.shares={tuple(config.shares)}: the share regime needs shares in (0, 0.5], "
-                            "so that real images stay the majority")
+            raise UserError(
+                f"config.shares={tuple(config.shares)}: the share regime needs shares in (0, 0.5], "
+                "so that real images stay the majority"
+            )
     if "pretrain_synthetic" in config.regimes and not 0.0 < float(config.pretrain_share) < 1.0:
         raise UserError(f"config.pretrain_share={config.pretrain_share}; expected a fraction in (0, 1)")
     check_sources(sources)
     if not 0.0 <= float(config.validation_share) < 1.0 or not list(config.validation_seeds):
-        raise UserError(f"config.validation_share={config.validation_share}, config.validation_seeds="
-                        f"{tuple(config.validation_seeds)}; expected a share in [0, 1) (0: no validation share) "
-                        "and at least one seed")
+        raise UserError(
+            f"config.validation_share={config.validation_share}, config.validation_seeds="
+            f"{tuple(config.validation_seeds)}; expected a share in [0, 1) (0: no validation share) "
+            "and at least one seed"
+        )
     held_out = [int(v) for v in config.validation_seeds] if float(config.validation_share) > 0 else [None]
     runs = []
     for arch in config.archs:
         for regime in config.regimes:
             for parameter in _parameters(config, regime):
                 for source in sources if regime in SYNTHETIC_REGIMES else ("",):
-                    runs.extend(Run(arch, regime, parameter, int(seed), source, split)
-                                for split in held_out for seed in config.seeds)
+                    runs.extend(
+                        Run(arch, regime, parameter, int(seed), source, split)
+                        for split in held_out
+                        for seed in config.seeds
+                    )
     return runs
 
 

@@ -31,8 +31,9 @@ def _signed(difference):
 
 
 def _curves_by_cell(results, curves, arch):
-    run_cell = {row["run_id"]: (row["regime"], row["ratio"], row.get("source", "")) for row in results
-                if row["arch"] == arch}
+    run_cell = {
+        row["run_id"]: (row["regime"], row["ratio"], row.get("source", "")) for row in results if row["arch"] == arch
+    }
     by_cell = {}
     for point in curves:
         if point["run_id"] in run_cell:
@@ -56,16 +57,24 @@ def per_class_change(results, arch, cell):
     pairs = [runs for runs in by_seed.values() if len(runs) == 2] if cell != "real" else []
     if not pairs:
         return {}
-    return {name: (float(np.mean([p["real"][name] for p in pairs])), float(np.mean([p[cell][name] for p in pairs])),
-                   float(np.mean([p[cell][name] - p["real"][name] for p in pairs])))
-            for name in pairs[0]["real"]}
+    return {
+        name: (
+            float(np.mean([p["real"][name] for p in pairs])),
+            float(np.mean([p[cell][name] for p in pairs])),
+            float(np.mean([p[cell][name] - p["real"][name] for p in pairs])),
+        )
+        for name in pairs[0]["real"]
+    }
 
 
 def _quality_blocks(summary, results, qualities, arch, workdir):
     """Each class's synthetic quality (``bin/gan_quality``) beside its accuracy change in the best cell that
     mixes synthetic images into real ones, and a scatter of the two (the quality of that cell's source)."""
-    mixing = [row for row in summary if row["arch"] == arch and row["regime"] in SYNTHETIC_REGIMES
-              and row["regime"] != "synthetic_only"]
+    mixing = [
+        row
+        for row in summary
+        if row["arch"] == arch and row["regime"] in SYNTHETIC_REGIMES and row["regime"] != "synthetic_only"
+    ]
     if not mixing:
         return []
     best = max(mixing, key=lambda r: r["accuracy"]["mean"])
@@ -78,27 +87,49 @@ def _quality_blocks(summary, results, qualities, arch, workdir):
         return []
     rows = [quality["classes"][name] for name in names]
     has_cas = all(row.get("cas") is not None for row in rows)
-    table = [["class", "KID", "precision", "coverage", "memorised %"] + (["CAS"] if has_cas else [])
-             + ["real", cell, "change"]]
+    table = [
+        ["class", "KID", "precision", "coverage", "memorised %"]
+        + (["CAS"] if has_cas else [])
+        + ["real", cell, "change"]
+    ]
     for name, row in zip(names, rows):
         real, mixed, delta = change[name]
-        table.append([name, f"{row['kid']:.4f}", f"{row['precision']:.2f}", f"{row['coverage']:.2f}",
-                      _pct(row["memorised_share"])] + ([_pct(row["cas"])] if has_cas else [])
-                     + [_pct(real), _pct(mixed), f"{100 * delta:+.1f}"])
-    key, label = ("cas", "CAS (real-trained classifier's accuracy on the class's synthetic images)") if has_cas \
+        table.append(
+            [
+                name,
+                f"{row['kid']:.4f}",
+                f"{row['precision']:.2f}",
+                f"{row['coverage']:.2f}",
+                _pct(row["memorised_share"]),
+            ]
+            + ([_pct(row["cas"])] if has_cas else [])
+            + [_pct(real), _pct(mixed), f"{100 * delta:+.1f}"]
+        )
+    key, label = (
+        ("cas", "CAS (real-trained classifier's accuracy on the class's synthetic images)")
+        if has_cas
         else ("coverage", "coverage of the class's train images by its synthetic images")
+    )
     xs, ys = [row[key] for row in rows], [change[name][2] for name in names]
     png = f"quality_vs_change_{arch}.png"
-    plots.plot_quality_vs_change(xs, ys, names, label, f"{arch}: per-class quality against {cell}'s change",
-                                 workdir / png)
+    plots.plot_quality_vs_change(
+        xs, ys, names, label, f"{arch}: per-class quality against {cell}'s change", workdir / png
+    )
     rho = scipy_stats.spearmanr(xs, ys).statistic if len(names) > 2 and np.ptp(xs) and np.ptp(ys) else float("nan")
     return [
-        ("p", f"Synthetic quality per class (bin/gan_quality: {quality['settings']['features']}) beside per-class "
-              f"test accuracy of real only and of {cell}, the synthetic mix with the best mean accuracy (chosen by "
-              "that test accuracy, so its gains are optimistic), and the mean paired change over seeds:"),
+        (
+            "p",
+            f"Synthetic quality per class (bin/gan_quality: {quality['settings']['features']}) beside per-class "
+            f"test accuracy of real only and of {cell}, the synthetic mix with the best mean accuracy (chosen by "
+            "that test accuracy, so its gains are optimistic), and the mean paired change over seeds:",
+        ),
         ("table", table),
-        ("p", f"Spearman rank correlation of {key} with the change over {len(names)} classes: "
-              + ("n/a" if math.isnan(rho) else f"{rho:+.2f}") + " (a handful of classes: a hint, not a test)."),
+        (
+            "p",
+            f"Spearman rank correlation of {key} with the change over {len(names)} classes: "
+            + ("n/a" if math.isnan(rho) else f"{rho:+.2f}")
+            + " (a handful of classes: a hint, not a test).",
+        ),
         ("img", png),
     ]
 
@@ -108,17 +139,29 @@ def _choice_blocks(choice, level):
     table = [["lr_schedule", "final_evals", "runs", "mean val. acc.", "std", f"{level} CI", ""]]
     for row in choice["candidates"]:
         chosen = {key: row[key] for key in ("lr_schedule", "final_evals")} == choice["chosen"]
-        table.append([row["lr_schedule"], str(row["final_evals"]), str(row["runs"]), _pct(row["mean"]),
-                      _pct(row["std"]), _interval(row), "chosen" if chosen else ""])
+        table.append(
+            [
+                row["lr_schedule"],
+                str(row["final_evals"]),
+                str(row["runs"]),
+                _pct(row["mean"]),
+                _pct(row["std"]),
+                _interval(row),
+                "chosen" if chosen else "",
+            ]
+        )
     sizes = ", ".join(f"{count} (hold-out {seed})" for seed, count in choice["val_images"].items())
     return [
         ("h2", "Validation choice"),
-        ("p", f"lr_schedule and final_evals were chosen on validation accuracy only: a seeded, stratified "
-              f"{100 * choice['validation_share']:g} % of each class's train images held out "
-              f"(validation images: {sizes}; whole groups of identical bytes, disjoint from train and test), "
-              f"with {', '.join(choice['regimes'])} trained on the rest. The test split was not read for the "
-              f"choice. Chosen: lr_schedule={choice['chosen']['lr_schedule']}, final_evals="
-              f"{choice['chosen']['final_evals']} (best mean validation accuracy; ties to the first listed)."),
+        (
+            "p",
+            f"lr_schedule and final_evals were chosen on validation accuracy only: a seeded, stratified "
+            f"{100 * choice['validation_share']:g} % of each class's train images held out "
+            f"(validation images: {sizes}; whole groups of identical bytes, disjoint from train and test), "
+            f"with {', '.join(choice['regimes'])} trained on the rest. The test split was not read for the "
+            f"choice. Chosen: lr_schedule={choice['chosen']['lr_schedule']}, final_evals="
+            f"{choice['chosen']['final_evals']} (best mean validation accuracy; ties to the first listed).",
+        ),
         ("table", table),
     ]
 
@@ -141,12 +184,23 @@ def _source_blocks(summary, arch, reference, level, confidence):
                 line += [""] * 5
                 continue
             accuracy, difference = group["sources"][source]["accuracy"], group["vs_reference"][source]
-            line += [_pct(accuracy["mean"]), _interval(accuracy), _signed(difference), _interval(difference),
-                     _pct(difference["mde"])]
+            line += [
+                _pct(accuracy["mean"]),
+                _interval(accuracy),
+                _signed(difference),
+                _interval(difference),
+                _pct(difference["mde"]),
+            ]
         table.append(line)
-    return [("p", f"Synthetic sources side by side: each cell on every source, and each source's paired difference "
-                  f"against {reference} (same seeds, initial weights and data order; only the synthetic folder "
-                  "differs), with its interval and minimum detectable effect:"), ("table", table)]
+    return [
+        (
+            "p",
+            f"Synthetic sources side by side: each cell on every source, and each source's paired difference "
+            f"against {reference} (same seeds, initial weights and data order; only the synthetic folder "
+            "differs), with its interval and minimum detectable effect:",
+        ),
+        ("table", table),
+    ]
 
 
 def _blocks(results, curves, config, workdir, qualities=None, choice=None):
@@ -158,51 +212,91 @@ def _blocks(results, curves, config, workdir, qualities=None, choice=None):
     blocks = [
         ("h1", "Real/synthetic ratio study"),
         ("p", summary_lib.describe_budget(config)),
-        ("p", f"{len(results)} runs. Intervals are two-sided {level} Student-t intervals over {units}; "
-              "'vs real' and 'vs trad.' are the paired differences against the real-only and the traditional "
-              f"runs of the same {units} (same initial weights and data order), with their t-intervals; 'MDE' is "
-              "the smallest paired difference against real the study could detect with 80 % power at its "
-              "observed spread (an interval including 0 means no effect of that size or more was seen, not no "
-              "effect). A cell 'helps' only where its whole interval is above 0. Accuracy in %; the test split "
-              f"gives these final numbers only (a run's accuracy: mean of its last {config.final_evals} "
-              "evaluation(s))."),
+        (
+            "p",
+            f"{len(results)} runs. Intervals are two-sided {level} Student-t intervals over {units}; "
+            "'vs real' and 'vs trad.' are the paired differences against the real-only and the traditional "
+            f"runs of the same {units} (same initial weights and data order), with their t-intervals; 'MDE' is "
+            "the smallest paired difference against real the study could detect with 80 % power at its "
+            "observed spread (an interval including 0 means no effect of that size or more was seen, not no "
+            "effect). A cell 'helps' only where its whole interval is above 0. Accuracy in %; the test split "
+            f"gives these final numbers only (a run's accuracy: mean of its last {config.final_evals} "
+            "evaluation(s)).",
+        ),
     ]
     if repeated:
-        blocks.append(("p", f"Repeated splits: every run trains on the train split less a validation share of "
-                            f"{100 * float(config.validation_share):g} % per class, drawn once per hold-out seed "
-                            f"({', '.join(map(str, config.validation_seeds))}); the test split is the same for all."))
+        blocks.append(
+            (
+                "p",
+                f"Repeated splits: every run trains on the train split less a validation share of "
+                f"{100 * float(config.validation_share):g} % per class, drawn once per hold-out seed "
+                f"({', '.join(map(str, config.validation_seeds))}); the test split is the same for all.",
+            )
+        )
     if choice is not None:
         blocks += _choice_blocks(choice, level)
     for arch in sorted({row["arch"] for row in summary}):
         rows = [row for row in summary if row["arch"] == arch]
-        table = [["cell", units, "mean", "std", f"{level} CI", "macro-F1", "vs real", f"{level} CI",
-                  "MDE", "vs trad.", f"{level} CI"]]
+        table = [
+            [
+                "cell",
+                units,
+                "mean",
+                "std",
+                f"{level} CI",
+                "macro-F1",
+                "vs real",
+                f"{level} CI",
+                "MDE",
+                "vs trad.",
+                f"{level} CI",
+            ]
+        ]
         for row in rows:
             acc, real, trad = row["accuracy"], row["vs_real"], row["vs_traditional"]
-            table.append([
-                row["cell"], str(acc["n"]), _pct(acc["mean"]), _pct(acc["std"]), _interval(acc),
-                _pct(row["macro_f1"]), _signed(real), _interval(real) if real else "",
-                _pct(real["mde"]) if real else "", _signed(trad), _interval(trad) if trad else "",
-            ])
+            table.append(
+                [
+                    row["cell"],
+                    str(acc["n"]),
+                    _pct(acc["mean"]),
+                    _pct(acc["std"]),
+                    _interval(acc),
+                    _pct(row["macro_f1"]),
+                    _signed(real),
+                    _interval(real) if real else "",
+                    _pct(real["mde"]) if real else "",
+                    _signed(trad),
+                    _interval(trad) if trad else "",
+                ]
+            )
         blocks += [("h2", arch), ("table", table)]
         if len(sources) > 1:
             blocks += _source_blocks(summary, arch, config.reference_source or sources[0], level, config.confidence)
         for baseline, found in summary_lib.verdicts(summary, arch).items():
             difference = found["difference"]
-            blocks.append(("p", f"Best cell against {baseline}: {found['cell']}, {_signed(difference)} points "
-                                f"{_interval(difference)}: {found['verdict']}."))
+            blocks.append(
+                (
+                    "p",
+                    f"Best cell against {baseline}: {found['cell']}, {_signed(difference)} points "
+                    f"{_interval(difference)}: {found['verdict']}.",
+                )
+            )
         strategy_png = f"accuracy_by_cell_{arch}.png"
         plots.plot_accuracy_by_cell(summary, arch, workdir / strategy_png)
-        blocks += [("p", "Final accuracy of every cell with its interval (dashed: the baselines' means):"),
-                   ("img", strategy_png)]
+        blocks += [
+            ("p", "Final accuracy of every cell with its interval (dashed: the baselines' means):"),
+            ("img", strategy_png),
+        ]
         curve_png = f"curves_{arch}.png"
         plots.plot_curves(_curves_by_cell(results, curves, arch), arch, workdir / curve_png)
         blocks += [("p", "Test accuracy against training step (mean over seeds):"), ("img", curve_png)]
         if any(row["ratio"] is not None for row in rows):
             ratio_png = f"accuracy_vs_ratio_{arch}.png"
             plots.plot_accuracy_vs_ratio(summary, arch, workdir / ratio_png)
-            blocks += [("p", "Final accuracy against the synthetic ratio; bands are the baselines' mean and "
-                             "interval:"), ("img", ratio_png)]
+            blocks += [
+                ("p", "Final accuracy against the synthetic ratio; bands are the baselines' mean and interval:"),
+                ("img", ratio_png),
+            ]
         augmented = [row for row in rows if row["regime"] != "real"]
         best = max(augmented, key=lambda row: row["accuracy"]["mean"]) if augmented else None
         for label, cell in (("real", "real"), ("best", best["cell"] if best else None)):
@@ -212,8 +306,10 @@ def _blocks(results, curves, config, workdir, qualities=None, choice=None):
             png = f"confusion_{arch}_{label}.png"
             title = f"{arch} {cell}: test predictions summed over {count} seed(s)"
             plots.plot_confusion(matrix, results[0]["class_names"], title, workdir / png)
-            blocks += [("p", f"Confusion matrix, {cell}" + (" (best cell by mean accuracy)" if label == "best"
-                                                             else "") + ":"), ("img", png)]
+            blocks += [
+                ("p", f"Confusion matrix, {cell}" + (" (best cell by mean accuracy)" if label == "best" else "") + ":"),
+                ("img", png),
+            ]
         if qualities:
             blocks += _quality_blocks(summary, results, qualities, arch, workdir)
     return blocks

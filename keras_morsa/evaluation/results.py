@@ -71,8 +71,10 @@ def build_outputs(config, workdir):
     choice = None
     if chooses(config):
         if not (workdir / CHOICE_FILE).is_file():
-            raise UserError(f"config.choose lists candidates but {workdir / CHOICE_FILE} does not exist; run the "
-                            "study (or its --choose_only step) first")
+            raise UserError(
+                f"config.choose lists candidates but {workdir / CHOICE_FILE} does not exist; run the "
+                "study (or its --choose_only step) first"
+            )
         choice = io.read_json(workdir / CHOICE_FILE)
         config = with_choice(config, choice)
     sources = dict(io.read_json(workdir / SOURCES_NAME)) if (workdir / SOURCES_NAME).is_file() else {}
@@ -82,11 +84,27 @@ def build_outputs(config, workdir):
     expected = {r.run_id for r in plan_runs(config, list(sources) or [""])}
     missing = sorted(expected - {row["run_id"] for row in results})
     if missing:
-        logging.warning("%d planned runs have no result (skipped or unfinished shard): %s", len(missing),
-                        ", ".join(missing[:5]))
+        logging.warning(
+            "%d planned runs have no result (skipped or unfinished shard): %s", len(missing), ", ".join(missing[:5])
+        )
     class_names = results[0]["class_names"]
-    fields = ["run_id", "arch", "regime", "ratio", "source", "split", "seed", "steps", "batch_size", "train_images",
-              "real_images", "synthetic_images", "test_images", "test_accuracy", "macro_f1"]
+    fields = [
+        "run_id",
+        "arch",
+        "regime",
+        "ratio",
+        "source",
+        "split",
+        "seed",
+        "steps",
+        "batch_size",
+        "train_images",
+        "real_images",
+        "synthetic_images",
+        "test_images",
+        "test_accuracy",
+        "macro_f1",
+    ]
     fields += [f"acc_{name}" for name in class_names] + ["wall_time_s", "bn"]
     rows = []
     for row in results:
@@ -102,8 +120,11 @@ def build_outputs(config, workdir):
             curves.append({"run_id": row["run_id"], **point})
     io.write_csv(workdir / "curves.csv", curves, ("run_id",) + CURVE_FIELDS)
     _copy_models(results, config, workdir)
-    qualities = {name: io.read_json(workdir / quality_copy(name)) for name in sources or [""]
-                 if (workdir / quality_copy(name)).is_file()}
+    qualities = {
+        name: io.read_json(workdir / quality_copy(name))
+        for name in sources or [""]
+        if (workdir / quality_copy(name)).is_file()
+    }
     report.write_report(results, curves, config, workdir, qualities, choice)
     return results
 
@@ -120,5 +141,7 @@ def _copy_models(results, config, workdir):
         source = workdir / "runs" / rows[0]["run_id"] / "model.keras"
         with open(source, "rb") as src, io.atomic_write(workdir / "models" / f"{name}.keras") as dst:
             shutil.copyfileobj(src, dst)
-        io.write_json(workdir / "models" / f"{name}.json", {key: rows[0][key] for key in (
-            "run_id", "arch", "regime", "ratio", "seed", "test_accuracy", "macro_f1")})
+        io.write_json(
+            workdir / "models" / f"{name}.json",
+            {key: rows[0][key] for key in ("run_id", "arch", "regime", "ratio", "seed", "test_accuracy", "macro_f1")},
+        )

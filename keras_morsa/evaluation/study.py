@@ -111,8 +111,9 @@ class _Trainer:
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=int(config.steps))
         # One-hot targets and per-row weights for every regime: the same loss whether or not a regime smooths
         # or down-weights its synthetic rows (with hard targets and weight 1 it equals the sparse loss).
-        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss="categorical_crossentropy",
-                           metrics=["accuracy"])
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=rate), loss="categorical_crossentropy", metrics=["accuracy"]
+        )
         self.model.optimizer.build(self.model.trainable_variables)
         self._optimizer_state = [np.array(v) for v in self.model.optimizer.variables]
 
@@ -160,12 +161,14 @@ class _Evaluate(keras.callbacks.Callback):
         probabilities = self.model.predict(images, batch_size=self.config.eval_batch_size, verbose=0)
         self.predictions = np.argmax(probabilities[: len(labels)], axis=-1)
         accuracy = float(np.mean(self.predictions == labels))
-        self.curve.append({
-            "step": (epoch + 1) * self.config.eval_every,
-            self.key: accuracy,
-            "train_loss": float(logs.get("loss", np.nan)),
-            "train_accuracy": float(logs.get("accuracy", np.nan)),
-        })
+        self.curve.append(
+            {
+                "step": (epoch + 1) * self.config.eval_every,
+                self.key: accuracy,
+                "train_loss": float(logs.get("loss", np.nan)),
+                "train_accuracy": float(logs.get("accuracy", np.nan)),
+            }
+        )
         io.write_csv(self.run_dir / "curve.csv", self.curve, ("step", self.key) + results_lib.CURVE_FIELDS[2:])
         self.bar.add(self.config.eval_every, [(self.key.replace("accuracy", "acc"), accuracy)])
 
@@ -223,8 +226,17 @@ def _dataset(files, labels, flags, run, config, num_classes, augment):
     weights = np.where(flags, float(config.synthetic_weight), 1.0) if weighted else None
     smoothing = np.where(flags, float(config.synthetic_label_smoothing), 0.0) if weighted else None
     return pipeline.classifier_dataset(
-        files, labels, config.image_size, config.batch_size, seed=run.seed, training=True, augment=augment,
-        repeat=True, num_classes=num_classes, label_smoothing=smoothing, sample_weights=weights,
+        files,
+        labels,
+        config.image_size,
+        config.batch_size,
+        seed=run.seed,
+        training=True,
+        augment=augment,
+        repeat=True,
+        num_classes=num_classes,
+        label_smoothing=smoothing,
+        sample_weights=weights,
     )
 
 
@@ -233,8 +245,11 @@ def _pipelines(run, training_set, config, num_classes):
     augment = None
     if run.regime in AUGMENTED_REGIMES:
         augment = augment_lib.make_augment(
-            config.augment.ops, seed=run.seed, brightness=config.augment.brightness,
-            contrast=config.augment.contrast, saturation=config.augment.saturation,
+            config.augment.ops,
+            seed=run.seed,
+            brightness=config.augment.brightness,
+            contrast=config.augment.contrast,
+            saturation=config.augment.saturation,
             noise_stddev=config.augment.noise_stddev,
         )
     epochs = int(config.steps) // int(config.eval_every)
@@ -270,8 +285,10 @@ def _check_budget(config):
         raise UserError(f"config.lr_schedule={config.lr_schedule!r}; accepted: {', '.join(LR_SCHEDULES)}")
     evaluations = int(config.steps) // int(config.eval_every)
     if not 1 <= int(config.final_evals) <= evaluations:
-        raise UserError(f"config.final_evals={config.final_evals}; expected 1 to the {evaluations} evaluations "
-                        "of a run (steps / eval_every)")
+        raise UserError(
+            f"config.final_evals={config.final_evals}; expected 1 to the {evaluations} evaluations "
+            "of a run (steps / eval_every)"
+        )
     if "pretrain_synthetic" in config.regimes and evaluations < 2:
         raise UserError("pretrain_synthetic needs at least 2 evaluations (steps / eval_every) to split the budget")
     choose = config.choose
@@ -282,16 +299,22 @@ def _check_budget(config):
         return
     if float(config.validation_share) <= 0:
         candidates = dict(lr_schedule=tuple(choose.lr_schedule), final_evals=tuple(choose.final_evals))
-        raise UserError(f"config.choose lists candidates {candidates} but config.validation_share is 0: a choice "
-                        "needs a validation share of the train split (the test split is never used for one), e.g. 0.2")
+        raise UserError(
+            f"config.choose lists candidates {candidates} but config.validation_share is 0: a choice "
+            "needs a validation share of the train split (the test split is never used for one), e.g. 0.2"
+        )
     bad = [s for s in choose.lr_schedule if s not in LR_SCHEDULES]
     bad += [k for k in choose.final_evals if not 1 <= int(k) <= evaluations]
     if bad:
-        raise UserError(f"config.choose candidate(s) {bad}; accepted: lr_schedule from {', '.join(LR_SCHEDULES)}, "
-                        f"final_evals from 1 to the {evaluations} evaluations of a run")
+        raise UserError(
+            f"config.choose candidate(s) {bad}; accepted: lr_schedule from {', '.join(LR_SCHEDULES)}, "
+            f"final_evals from 1 to the {evaluations} evaluations of a run"
+        )
     if not list(choose.regimes) or any(r not in summary_lib.BASELINES for r in choose.regimes):
-        raise UserError(f"config.choose.regimes={tuple(choose.regimes)}; accepted: a non-empty subset of "
-                        f"{', '.join(summary_lib.BASELINES)} (the choice never looks at synthetic runs)")
+        raise UserError(
+            f"config.choose.regimes={tuple(choose.regimes)}; accepted: a non-empty subset of "
+            f"{', '.join(summary_lib.BASELINES)} (the choice never looks at synthetic runs)"
+        )
 
 
 def _keep_model(run, accuracy, model, run_dir, workdir, config):
@@ -305,7 +328,8 @@ def _keep_model(run, accuracy, model, run_dir, workdir, config):
         model.save(run_dir / "model.keras")
         return True
     rivals = [
-        row for row in results_lib.load_results(workdir)
+        row
+        for row in results_lib.load_results(workdir)
         if row["arch"] == run.arch and row["regime"] != "real" and row["has_model"]
     ]
     if any(row["test_accuracy"] >= accuracy for row in rivals):
@@ -331,8 +355,15 @@ def _fit(run, training_set, trainer, images, split, config, run_dir, num_classes
     evaluate = _Evaluate(run_dir, images, config, phases[-1][0], bar, split)
     done = 0
     for dataset, epochs in phases:
-        model.fit(dataset, initial_epoch=done, epochs=done + epochs, steps_per_epoch=int(config.eval_every),
-                  callbacks=[evaluate], verbose=0, shuffle=False)
+        model.fit(
+            dataset,
+            initial_epoch=done,
+            epochs=done + epochs,
+            steps_per_epoch=int(config.eval_every),
+            callbacks=[evaluate],
+            verbose=0,
+            shuffle=False,
+        )
         done += epochs
     return model, evaluate
 
@@ -343,24 +374,41 @@ def _train_one(run, training_set, trainer, manifest, test, config, workdir, bar)
     model, evaluate = _fit(run, training_set, trainer, test, "test", config, run_dir, len(manifest.class_names), bar)
     matrix = stats.confusion_matrix(test[1], evaluate.predictions, len(manifest.class_names))
     metrics = stats.classification_metrics(matrix)
-    final = [point["test_accuracy"] for point in evaluate.curve[-int(config.final_evals):]]
+    final = [point["test_accuracy"] for point in evaluate.curve[-int(config.final_evals) :]]
     wall = time.time() - start
     n_real, n_synthetic = training_set.counts
     result = {
-        "run_id": run.run_id, "arch": run.arch, "regime": run.regime, "ratio": run.ratio, "seed": run.seed,
-        "source": run.source, "split": run.split, "cell": run.cell, "steps": int(config.steps),
+        "run_id": run.run_id,
+        "arch": run.arch,
+        "regime": run.regime,
+        "ratio": run.ratio,
+        "seed": run.seed,
+        "source": run.source,
+        "split": run.split,
+        "cell": run.cell,
+        "steps": int(config.steps),
         "batch_size": int(config.batch_size),
-        "train_images": n_real + n_synthetic, "real_images": n_real, "synthetic_images": n_synthetic,
-        "test_images": int(len(test[1])), "test_accuracy": float(np.mean(final)),
-        "last_test_accuracy": metrics["accuracy"], "final_evals": len(final), "macro_f1": metrics["macro_f1"],
+        "train_images": n_real + n_synthetic,
+        "real_images": n_real,
+        "synthetic_images": n_synthetic,
+        "test_images": int(len(test[1])),
+        "test_accuracy": float(np.mean(final)),
+        "last_test_accuracy": metrics["accuracy"],
+        "final_evals": len(final),
+        "macro_f1": metrics["macro_f1"],
         "per_class_accuracy": dict(zip(manifest.class_names, metrics["per_class_accuracy"])),
-        "confusion": matrix.tolist(), "class_names": list(manifest.class_names), "wall_time_s": wall,
-        "bn": bn_description(config), "lr_schedule": config.lr_schedule, "has_model": False,
+        "confusion": matrix.tolist(),
+        "class_names": list(manifest.class_names),
+        "wall_time_s": wall,
+        "bn": bn_description(config),
+        "lr_schedule": config.lr_schedule,
+        "has_model": False,
     }
     result["has_model"] = _keep_model(run, result["test_accuracy"], model, run_dir, workdir, config)
     io.write_json(run_dir / results_lib.RESULT_NAME, result)
-    logging.info("%s: test accuracy %.3f, macro-F1 %.3f (%.0f s)", run.run_id, result["test_accuracy"],
-                 metrics["macro_f1"], wall)
+    logging.info(
+        "%s: test accuracy %.3f, macro-F1 %.3f (%.0f s)", run.run_id, result["test_accuracy"], metrics["macro_f1"], wall
+    )
     return result
 
 
@@ -381,8 +429,10 @@ def parse_sources(values):
     for value in values or ():
         name, sep, path = str(value).partition("=")
         if not sep or not path or name in found:
-            raise UserError(f"--synthetic_source={value!r}; expected name=folder once per name, e.g. "
-                            "--synthetic_source=unfiltered=runs/synthetic --synthetic_source=filtered=runs/filtered")
+            raise UserError(
+                f"--synthetic_source={value!r}; expected name=folder once per name, e.g. "
+                "--synthetic_source=unfiltered=runs/synthetic --synthetic_source=filtered=runs/filtered"
+            )
         found[name] = path
     check_sources(list(found))
     return found
@@ -414,15 +464,18 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
     workdir = Path(workdir)
     _check_budget(config)
     replicas = distribute.check_batch_split(
-        strategy, **{"config.batch_size": config.batch_size, "config.eval_batch_size": config.eval_batch_size})
+        strategy, **{"config.batch_size": config.batch_size, "config.eval_batch_size": config.eval_batch_size}
+    )
     sources = synthetic_sources(synthetic_dir)
     check_sources(list(sources) or [""], config.reference_source)
     runs = plan_runs(config, list(sources) or [""])
     if choose_only and not chooses(config):
         raise UserError("choose_only: config.choose lists no candidate (lr_schedule, final_evals) to choose")
     if shard is not None and chooses(config) and not (workdir / results_lib.CHOICE_FILE).is_file():
-        raise UserError(f"no validation choice in {workdir / results_lib.CHOICE_DIR} yet: make it first without a "
-                        "shard (bin/eval_ratios ... --choose_only), then start the shards")
+        raise UserError(
+            f"no validation choice in {workdir / results_lib.CHOICE_DIR} yet: make it first without a "
+            "shard (bin/eval_ratios ... --choose_only), then start the shards"
+        )
     if not sources:
         skipped = [r for r in runs if r.regime in SYNTHETIC_REGIMES]
         if skipped and config.require_synthetic:
@@ -433,14 +486,16 @@ def run_study(config, workdir, synthetic_dir=None, data_dir=None, shard=None, st
         if skipped:
             logging.warning(
                 "no synthetic_dir given: skipping the %d runs of the synthetic regimes (%s); only real and "
-                "traditional are trained", len(skipped), ", ".join(sorted({r.regime for r in skipped})))
+                "traditional are trained",
+                len(skipped),
+                ", ".join(sorted({r.regime for r in skipped})),
+            )
             runs = [r for r in runs if r.regime not in SYNTHETIC_REGIMES]
             if not runs:
                 raise UserError("every regime of the config needs synthetic images; pass --synthetic_dir")
     # One process per study workdir, or per shard of it: the shards of one sweep may share a workdir.
     with io.folder_lock(workdir, io.LOCK_NAME if shard is None else f"{io.LOCK_NAME}-shard{shard[0]}of{shard[1]}"):
-        return _run(config, workdir, shard_runs(runs, shard), sources, data_dir, shard, strategy, replicas,
-                    choose_only)
+        return _run(config, workdir, shard_runs(runs, shard), sources, data_dir, shard, strategy, replicas, choose_only)
 
 
 def _keep_quality(sources, workdir):
@@ -488,19 +543,42 @@ def _choose(config, workdir, held_out, trainers, bar, replicas=1):
             images[run.split] = (val, np.asarray(manifest.labels("val"), np.int64))
         val = images[run.split]
         start = time.time()
-        _, evaluate = _fit(run, _training_set(run, manifest, None, config), trainers[run.arch, schedule], val, "val",
-                           config, run_dir, len(manifest.class_names), bar)
-        result = {"run_id": run.run_id, "arch": run.arch, "regime": run.regime, "seed": run.seed,
-                  "split": run.split, "lr_schedule": schedule, "val_images": int(len(val[1])),
-                  "val_curve": [point["val_accuracy"] for point in evaluate.curve], "wall_time_s": time.time() - start}
+        _, evaluate = _fit(
+            run,
+            _training_set(run, manifest, None, config),
+            trainers[run.arch, schedule],
+            val,
+            "val",
+            config,
+            run_dir,
+            len(manifest.class_names),
+            bar,
+        )
+        result = {
+            "run_id": run.run_id,
+            "arch": run.arch,
+            "regime": run.regime,
+            "seed": run.seed,
+            "split": run.split,
+            "lr_schedule": schedule,
+            "val_images": int(len(val[1])),
+            "val_curve": [point["val_accuracy"] for point in evaluate.curve],
+            "wall_time_s": time.time() - start,
+        }
         io.write_json(run_dir / results_lib.RESULT_NAME, result)
         finished.append(result)
-    choice = summary_lib.choose_setting(finished, list(config.choose.lr_schedule) or [config.lr_schedule],
-                                        [int(k) for k in config.choose.final_evals] or [int(config.final_evals)],
-                                        config.confidence)
-    choice.update(validation_share=float(config.validation_share), regimes=list(config.choose.regimes),
-                  validation_seeds=[int(v) for v in config.validation_seeds],
-                  val_images={str(v): len(m.files("val")) for v, m in held_out.items()})
+    choice = summary_lib.choose_setting(
+        finished,
+        list(config.choose.lr_schedule) or [config.lr_schedule],
+        [int(k) for k in config.choose.final_evals] or [int(config.final_evals)],
+        config.confidence,
+    )
+    choice.update(
+        validation_share=float(config.validation_share),
+        regimes=list(config.choose.regimes),
+        validation_seeds=[int(v) for v in config.validation_seeds],
+        val_images={str(v): len(m.files("val")) for v, m in held_out.items()},
+    )
     io.write_json(workdir / results_lib.CHOICE_FILE, choice)
     logging.info("validation choice: %s (mean validation accuracy %.3f)", choice["chosen"], choice["score"])
     return choice
@@ -518,34 +596,47 @@ def _run(config, workdir, runs, sources, data_dir, shard, strategy, replicas, ch
     done = {row["run_id"] for row in results_lib.load_results(workdir)}
     todo = [] if choose_only else [r for r in runs if r.run_id not in done]
     choosing = chooses(config) and shard is None
-    logging.info("%d runs in this %s: %d finished, %d to train", len(runs), "shard" if shard else "sweep",
-                 len(runs) - len(todo), len(todo))
+    logging.info(
+        "%d runs in this %s: %d finished, %d to train",
+        len(runs),
+        "shard" if shard else "sweep",
+        len(runs) - len(todo),
+        len(todo),
+    )
     trained = []
     if todo or choosing:
         # The split lives next to the data, where the GAN stage reads and writes it too: one split for all.
         manifest = splits.load_or_create_split(
-            morsa_parts.dataset_root(config.data, data_dir or None), test_fraction=config.data.test_fraction,
-            seed=config.data.split_seed, read_only_fallback=workdir,
+            morsa_parts.dataset_root(config.data, data_dir or None),
+            test_fraction=config.data.test_fraction,
+            seed=config.data.split_seed,
+            read_only_fallback=workdir,
         )
         untested = [name for name, count in manifest.counts().items() if count["test"] == 0]
         if untested:
             raise DataError(
                 f"class(es) {', '.join(untested)} have no test images in the split of {manifest.image_root}: "
                 "their accuracy (and the overall figure) would be undefined; add images or raise "
-                "data.test_fraction, then delete the split_manifest.csv to split again")
+                "data.test_fraction, then delete the split_manifest.csv to split again"
+            )
         splits.check_no_leak(manifest, list(sources.values()))
         # A copy for the later stages (Grad-CAM reads the study's split from its workdir).
         manifest.save(workdir / splits.MANIFEST_NAME)
         # What each run trains on: the train split, or its hold-out's train rows (the rest is validation).
         held_out = {None: manifest}
         if float(config.validation_share) > 0:
-            held_out = {int(v): splits.hold_out_validation(manifest, float(config.validation_share), int(v))
-                        for v in config.validation_seeds}
+            held_out = {
+                int(v): splits.hold_out_validation(manifest, float(config.validation_share), int(v))
+                for v in config.validation_seeds
+            }
         synthetic = {name: pipeline.list_synthetic(path, manifest.class_names) for name, path in sources.items()}
         # Every training set is drawn up front, so too few synthetic images fail before any training.
         training_sets = {run: _training_set(run, held_out[run.split], synthetic, config) for run in todo}
-        pending = [(schedule, run) for schedule, run in (_choice_runs(config) if choosing else [])
-                   if not (_choice_dir(workdir, schedule, run) / results_lib.RESULT_NAME).is_file()]
+        pending = [
+            (schedule, run)
+            for schedule, run in (_choice_runs(config) if choosing else [])
+            if not (_choice_dir(workdir, schedule, run) / results_lib.RESULT_NAME).is_file()
+        ]
         if choosing and not pending:
             config = results_lib.with_choice(config, _choose(config, workdir, held_out, {}, None))
         # All trainers first: they seed TensorFlow, which must happen before anything is compiled. While the
@@ -553,24 +644,41 @@ def _run(config, workdir, runs, sources, data_dir, shard, strategy, replicas, ch
         schedules = [config.lr_schedule]
         if pending:
             schedules = list(config.choose.lr_schedule) or schedules
-        keys = dict.fromkeys([(run.arch, schedule) for schedule, run in pending]
-                             + [(run.arch, schedule) for run in todo for schedule in schedules])
+        keys = dict.fromkeys(
+            [(run.arch, schedule) for schedule, run in pending]
+            + [(run.arch, schedule) for run in todo for schedule in schedules]
+        )
         if keys:
-            bar = keras.utils.Progbar((len(pending) + len(todo)) * int(config.steps), unit_name="step",
-                                      stateful_metrics=["test_acc", "val_acc"])
+            bar = keras.utils.Progbar(
+                (len(pending) + len(todo)) * int(config.steps),
+                unit_name="step",
+                stateful_metrics=["test_acc", "val_acc"],
+            )
             with distribute.distribution_scope(strategy):
                 trainers = {key: _Trainer(key[0], config, manifest.class_names, strategy, key[1]) for key in keys}
                 if pending:
                     choice = _choose(config, workdir, held_out, trainers, bar, replicas)
                     config = results_lib.with_choice(config, choice)
                 if todo:
-                    test = (pipeline.load_images(manifest.files("test"), config.image_size, config.eval_batch_size),
-                            np.asarray(manifest.labels("test"), np.int64))
+                    test = (
+                        pipeline.load_images(manifest.files("test"), config.image_size, config.eval_batch_size),
+                        np.asarray(manifest.labels("test"), np.int64),
+                    )
                     if replicas > 1:
                         test = (_pad_to_batches(test[0], int(config.eval_batch_size)), test[1])
                     for run in todo:
-                        trained.append(_train_one(run, training_sets[run], trainers[run.arch, config.lr_schedule],
-                                                  manifest, test, config, workdir, bar))
+                        trained.append(
+                            _train_one(
+                                run,
+                                training_sets[run],
+                                trainers[run.arch, config.lr_schedule],
+                                manifest,
+                                test,
+                                config,
+                                workdir,
+                                bar,
+                            )
+                        )
     if choose_only:
         return trained
     if shard is None:

@@ -69,10 +69,15 @@ def summarize(results, confidence=0.95):
     ):
         by_unit = {pairing_unit(row): row["test_accuracy"] for row in rows}
         entry = {
-            "arch": arch, "regime": regime, "ratio": ratio, "source": source, "cell": rows[0]["cell"],
+            "arch": arch,
+            "regime": regime,
+            "ratio": ratio,
+            "source": source,
+            "cell": rows[0]["cell"],
             "accuracy": stats.t_interval(by_unit.values(), confidence),
             "macro_f1": float(np.mean([row["macro_f1"] for row in rows])),
-            "units": sorted(by_unit), "by_unit": by_unit,
+            "units": sorted(by_unit),
+            "by_unit": by_unit,
         }
         for baseline in BASELINES:
             base = {pairing_unit(row): row["test_accuracy"] for row in cells.get((arch, baseline, None, ""), [])}
@@ -98,9 +103,18 @@ def compare_sources(summary, arch, reference, confidence=0.95):
         if len(by_source) < 2 or reference not in by_source:
             continue
         base = by_source[reference]["by_unit"]
-        compared.append({"regime": regime, "ratio": ratio, "sources": by_source, "vs_reference": {
-            source: _paired(row["by_unit"], base, confidence) for source, row in by_source.items()
-            if source != reference}})
+        compared.append(
+            {
+                "regime": regime,
+                "ratio": ratio,
+                "sources": by_source,
+                "vs_reference": {
+                    source: _paired(row["by_unit"], base, confidence)
+                    for source, row in by_source.items()
+                    if source != reference
+                },
+            }
+        )
     return compared
 
 
@@ -132,11 +146,14 @@ def choose_setting(runs, lr_schedules, final_evals, confidence=0.95):
         for k in final_evals:
             if any(len(curve) < int(k) for curve in curves):
                 raise UserError(f"final_evals={k} is longer than a validation curve ({min(map(len, curves))} points)")
-            interval = stats.t_interval([float(np.mean(curve[-int(k):])) for curve in curves], confidence)
+            interval = stats.t_interval([float(np.mean(curve[-int(k) :])) for curve in curves], confidence)
             candidates.append({"lr_schedule": schedule, "final_evals": int(k), "runs": interval.pop("n"), **interval})
     best = max(candidates, key=lambda row: row["mean"])  # max keeps the first of equal scores
-    return {"chosen": {"lr_schedule": best["lr_schedule"], "final_evals": best["final_evals"]},
-            "score": best["mean"], "candidates": candidates}
+    return {
+        "chosen": {"lr_schedule": best["lr_schedule"], "final_evals": best["final_evals"]},
+        "score": best["mean"],
+        "candidates": candidates,
+    }
 
 
 def verdicts(summary, arch):

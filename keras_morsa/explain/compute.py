@@ -62,8 +62,19 @@ class Explained:
         return correct if outcome == "correct" else ~correct
 
 
-def explain(model, explainer, images, labels, masks=None, *, model_key, source, fractions=metrics.DEFAULT_FRACTIONS,
-            seed=0, progress=None):
+def explain(
+    model,
+    explainer,
+    images,
+    labels,
+    masks=None,
+    *,
+    model_key,
+    source,
+    fractions=metrics.DEFAULT_FRACTIONS,
+    seed=0,
+    progress=None,
+):
     """Predictions, maps and deletion drops of ``model`` on ``images``, in batches of :data:`BATCH`.
 
     Args:
@@ -87,18 +98,26 @@ def explain(model, explainer, images, labels, masks=None, *, model_key, source, 
 
     def predict(x):
         x = np.asarray(x, np.float32)
-        return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + BATCH])) for i in range(0, len(x), BATCH)])
+        return np.concatenate([np.asarray(model.predict_on_batch(x[i : i + BATCH])) for i in range(0, len(x), BATCH)])
 
     for start in range(0, num, BATCH):
-        batch, rows = padded[start:start + BATCH], slice(start, start + BATCH)
+        batch, rows = padded[start : start + BATCH], slice(start, start + BATCH)
         pred[rows] = np.argmax(predict(batch), axis=-1)
         maps[rows] = explainer(batch, targets=pred[rows])
-        for fraction, values in metrics.deletion_drop(predict, batch, maps[rows], pred[rows], fractions,
-                                                      seed=seed + start).items():
+        for fraction, values in metrics.deletion_drop(
+            predict, batch, maps[rows], pred[rows], fractions, seed=seed + start
+        ).items():
             for kind in ("map", "random"):
                 drops[fraction][kind][rows] = values[kind]
         if progress is not None:
             progress.add(min(BATCH, num - start))
-    return Explained(model=model_key, source=source, images=images, labels=np.asarray(labels, np.int64),
-                     masks=masks, pred=pred[:num], maps=maps[:num],
-                     drops={f: {kind: v[:num] for kind, v in d.items()} for f, d in drops.items()})
+    return Explained(
+        model=model_key,
+        source=source,
+        images=images,
+        labels=np.asarray(labels, np.int64),
+        masks=masks,
+        pred=pred[:num],
+        maps=maps[:num],
+        drops={f: {kind: v[:num] for kind, v in d.items()} for f, d in drops.items()},
+    )

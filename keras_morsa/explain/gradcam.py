@@ -76,8 +76,7 @@ def resolve_layer(model, layer_name=None, min_map_size=MIN_MAP_SIZE):
         shown = ", ".join(candidates[-12:])
         more = f" (last 12 of {len(candidates)})" if len(candidates) > 12 else ""
         raise UserError(
-            f"layer {layer_name!r} is not a layer with a spatial map > 1x1 in {model.name!r}; "
-            f"accepted{more}: {shown}"
+            f"layer {layer_name!r} is not a layer with a spatial map > 1x1 in {model.name!r}; accepted{more}: {shown}"
         )
     return layer_name
 
@@ -129,6 +128,7 @@ def class_score(targets):
     if callable(targets):
         return targets
     if targets is None:
+
         def predicted(logits):
             return keras.ops.max(logits, axis=-1)
 
@@ -211,8 +211,8 @@ class GradCAM:
             raise UserError(f"got {len(targets)} targets for {len(images)} images; pass one per image or one id")
         raw = []
         for start in range(0, len(images), batch_size):
-            batch_targets = targets[start:start + batch_size] if per_image else targets
-            raw.append(self._raw(images[start:start + batch_size], class_score(batch_targets)))
+            batch_targets = targets[start : start + batch_size] if per_image else targets
+            raw.append(self._raw(images[start : start + batch_size], class_score(batch_targets)))
         raw = np.concatenate(raw) if raw else np.zeros((0, 1, 1), "float32")
         maps = expand_maps(raw, images.shape[1:3]) if expand else raw
         return normalize_maps(maps) if normalize else maps

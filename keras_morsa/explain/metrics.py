@@ -121,13 +121,11 @@ def deletion_drop(predict, images, maps, classes, fractions=DEFAULT_FRACTIONS, s
     base = np.asarray(predict(images))[rows, classes]
     drops = {}
     for fraction in fractions:
-        removed = np.concatenate(
-            [remove_pixels(images, by_map, fraction), remove_pixels(images, at_random, fraction)]
-        )
+        removed = np.concatenate([remove_pixels(images, by_map, fraction), remove_pixels(images, at_random, fraction)])
         probs = np.asarray(predict(removed))
         drops[fraction] = {
             "map": (base - probs[: len(images)][rows, classes]).astype(np.float32),
-            "random": (base - probs[len(images):][rows, classes]).astype(np.float32),
+            "random": (base - probs[len(images) :][rows, classes]).astype(np.float32),
         }
     return drops
 

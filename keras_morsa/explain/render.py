@@ -16,8 +16,10 @@ from keras_morsa import html, io
 from keras_morsa.explain.scores import verdict
 
 #: The Grad-CAM page's style: full width, ruled table cells.
-STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
-         "td,th{border:1px solid #bbb;padding:3px 6px;font-size:13px} img{max-width:100%}")
+STYLE = (
+    "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
+    "td,th{border:1px solid #bbb;padding:3px 6px;font-size:13px} img{max-width:100%}"
+)
 
 
 def overlay(image, heatmap, alpha=0.45):
@@ -54,11 +56,21 @@ def grid_columns(views, outcome, count, seed):
     wanted = np.logical_or.reduce([view.members(outcome) for view in views])
     rng = np.random.default_rng(seed)
     by_class = [list(rng.permutation(np.flatnonzero(wanted & (labels == label)))) for label in np.unique(labels)]
-    order = [members[turn] for turn in range(max(map(len, by_class), default=0))
-             for members in by_class if turn < len(members)]
-    return [GridColumn(label=int(labels[i]), images=tuple(view.images[i] for view in views),
-                       maps=tuple(view.maps[i] for view in views), preds=tuple(int(view.pred[i]) for view in views))
-            for i in order[:count]]
+    order = [
+        members[turn]
+        for turn in range(max(map(len, by_class), default=0))
+        for members in by_class
+        if turn < len(members)
+    ]
+    return [
+        GridColumn(
+            label=int(labels[i]),
+            images=tuple(view.images[i] for view in views),
+            maps=tuple(view.maps[i] for view in views),
+            preds=tuple(int(view.pred[i]) for view in views),
+        )
+        for i in order[:count]
+    ]
 
 
 def draw_grid(path, title, columns, class_names, model_titles):
@@ -75,8 +87,11 @@ def draw_grid(path, title, columns, class_names, model_titles):
         axes[0].set_title(f"T: {class_names[column.label]}", fontsize=7)
         for ax, image, heatmap, predicted in zip(axes[1:], column.images, column.maps, column.preds):
             ax.imshow(overlay(image, heatmap))
-            ax.set_title(f"T: {class_names[column.label]}\nP: {class_names[predicted]}", fontsize=7,
-                         color="green" if predicted == column.label else "red")
+            ax.set_title(
+                f"T: {class_names[column.label]}\nP: {class_names[predicted]}",
+                fontsize=7,
+                color="green" if predicted == column.label else "red",
+            )
         for row, ax in enumerate(axes):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -98,19 +113,30 @@ def _cell(interval):
 
 def _scores_table(summary, model_titles):
     fractions = [d.fraction for d in summary.groups[0].deletion] if summary.groups else []
-    rows = [["model", "group", "n", "area", "mask energy", "pointing game"]
-            + [f"drop top {float(f) * 100:.0f} % (map / random)" for f in fractions]]
+    rows = [
+        ["model", "group", "n", "area", "mask energy", "pointing game"]
+        + [f"drop top {float(f) * 100:.0f} % (map / random)" for f in fractions]
+    ]
     for scores in summary.groups:
-        rows.append([model_titles[scores.model], scores.group.replace("_", " "), str(scores.n), _cell(scores.area),
-                     _cell(scores.mask_energy), _cell(scores.pointing_game)]
-                    + [f"{_cell(d.map)} / {_cell(d.random)}" for d in scores.deletion])
+        rows.append(
+            [
+                model_titles[scores.model],
+                scores.group.replace("_", " "),
+                str(scores.n),
+                _cell(scores.area),
+                _cell(scores.mask_energy),
+                _cell(scores.pointing_game),
+            ]
+            + [f"{_cell(d.map)} / {_cell(d.random)}" for d in scores.deletion]
+        )
     return html.table(rows)
 
 
 def _model_line(title, info):
     accuracy = info.get("test_accuracy")
-    return (f"{title}: {info.get('run_id', info['path'])}"
-            + (f", test accuracy {accuracy:.3f}" if isinstance(accuracy, float) else ""))
+    return f"{title}: {info.get('run_id', info['path'])}" + (
+        f", test accuracy {accuracy:.3f}" if isinstance(accuracy, float) else ""
+    )
 
 
 def page_sections(summary, grids, model_titles):
@@ -122,8 +148,10 @@ def page_sections(summary, grids, model_titles):
         model_titles: ``{model key: title}``.
     """
     settings = summary.settings
-    layers = ", ".join(f"{name}: {layer} ({'x'.join(map(str, settings['map_size'][name]))} map)"
-                       for name, layer in settings["layer"].items())
+    layers = ", ".join(
+        f"{name}: {layer} ({'x'.join(map(str, settings['map_size'][name]))} map)"
+        for name, layer in settings["layer"].items()
+    )
     sections = [
         html.heading("Grad-CAM: baseline vs best augmented classifier"),
         f"<p><b>Are the augmented model's maps narrower?</b> {html.escape(summary.narrower)}.</p>",
@@ -137,11 +165,14 @@ def page_sections(summary, grids, model_titles):
             "with normalised map ≥ 0.5. Mask energy: share of the map on the object. Pointing game: share of "
             'maps whose maximum is on the object ("n/a" without masks). Deletion: drop of the predicted '
             "class's probability when the map's top pixels are filled with the image's mean colour, against as "
-            "many pixels at random (a faithful map drops more)."),
+            "many pixels at random (a faithful map drops more)."
+        ),
         _scores_table(summary, model_titles),
         html.heading("Grids", 2),
-        html.paragraph("Each column: the image, then the baseline's and the augmented model's overlays; T is the "
-                       "true label, P the model's prediction (green: correct, red: wrong)."),
+        html.paragraph(
+            "Each column: the image, then the baseline's and the augmented model's overlays; T is the "
+            "true label, P the model's prediction (green: correct, red: wrong)."
+        ),
     ]
     for group, grid in grids.items():
         sections.append(html.heading(group.replace("_", " "), 3) + html.image(grid, alt=group, embed=True))

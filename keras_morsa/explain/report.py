@@ -114,9 +114,20 @@ def _subset(files, labels, max_images, rng):
     return [files[i] for i in keep], [labels[i] for i in keep]
 
 
-def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mask_dir=None, max_images=64,
-                   method="gradcam", layer=None, seed=0, fractions=metrics.DEFAULT_FRACTIONS, progress=True,
-                   min_map_size=MIN_MAP_SIZE):
+def gradcam_report(
+    eval_workdir,
+    out_dir,
+    synthetic_dir=None,
+    data_dir=None,
+    mask_dir=None,
+    max_images=64,
+    method="gradcam",
+    layer=None,
+    seed=0,
+    fractions=metrics.DEFAULT_FRACTIONS,
+    progress=True,
+    min_map_size=MIN_MAP_SIZE,
+):
     """Explains the study's baseline and best augmented classifiers and writes the report.
 
     Args:
@@ -155,8 +166,9 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
     generated = pipeline.list_synthetic(synthetic_dir, class_names) if synthetic_dir is not None else ([], [])
     chosen["generated"] = _subset(*generated, int(max_images), rng)
 
-    bar = keras.utils.Progbar(max(len(MODELS) * sum(len(files) for files, _ in chosen.values()), 1),
-                              unit_name="image", verbose=int(progress))
+    bar = keras.utils.Progbar(
+        max(len(MODELS) * sum(len(files) for files, _ in chosen.values()), 1), unit_name="image", verbose=int(progress)
+    )
     views, layers, map_sizes = {}, {}, {}
     for name, model in models.items():
         size = int(model.inputs[0].shape[1])
@@ -164,25 +176,54 @@ def gradcam_report(eval_workdir, out_dir, synthetic_dir=None, data_dir=None, mas
         layers[name], map_sizes[name] = explainer.layer_name, list(explainer.map_size)
         for source in SOURCES:
             files, labels = chosen[source]
-            masks = (folder.load_masks([folder.mask_path(f, manifest.image_root, mask_dir) for f in files], size)
-                     if source == "real" else None)
-            views[name, source] = explain(model, explainer, pipeline.load_images(files, size, BATCH), labels,
-                                          masks, model_key=name, source=source, fractions=fractions, seed=seed,
-                                          progress=bar)
+            masks = (
+                folder.load_masks([folder.mask_path(f, manifest.image_root, mask_dir) for f in files], size)
+                if source == "real"
+                else None
+            )
+            views[name, source] = explain(
+                model,
+                explainer,
+                pipeline.load_images(files, size, BATCH),
+                labels,
+                masks,
+                model_key=name,
+                source=source,
+                fractions=fractions,
+                seed=seed,
+                progress=bar,
+            )
 
-    settings = {"method": method, "layer": layers, "map_size": map_sizes, "max_images": int(max_images),
-                "seed": int(seed), "min_map_size": int(min_map_size), "confidence": 0.95,
-                "interval": "percentile bootstrap over images, 2000 resamples",
-                "deletion_fill": "per-image mean colour", "fractions": list(fractions),
-                "maps_for": "each model's predicted class", "eval_workdir": str(eval_workdir),
-                "synthetic_dir": None if synthetic_dir is None else str(synthetic_dir)}
+    settings = {
+        "method": method,
+        "layer": layers,
+        "map_size": map_sizes,
+        "max_images": int(max_images),
+        "seed": int(seed),
+        "min_map_size": int(min_map_size),
+        "confidence": 0.95,
+        "interval": "percentile bootstrap over images, 2000 resamples",
+        "deletion_fill": "per-image mean colour",
+        "fractions": list(fractions),
+        "maps_for": "each model's predicted class",
+        "eval_workdir": str(eval_workdir),
+        "synthetic_dir": None if synthetic_dir is None else str(synthetic_dir),
+    }
     summary = scores.Summary(
-        settings=settings, models={name: _model_info(eval_workdir, name) for name in MODELS}, class_names=class_names,
-        groups=tuple(scores.score_group(views[name, source], outcome, fractions, seed)
-                     for name in MODELS for source, outcome in map(_split_group, GROUPS)),
-        comparison={scope: scores.area_difference([views["best_augmented", s] for s in sources],
-                                                  [views["real", s] for s in sources], seed=seed)
-                    for scope, sources in (("all", SOURCES), ("real", ("real",)), ("generated", ("generated",)))},
+        settings=settings,
+        models={name: _model_info(eval_workdir, name) for name in MODELS},
+        class_names=class_names,
+        groups=tuple(
+            scores.score_group(views[name, source], outcome, fractions, seed)
+            for name in MODELS
+            for source, outcome in map(_split_group, GROUPS)
+        ),
+        comparison={
+            scope: scores.area_difference(
+                [views["best_augmented", s] for s in sources], [views["real", s] for s in sources], seed=seed
+            )
+            for scope, sources in (("all", SOURCES), ("real", ("real",)), ("generated", ("generated",)))
+        },
     )
 
     titles = [MODEL_TITLES[name] for name in MODELS]

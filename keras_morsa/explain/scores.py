@@ -39,14 +39,24 @@ class GroupScores:
 
     def to_json(self):
         """The group's entry of ``metrics.json``."""
+
         def interval(value):
             return "n/a" if value is None else value._asdict()
 
-        return {"n": self.n, "area": interval(self.area), "mask_energy": interval(self.mask_energy),
-                "pointing_game": interval(self.pointing_game),
-                "deletion": {str(d.fraction): {"map": interval(d.map), "random": interval(d.random),
-                                               "map_minus_random": interval(d.map_minus_random)}
-                             for d in self.deletion}}
+        return {
+            "n": self.n,
+            "area": interval(self.area),
+            "mask_energy": interval(self.mask_energy),
+            "pointing_game": interval(self.pointing_game),
+            "deletion": {
+                str(d.fraction): {
+                    "map": interval(d.map),
+                    "random": interval(d.random),
+                    "map_minus_random": interval(d.map_minus_random),
+                }
+                for d in self.deletion
+            },
+        }
 
 
 def score_group(explained, outcome, fractions=metrics.DEFAULT_FRACTIONS, seed=0):
@@ -61,10 +71,18 @@ def score_group(explained, outcome, fractions=metrics.DEFAULT_FRACTIONS, seed=0)
     deletion = []
     for fraction in fractions:
         drops = {kind: values[members] for kind, values in explained.drops[fraction].items()}
-        deletion.append(Deletion(fraction, interval(drops["map"]), interval(drops["random"]),
-                                 metrics.paired_difference_interval(drops["map"], drops["random"], seed=seed)))
+        deletion.append(
+            Deletion(
+                fraction,
+                interval(drops["map"]),
+                interval(drops["random"]),
+                metrics.paired_difference_interval(drops["map"], drops["random"], seed=seed),
+            )
+        )
     return GroupScores(
-        model=explained.model, group=f"{explained.source}_{outcome}", n=int(members.sum()),
+        model=explained.model,
+        group=f"{explained.source}_{outcome}",
+        n=int(members.sum()),
         area=interval(metrics.area(maps)),
         mask_energy=None if masks is None else interval(metrics.mask_energy(maps, masks)),
         pointing_game=None if masks is None else interval(metrics.pointing_game(maps, masks)),
@@ -79,6 +97,7 @@ def area_difference(augmented, baseline, seed=0):
         augmented, baseline: lists of :class:`~keras_morsa.explain.compute.Explained`, the same sources in
             the same order for both models.
     """
+
     def areas(views):
         return np.concatenate([metrics.area(view.maps) for view in views])
 
@@ -118,8 +137,14 @@ class Summary:
         groups = {}
         for scores in self.groups:
             groups.setdefault(scores.model, {})[scores.group] = scores.to_json()
-        return {"settings": self.settings, "models": self.models, "class_names": self.class_names,
-                "groups": groups,
-                "comparison": {scope: {"area_difference": interval._asdict(), "verdict": verdict(interval)}
-                               for scope, interval in self.comparison.items()},
-                "narrower": self.narrower}
+        return {
+            "settings": self.settings,
+            "models": self.models,
+            "class_names": self.class_names,
+            "groups": groups,
+            "comparison": {
+                scope: {"area_difference": interval._asdict(), "verdict": verdict(interval)}
+                for scope, interval in self.comparison.items()
+            },
+            "narrower": self.narrower,
+        }

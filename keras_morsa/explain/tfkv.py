@@ -86,12 +86,12 @@ class TfKerasVisCAM:
         ids = np.broadcast_to(ids, (len(images),))
         maps = []
         for start in range(0, len(images), batch_size):
-            batch_ids = ids[start:start + batch_size]
+            batch_ids = ids[start : start + batch_size]
             maps.append(
                 np.asarray(
                     self._visualizer(
                         CategoricalScore([int(i) for i in batch_ids]),
-                        images[start:start + batch_size],
+                        images[start : start + batch_size],
                         penultimate_layer=self._visualized_layer(),
                         seek_penultimate_conv_layer=False,
                         expand_cam=expand,

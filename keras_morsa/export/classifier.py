@@ -37,6 +37,7 @@ def _header_size(one):
     first, holds width and height as big-endian uint32 at bytes 16-23. A string too short for its header
     gives (0, 0), and the decoder then reports it as it did before.
     """
+
     def png():
         field = tf.io.decode_raw(tf.strings.substr(one, 16, 8), tf.uint8)
         field = tf.cast(tf.concat([field, tf.zeros([8], tf.uint8)], 0)[:8], tf.int64)
@@ -55,32 +56,42 @@ def classifier_input_size(model):
     shape = tuple(model.input.shape) if not isinstance(model.input, (list, tuple, dict)) else None
     if shape is None or len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] != 3:
         raise UserError(
-            f"model {model.name!r} takes input of shape {shape}; expected one images input [batch, S, S, 3]")
+            f"model {model.name!r} takes input of shape {shape}; expected one images input [batch, S, S, 3]"
+        )
     return int(shape[1])
 
 
 def _checked_images(images):
     dims = padded_shape(images, 4)
-    ok = tf.reduce_all(
-        [tf.equal(tf.rank(images), 4), tf.equal(dims[3], 3), dims[1] > 0, dims[2] > 0])
+    ok = tf.reduce_all([tf.equal(tf.rank(images), 4), tf.equal(dims[3], 3), dims[1] > 0, dims[2] > 0])
     images = require(
-        ok, images, "images must be uint8 [batch, height, width, 3] with height, width > 0; got shape {}",
-        tf.shape(images))
+        ok,
+        images,
+        "images must be uint8 [batch, height, width, 3] with height, width > 0; got shape {}",
+        tf.shape(images),
+    )
     return tf.ensure_shape(images, [None, None, None, 3])
 
 
 def _checked_bytes(image_bytes):
     image_bytes = require(
-        tf.rank(image_bytes) <= 1, image_bytes,
-        "image_bytes must be a batch (a list) of encoded JPEG or PNG strings; got shape {}", tf.shape(image_bytes))
+        tf.rank(image_bytes) <= 1,
+        image_bytes,
+        "image_bytes must be a batch (a list) of encoded JPEG or PNG strings; got shape {}",
+        tf.shape(image_bytes),
+    )
     image_bytes = tf.reshape(image_bytes, [-1])
     known = tf.logical_or(
         tf.equal(tf.strings.substr(image_bytes, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC),
-        tf.equal(tf.strings.substr(image_bytes, 0, len(_PNG_MAGIC)), _PNG_MAGIC))
+        tf.equal(tf.strings.substr(image_bytes, 0, len(_PNG_MAGIC)), _PNG_MAGIC),
+    )
     bad = tf.where(tf.logical_not(known))[:, 0]
     return require(
-        tf.reduce_all(known), image_bytes,
-        "image_bytes must hold JPEG or PNG files; the strings at indices {} are neither", bad)
+        tf.reduce_all(known),
+        image_bytes,
+        "image_bytes must hold JPEG or PNG files; the strings at indices {} are neither",
+        bad,
+    )
 
 
 def classifier_archive(model, max_pixels=MAX_PIXELS):
@@ -119,24 +130,34 @@ def classifier_archive(model, max_pixels=MAX_PIXELS):
             # Checked before decoding: a small compressed file can decode to gigabytes.
             size = _header_size(one)
             one = require(
-                size[0] * size[1] <= max_pixels, one,
+                size[0] * size[1] <= max_pixels,
+                one,
                 f"an image of image_bytes is {{}} x {{}} pixels (height x width), over the limit of "
-                f"{max_pixels} pixels set at export; send a smaller image", size[0], size[1])
+                f"{max_pixels} pixels set at export; send a smaller image",
+                size[0],
+                size[1],
+            )
             image = tf.io.decode_image(one, channels=3, dtype=tf.uint8, expand_animations=False)
             return resize_like_training(tf.cast(image, tf.float32), image_size)
 
         images = tf.map_fn(
-            decode, _checked_bytes(image_bytes),
-            fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+            decode,
+            _checked_bytes(image_bytes),
+            fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+        )
         return predict(images)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     # Unknown shapes on purpose: the checks above then stay in the graph (see keras_morsa.export.requests).
     archive.add_endpoint(
-        "serving_default", tf.function(serving_default, autograph=False),
-        input_signature=[tf.TensorSpec(None, tf.uint8, name="images")])
+        "serving_default",
+        tf.function(serving_default, autograph=False),
+        input_signature=[tf.TensorSpec(None, tf.uint8, name="images")],
+    )
     archive.add_endpoint(
-        "predict_bytes", tf.function(predict_bytes, autograph=False),
-        input_signature=[tf.TensorSpec(None, tf.string, name="image_bytes")])
+        "predict_bytes",
+        tf.function(predict_bytes, autograph=False),
+        input_signature=[tf.TensorSpec(None, tf.string, name="image_bytes")],
+    )
     return archive

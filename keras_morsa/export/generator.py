@@ -106,7 +106,8 @@ def generator_archive(model, max_num_images=64):
         dims = padded_shape(latents, 2)
         ok = tf.reduce_all([tf.equal(tf.rank(latents), 2), tf.equal(dims[1], nz), dims[0] > 0])
         latents = require(
-            ok, latents, f"latents must be float32 [n, {nz}] with n > 0; got shape {{}}", tf.shape(latents))
+            ok, latents, f"latents must be float32 [n, {nz}] with n > 0; got shape {{}}", tf.shape(latents)
+        )
         return tf.ensure_shape(latents, [None, nz])
 
     archive = keras.export.ExportArchive()
@@ -116,8 +117,9 @@ def generator_archive(model, max_num_images=64):
     latent_names = [tf.TensorSpec(None, tf.float32, name="latents"), tf.TensorSpec(None, tf.int64, name="seed")]
     if not num_classes:
         # One traced graph of the generator, shared by both endpoints.
-        @tf.function(autograph=False,
-                     input_signature=[tf.TensorSpec([None, nz], tf.float32), tf.TensorSpec([], tf.int64)])
+        @tf.function(
+            autograph=False, input_signature=[tf.TensorSpec([None, nz], tf.float32), tf.TensorSpec([], tf.int64)]
+        )
         def generate(latents, seed):
             return {"images": to_grey_levels(seeded_images(model, latents, seed))}
 
@@ -129,8 +131,15 @@ def generator_archive(model, max_num_images=64):
         def from_latents(latents, seed):
             return generate(checked_latents(latents), scalar_int(seed, "seed"))
     else:
-        @tf.function(autograph=False, input_signature=[
-            tf.TensorSpec([None, nz], tf.float32), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int32)])
+
+        @tf.function(
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec([None, nz], tf.float32),
+                tf.TensorSpec([], tf.int64),
+                tf.TensorSpec([], tf.int32),
+            ],
+        )
         def generate(latents, seed, class_id):
             labels = tf.fill(tf.shape(latents)[:1], class_id)
             return {"images": to_grey_levels(seeded_images(model, latents, seed, labels))}
@@ -142,8 +151,9 @@ def generator_archive(model, max_num_images=64):
             return generate(latents_for_seed(num_images, seed, nz), seed, class_id)
 
         def from_latents(latents, seed, class_id):
-            return generate(checked_latents(latents), scalar_int(seed, "seed"),
-                            scalar_int(class_id, "class_id", 0, num_classes - 1))
+            return generate(
+                checked_latents(latents), scalar_int(seed, "seed"), scalar_int(class_id, "class_id", 0, num_classes - 1)
+            )
 
         names.append(tf.TensorSpec(None, tf.int32, name="class_id"))
         latent_names.append(tf.TensorSpec(None, tf.int32, name="class_id"))

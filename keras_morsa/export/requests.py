@@ -47,8 +47,7 @@ def scalar_int(value, name, low=None, high=None):
     One element of any rank is accepted because TF Serving's row format (``"instances"``) adds a batch axis
     that its column format (``"inputs"``) does not.
     """
-    value = require(
-        tf.equal(tf.size(value), 1), value, f"{name} must be one integer; got shape {{}}", tf.shape(value))
+    value = require(tf.equal(tf.size(value), 1), value, f"{name} must be one integer; got shape {{}}", tf.shape(value))
     value = tf.reshape(value, [])
     if low is None:
         return value

@@ -70,7 +70,8 @@ def detect_kind(model):
         return "generator"
     raise UserError(
         f"cannot tell whether model {model.name!r} is a classifier (a 'probabilities' layer) or a generator "
-        "(a config with 'nz' and 'image_size'); pass kind='classifier' or kind='generator'")
+        "(a config with 'nz' and 'image_size'); pass kind='classifier' or kind='generator'"
+    )
 
 
 def export_model(model_path, export_dir, version=None, kind=None, max_num_images=64, max_pixels=MAX_PIXELS):
@@ -106,8 +107,13 @@ def export_model(model_path, export_dir, version=None, kind=None, max_num_images
         raise UserError(f"version {version} already exists at {target}; pass another --version or leave it unset")
     if keras.backend.backend() != "tensorflow":
         return _export_in_tensorflow_process(
-            model_path=str(model_path), export_dir=str(export_dir), version=version, kind=kind,
-            max_num_images=max_num_images, max_pixels=max_pixels)
+            model_path=str(model_path),
+            export_dir=str(export_dir),
+            version=version,
+            kind=kind,
+            max_num_images=max_num_images,
+            max_pixels=max_pixels,
+        )
 
     model = load_model(model_path)
     kind = kind or detect_kind(model)
@@ -136,7 +142,8 @@ def _write_version(archive, target):
             tmp.rename(target)
         except OSError:
             raise UserError(
-                f"version {target.name} appeared at {target} during the export; nothing overwritten") from None
+                f"version {target.name} appeared at {target} during the export; nothing overwritten"
+            ) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -146,10 +153,11 @@ def _write_version(archive, target):
 def _export_in_tensorflow_process(**arguments):
     env = dict(os.environ, KERAS_BACKEND="tensorflow")
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(arguments)], capture_output=True, text=True, env=env)
+        [sys.executable, "-c", _CHILD, json.dumps(arguments)], capture_output=True, text=True, env=env
+    )
     errors = result.stderr.strip().splitlines()
     if result.returncode == 2 and errors and errors[-1].startswith("UserError: "):
-        raise UserError(errors[-1][len("UserError: "):])
+        raise UserError(errors[-1][len("UserError: ") :])
     if result.returncode != 0:
         raise RuntimeError(f"export under KERAS_BACKEND=tensorflow failed:\n{result.stderr[-4000:]}")
     return Path(result.stdout.strip().splitlines()[-1])

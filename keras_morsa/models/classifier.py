@@ -104,9 +104,7 @@ def _load_weights(model, path):
     try:
         model.get_layer("backbone").load_weights(path)
     except ValueError as error:
-        raise UserError(
-            f"weights file {str(path)!r} fits neither this classifier nor its backbone ({error})"
-        ) from None
+        raise UserError(f"weights file {str(path)!r} fits neither this classifier nor its backbone ({error})") from None
 
 
 def set_bn_momentum(model, momentum):
@@ -185,7 +183,7 @@ def flat_view(classifier):
     either one trains both. Use it in memory; save the classifier itself.
     """
     backbone = classifier.get_layer("backbone")
-    head = classifier.layers[classifier.layers.index(backbone) + 1:]
+    head = classifier.layers[classifier.layers.index(backbone) + 1 :]
     x = backbone.output
     for layer in head:
         x = layer(x)
@@ -229,8 +227,11 @@ def spatial_layers(model, min_map_size=2):
     :func:`flat_view`. The default (2) takes every map larger than 1x1.
     """
     search = nested_backbone(model) or model
-    return [layer for layer in search.layers if not isinstance(layer, keras.layers.InputLayer)
-            and min(map_size(layer) or (0,)) >= min_map_size]
+    return [
+        layer
+        for layer in search.layers
+        if not isinstance(layer, keras.layers.InputLayer) and min(map_size(layer) or (0,)) >= min_map_size
+    ]
 
 
 def last_spatial_layer(model, min_map_size=MIN_MAP_SIZE):
@@ -244,11 +245,14 @@ def last_spatial_layer(model, min_map_size=MIN_MAP_SIZE):
     Raises:
         UserError: no layer's map is that large (the message names the largest map found).
     """
-    candidates = [layer for layer in spatial_layers(model, min_map_size=1)
-                  if not isinstance(layer, keras.layers.ZeroPadding2D)]
+    candidates = [
+        layer for layer in spatial_layers(model, min_map_size=1) if not isinstance(layer, keras.layers.ZeroPadding2D)
+    ]
     large = [layer for layer in candidates if min(map_size(layer)) >= min_map_size]
     if not large:
         largest = max((min(map_size(layer)) for layer in candidates), default=0)
-        raise UserError(f"model {model.name!r} has no layer with a spatial map of at least {min_map_size}x"
-                        f"{min_map_size} (largest: {largest}x{largest}); lower min_map_size or name a layer")
+        raise UserError(
+            f"model {model.name!r} has no layer with a spatial map of at least {min_map_size}x"
+            f"{min_map_size} (largest: {largest}x{largest}); lower min_map_size or name a layer"
+        )
     return large[-1].name

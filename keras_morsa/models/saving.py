@@ -36,11 +36,15 @@ def load_model(path):
     if not path.is_file():
         raise UserError(f"model {str(path)!r} does not exist; expected a .keras file saved with model.save(...)")
     if not zipfile.is_zipfile(path):
-        raise UserError(f"model {str(path)!r} is not a readable .keras file (a zip written by model.save): truncated "
-                        "or overwritten? Save or copy it again")
+        raise UserError(
+            f"model {str(path)!r} is not a readable .keras file (a zip written by model.save): truncated "
+            "or overwritten? Save or copy it again"
+        )
     try:
         return keras.saving.load_model(path, compile=False)
     except (ValueError, TypeError, KeyError, OSError, AttributeError, zipfile.BadZipFile) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UserError(f"cannot load model {str(path)!r} ({type(error).__name__}: {first_line}); expected a .keras "
-                        "file saved by keras-morsa with model.save(...)") from None
+        raise UserError(
+            f"cannot load model {str(path)!r} ({type(error).__name__}: {first_line}); expected a .keras "
+            "file saved by keras-morsa with model.save(...)"
+        ) from None

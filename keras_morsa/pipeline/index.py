@@ -8,10 +8,12 @@ import dataclasses
 
 from keras_morsa import html
 
-STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}"
-         "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
-         "figure{display:inline-block;margin:4px;vertical-align:top}figcaption{font-size:12px;max-width:260px}"
-         "img{max-width:260px;max-height:260px;image-rendering:pixelated}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 1em}"
+    "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
+    "figure{display:inline-block;margin:4px;vertical-align:top}figcaption{font-size:12px;max-width:260px}"
+    "img{max-width:260px;max-height:260px;image-rendering:pixelated}"
+)
 
 
 @dataclasses.dataclass
@@ -40,22 +42,31 @@ class Section:
 
 
 def _overview(sections):
-    rows = "".join(f"<tr><td><a href='#{html.escape(s.name)}'>{html.escape(s.title)}</a></td>"
-                   f"<td>{html.escape(s.status)}</td><td>{html.link(s.report[1], s.report[0]) if s.report else ''}"
-                   "</td></tr>" for s in sections)
+    rows = "".join(
+        f"<tr><td><a href='#{html.escape(s.name)}'>{html.escape(s.title)}</a></td>"
+        f"<td>{html.escape(s.status)}</td><td>{html.link(s.report[1], s.report[0]) if s.report else ''}"
+        "</td></tr>"
+        for s in sections
+    )
     return f"<table><tr><th>stage</th><th>status</th><th>report</th></tr>{rows}</table>"
 
 
 def _section(s):
-    parts = [f"<h2 id='{html.escape(s.name)}'>{html.escape(s.title)}</h2>", f"<p><b>{html.escape(s.status)}</b></p>",
-             *(html.paragraph(line) for line in s.text)]
+    parts = [
+        f"<h2 id='{html.escape(s.name)}'>{html.escape(s.title)}</h2>",
+        f"<p><b>{html.escape(s.status)}</b></p>",
+        *(html.paragraph(line) for line in s.text),
+    ]
     if s.table:
         parts.append(html.table(s.table))
     links = ([s.report] if s.report else []) + s.links
     if links:
         parts.append(html.bullets([html.link(path, label) for label, path in links], raw=True))
-    parts += [f"<figure><a href='{html.href(path)}'>{html.image(path, caption)}</a>"
-              f"<figcaption>{html.escape(caption)}</figcaption></figure>" for path, caption in s.images]
+    parts += [
+        f"<figure><a href='{html.href(path)}'>{html.image(path, caption)}</a>"
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for path, caption in s.images
+    ]
     return "\n".join(parts)
 
 

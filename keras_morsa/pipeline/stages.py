@@ -43,12 +43,27 @@ from keras_morsa.errors import UserError
 from keras_morsa.pipeline.index import Section, write_index
 
 STAGES = ("split", "gan", "baseline", "generate", "quality", "study", "gradcam", "export")
-TITLES = {"split": "Split", "gan": "GAN per class", "baseline": "Baseline classifier",
-          "generate": "Synthetic images", "quality": "Synthetic image quality", "study": "Ratio study",
-          "gradcam": "Grad-CAM", "export": "Export"}
+TITLES = {
+    "split": "Split",
+    "gan": "GAN per class",
+    "baseline": "Baseline classifier",
+    "generate": "Synthetic images",
+    "quality": "Synthetic image quality",
+    "study": "Ratio study",
+    "gradcam": "Grad-CAM",
+    "export": "Export",
+}
 # The config section whose settings a stage's marker records (and a rerun compares).
-SECTIONS = {"split": "data", "gan": "gan", "baseline": "study", "generate": "generate", "quality": "quality",
-            "study": "study", "gradcam": "gradcam", "export": "export"}
+SECTIONS = {
+    "split": "data",
+    "gan": "gan",
+    "baseline": "study",
+    "generate": "generate",
+    "quality": "quality",
+    "study": "study",
+    "gradcam": "gradcam",
+    "export": "export",
+}
 DONE_DIR = "done"
 INDEX_FILE = "index.html"
 EXPORT_MODELS = ("real", "best_augmented")
@@ -70,8 +85,9 @@ class _Context:
     def manifest(self):
         if self._manifest is None:
             data = self.config.data
-            self._manifest = splits.load_or_create_split(self.root, test_fraction=data.test_fraction,
-                                                         seed=data.split_seed, read_only_fallback=self.path("split"))
+            self._manifest = splits.load_or_create_split(
+                self.root, test_fraction=data.test_fraction, seed=data.split_seed, read_only_fallback=self.path("split")
+            )
         return self._manifest
 
     @property
@@ -86,8 +102,10 @@ def _check_config(config):
     if g.checkpoint not in ("", "best", "final"):
         raise UserError(f"config.generate.checkpoint={g.checkpoint!r}; accepted: '' (best where kept), best, final")
     if isinstance(g.num_images, bool) or int(g.num_images) < 0:
-        raise UserError(f"config.generate.num_images={g.num_images!r}; expected images per class, or 0 for as many "
-                        "as the study needs")
+        raise UserError(
+            f"config.generate.num_images={g.num_images!r}; expected images per class, or 0 for as many "
+            "as the study needs"
+        )
     if config.export.model not in EXPORT_MODELS:
         raise UserError(f"config.export.model={config.export.model!r}; accepted: {', '.join(EXPORT_MODELS)}")
     if not str(config.export.model_name) or "/" in str(config.export.model_name):
@@ -119,7 +137,7 @@ def run_pipeline(config, workdir, data_dir=None, redo=None, progress=True):
     with io.folder_lock(workdir):
         ctx = _Context(config, workdir, morsa_parts.dataset_root(config.data, data_dir), progress)
         if redo is not None:
-            _forget(workdir, STAGES[STAGES.index(redo):])
+            _forget(workdir, STAGES[STAGES.index(redo) :])
         markers = {name: _read_marker(workdir, name) for name in STAGES}
         for number, name in enumerate(STAGES, 1):
             settings = _settings(ctx, name)
@@ -134,9 +152,13 @@ def run_pipeline(config, workdir, data_dir=None, redo=None, progress=True):
             later = STAGES[number:]
             _forget(workdir, later)
             markers.update(dict.fromkeys(later))
-            markers[name] = {"stage": name, "settings": settings, "outputs": outputs,
-                             "wall_time_s": round(time.monotonic() - start, 1),
-                             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            markers[name] = {
+                "stage": name,
+                "settings": settings,
+                "outputs": outputs,
+                "wall_time_s": round(time.monotonic() - start, 1),
+                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            }
             io.write_json(_marker_path(workdir, name), markers[name])
             _write_index(ctx, markers)
         _write_index(ctx, markers)
@@ -177,7 +199,8 @@ def _check_unchanged(marker, settings, name, workdir):
     if changed:
         raise UserError(
             f"stage {name} of {workdir} was done with other settings ({'; '.join(changed[:3])}); pass --redo={name} "
-            "to run it (and the stages after it) again with these, or use another --workdir")
+            "to run it (and the stages after it) again with these, or use another --workdir"
+        )
 
 
 def _split(ctx):
@@ -209,8 +232,9 @@ def _baseline(ctx):
 
     baseline = _baseline_config(ctx.config)
     if baseline is None:
-        print("baseline: the study has no real regime (or keep_models is off): no real-trained classifier to "
-              "filter with")
+        print(
+            "baseline: the study has no real regime (or keep_models is off): no real-trained classifier to filter with"
+        )
         return {"classifier": None}
     run_study(baseline, ctx.path("study"), data_dir=ctx.root)
     return {"classifier": ctx.real_classifier.relative_to(ctx.workdir).as_posix(), "regimes": list(baseline.regimes)}
@@ -243,11 +267,19 @@ def _generate(ctx):
     if g.filter == "classifier" and not _filtered(ctx):
         print(f"generate: no {ctx.real_classifier} (the baseline made none): the images are not filtered")
     num_images = int(g.num_images) or images_needed(ctx.config.study, ctx.manifest)
-    rows = generate(ctx.path("gan"), ctx.path("synthetic"), num_images, seed=int(g.seed),
-                    interpolate=bool(g.interpolate), progress=ctx.progress, checkpoint=g.checkpoint or None,
-                    filter="classifier" if _filtered(ctx) else "none",
-                    classifier=str(ctx.real_classifier) if _filtered(ctx) else None,
-                    min_confidence=float(g.min_confidence), max_draws_per_image=int(g.max_draws_per_image))
+    rows = generate(
+        ctx.path("gan"),
+        ctx.path("synthetic"),
+        num_images,
+        seed=int(g.seed),
+        interpolate=bool(g.interpolate),
+        progress=ctx.progress,
+        checkpoint=g.checkpoint or None,
+        filter="classifier" if _filtered(ctx) else "none",
+        classifier=str(ctx.real_classifier) if _filtered(ctx) else None,
+        min_confidence=float(g.min_confidence),
+        max_draws_per_image=int(g.max_draws_per_image),
+    )
     return {"num_images": num_images, "images": len(rows), "filtered": _filtered(ctx)}
 
 
@@ -256,12 +288,20 @@ def _quality(ctx):
 
     if _filtered(ctx):
         options = {"features": "random"}
-        print("quality: the images were chosen by the baseline classifier, so they are measured with the random-CNN "
-              "features and without CAS (that classifier would score its own choice)")
+        print(
+            "quality: the images were chosen by the baseline classifier, so they are measured with the random-CNN "
+            "features and without CAS (that classifier would score its own choice)"
+        )
     else:
         options = {"classifier": str(ctx.real_classifier) if ctx.real_classifier.is_file() else None}
-    report = gan_quality(ctx.config.quality, ctx.path("quality"), synthetic_dir=ctx.path("synthetic"),
-                         data_dir=ctx.root, progress=ctx.progress, **options)
+    report = gan_quality(
+        ctx.config.quality,
+        ctx.path("quality"),
+        synthetic_dir=ctx.path("synthetic"),
+        data_dir=ctx.root,
+        progress=ctx.progress,
+        **options,
+    )
     return {"mean": report["mean"]}
 
 
@@ -276,9 +316,17 @@ def _gradcam(ctx):
     from keras_morsa.explain.report import gradcam_report
 
     c = ctx.config.gradcam
-    report = gradcam_report(ctx.path("study"), ctx.path("gradcam"), synthetic_dir=ctx.path("synthetic"),
-                            data_dir=ctx.root, max_images=int(c.max_images), method=c.method, seed=int(c.seed),
-                            progress=ctx.progress, min_map_size=int(c.min_map_size))
+    report = gradcam_report(
+        ctx.path("study"),
+        ctx.path("gradcam"),
+        synthetic_dir=ctx.path("synthetic"),
+        data_dir=ctx.root,
+        max_images=int(c.max_images),
+        method=c.method,
+        seed=int(c.seed),
+        progress=ctx.progress,
+        min_map_size=int(c.min_map_size),
+    )
     return {"narrower": report["narrower"]}
 
 
@@ -286,8 +334,10 @@ def study_classifier(study_dir, name):
     """``(path, info)`` of the study's ``models/<name>.keras`` and its test accuracy (``models/<name>.json``)."""
     path, info = Path(study_dir) / "models" / f"{name}.keras", Path(study_dir) / "models" / f"{name}.json"
     if not (path.is_file() and info.is_file()):
-        raise UserError(f"{study_dir}/models has no {name}.keras with its .json; the study keeps real.keras and "
-                        "best_augmented.keras with config.study.keep_models")
+        raise UserError(
+            f"{study_dir}/models has no {name}.keras with its .json; the study keeps real.keras and "
+            "best_augmented.keras with config.study.keep_models"
+        )
     return path, {"model": name, "test_accuracy": float(io.read_json(info)["test_accuracy"])}
 
 
@@ -300,11 +350,20 @@ def _export(ctx):
     return {**info, "version_dir": Path(version).relative_to(ctx.workdir).as_posix()}
 
 
-_RUN = {"split": _split, "gan": _gan, "baseline": _baseline, "generate": _generate, "quality": _quality,
-        "study": _study, "gradcam": _gradcam, "export": _export}
+_RUN = {
+    "split": _split,
+    "gan": _gan,
+    "baseline": _baseline,
+    "generate": _generate,
+    "quality": _quality,
+    "study": _study,
+    "gradcam": _gradcam,
+    "export": _export,
+}
 
 
 # The index: what each stage left, as links and pictures relative to the workdir.
+
 
 def _rel(ctx, path):
     return Path(path).relative_to(ctx.workdir).as_posix()
@@ -332,7 +391,8 @@ def _section(ctx, name, marker):
         if "counts" in outputs:
             section.table = [["class", "train", "val", "test"]] + [
                 [cls, *(str(counts[split]) for split in ("train", "val", "test"))]
-                for cls, counts in outputs["counts"].items()]
+                for cls, counts in outputs["counts"].items()
+            ]
         section.report = _report(ctx, "split manifest", ctx.path("split", splits.MANIFEST_NAME))
     elif name == "gan":
         for class_dir in sorted(p for p in ctx.path("gan").glob("*") if p.is_dir()):
@@ -344,16 +404,21 @@ def _section(ctx, name, marker):
                 section.images.append((_rel(ctx, curve), f"{class_dir.name}: KID and coverage per checkpoint"))
             section.links += _existing(ctx, [(f"{class_dir.name}: log.csv", class_dir / "log.csv")])
     elif name == "baseline":
-        section.text.append("The study's runs without synthetic images, trained first: their real-only classifier "
-                            "filters the synthetic images. The study stage reuses them.")
+        section.text.append(
+            "The study's runs without synthetic images, trained first: their real-only classifier "
+            "filters the synthetic images. The study stage reuses them."
+        )
         section.report = _report(ctx, "real-trained classifier (models/real.keras)", ctx.real_classifier)
     elif name == "generate":
         if outputs:
-            section.text.append(f"{outputs['num_images']} images per class, "
-                                + ("filtered by the baseline classifier." if outputs["filtered"] else "unfiltered."))
+            section.text.append(
+                f"{outputs['num_images']} images per class, "
+                + ("filtered by the baseline classifier." if outputs["filtered"] else "unfiltered.")
+            )
         synthetic = ctx.path("synthetic")
-        section.links = _existing(ctx, [("manifest.csv", synthetic / "manifest.csv"),
-                                        ("yield of the filter", synthetic / "yield.json")])
+        section.links = _existing(
+            ctx, [("manifest.csv", synthetic / "manifest.csv"), ("yield of the filter", synthetic / "yield.json")]
+        )
         for gif in sorted(synthetic.glob("interpolation_*.gif")):
             section.images.append((_rel(ctx, gif), f"{gif.stem.split('_', 1)[1]}: latent interpolation"))
         for class_dir in sorted(p for p in synthetic.glob("*") if p.is_dir()):
@@ -363,10 +428,13 @@ def _section(ctx, name, marker):
     elif name == "quality":
         quality = ctx.path("quality")
         section.report = _report(ctx, "quality report", quality / "quality.html")
-        section.links = _existing(ctx, [("quality.md", quality / "quality.md"),
-                                        ("quality.json", quality / "quality.json")])
-        section.images = [(_rel(ctx, p), f"{p.stem}: closest generated/train pairs")
-                          for p in sorted((quality / "nearest").glob("*.png"))]
+        section.links = _existing(
+            ctx, [("quality.md", quality / "quality.md"), ("quality.json", quality / "quality.json")]
+        )
+        section.images = [
+            (_rel(ctx, p), f"{p.stem}: closest generated/train pairs")
+            for p in sorted((quality / "nearest").glob("*.png"))
+        ]
     elif name == "study":
         study = ctx.path("study")
         section.report = _report(ctx, "study report", study / "report.html")
@@ -380,8 +448,9 @@ def _section(ctx, name, marker):
         section.links = _existing(ctx, [("metrics.json", gradcam / "metrics.json")])
         section.images = [(_rel(ctx, p), p.stem.replace("_", " ")) for p in sorted((gradcam / "grids").glob("*.png"))]
     elif name == "export" and outputs:
-        section.text.append(f"Exported {outputs['model']} (test accuracy {outputs['test_accuracy']:.3f}) for TF "
-                            "Serving.")
+        section.text.append(
+            f"Exported {outputs['model']} (test accuracy {outputs['test_accuracy']:.3f}) for TF Serving."
+        )
         model = ctx.path(outputs["version_dir"], "saved_model.pb")
         section.report = _report(ctx, _rel(ctx, model), model)
     return section
@@ -389,7 +458,9 @@ def _section(ctx, name, marker):
 
 def _write_index(ctx, markers):
     done = sum(marker is not None for marker in markers.values())
-    intro = [f"Workdir {ctx.workdir}; data {ctx.root}. {done} of {len(STAGES)} stages done. Rerun the same "
-             "bin/run_pipeline command to continue: finished stages are skipped, a killed one resumes."]
+    intro = [
+        f"Workdir {ctx.workdir}; data {ctx.root}. {done} of {len(STAGES)} stages done. Rerun the same "
+        "bin/run_pipeline command to continue: finished stages are skipped, a killed one resumes."
+    ]
     sections = [_section(ctx, name, markers[name]) for name in STAGES]
     write_index(ctx.path(INDEX_FILE), "keras-morsa pipeline", intro, sections)

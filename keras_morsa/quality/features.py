@@ -69,8 +69,7 @@ class Embedding:
         files = list(files)
         if not files:
             raise UserError("no image files to embed; expected at least one")
-        ds = pipeline.classifier_dataset(files, [0] * len(files), self.image_size, batch_size, seed=0,
-                                         training=False)
+        ds = pipeline.classifier_dataset(files, [0] * len(files), self.image_size, batch_size, seed=0, training=False)
         parts = []
         for images, _ in ds.as_numpy_iterator():
             parts.append(self.embed(images, batch_size))
@@ -105,8 +104,9 @@ def random_cnn(image_size, seed=0, widths=RANDOM_CNN_WIDTHS):
         kernel, bias = conv.get_weights()
         fan_in = np.prod(kernel.shape[:-1])
         rng = np.random.default_rng([int(seed), index])
-        conv.set_weights([(rng.standard_normal(kernel.shape) * np.sqrt(2.0 / fan_in)).astype("float32"),
-                          np.zeros_like(bias)])
+        conv.set_weights(
+            [(rng.standard_normal(kernel.shape) * np.sqrt(2.0 / fan_in)).astype("float32"), np.zeros_like(bias)]
+        )
     return Embedding(model, f"random CNN (seed {seed}, widths {list(widths)}, Naeem et al. 2020), {image_size} px")
 
 
@@ -128,8 +128,10 @@ def classifier_embedding(classifier, description=None):
         model = keras.Model(classifier.inputs, [pool.output, classifier.outputs[0]], name="classifier_features")
         return Embedding(model, description, class_names_of(classifier))
     if len(classifier.inputs) != 1 or len(classifier.layers) < 2:
-        raise UserError(f"model {classifier.name!r} has {len(classifier.inputs)} inputs and "
-                        f"{len(classifier.layers)} layers; expected one image input and a penultimate layer")
+        raise UserError(
+            f"model {classifier.name!r} has {len(classifier.inputs)} inputs and "
+            f"{len(classifier.layers)} layers; expected one image input and a penultimate layer"
+        )
     x = classifier.layers[-2].output
     if len(x.shape) == 4:
         x = keras.layers.GlobalAveragePooling2D()(x)
@@ -158,8 +160,10 @@ def load_embedding(spec, image_size, seed=0, arch="mobilenet_v3_small", classifi
         return classifier_embedding(classifier)
     path = Path(spec)
     if not path.is_file():
-        raise UserError(f"--features={spec}: not 'classifier' or 'random' and no such file; expected one of "
-                        f"{', '.join(FEATURE_KINDS)} or a local .keras / .weights.h5 file")
+        raise UserError(
+            f"--features={spec}: not 'classifier' or 'random' and no such file; expected one of "
+            f"{', '.join(FEATURE_KINDS)} or a local .keras / .weights.h5 file"
+        )
     if path.suffix == ".keras":
         model = load_model(path)
         return classifier_embedding(model, f"penultimate features of {path}")

@@ -29,7 +29,11 @@ def synthetic_quality(synthetic_dir):
         return None
     quality = io.read_json(path)
     if quality.get("settings", {}).get("synthetic_manifest_sha256") != manifest_digest(synthetic_dir):
-        warnings.warn(f"{path} was measured on other images than {synthetic_dir} now holds (its manifest.csv "
-                      "changed); ignored: run bin/gan_quality --synthetic_dir again", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{path} was measured on other images than {synthetic_dir} now holds (its manifest.csv "
+            "changed); ignored: run bin/gan_quality --synthetic_dir again",
+            DataWarning,
+            stacklevel=2,
+        )
         return None
     return quality

@@ -44,8 +44,9 @@ def mmd2_unbiased(x, y):
     """The unbiased estimate of MMD^2 between feature sets ``x`` and ``y`` under the cubic polynomial kernel."""
     m, n = len(x), len(y)
     kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2.0 * kxy.mean())
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2.0 * kxy.mean()
+    )
 
 
 def kid(real, fake, num_subsets=100, subset_size=1000, seed=0):
@@ -62,10 +63,18 @@ def kid(real, fake, num_subsets=100, subset_size=1000, seed=0):
     if size < 2 or int(num_subsets) < 1:
         raise UserError(f"subset_size={subset_size}, num_subsets={num_subsets}; expected >= 2 and >= 1")
     rng = np.random.default_rng(seed)
-    values = [mmd2_unbiased(real[rng.choice(len(real), size, replace=False)],
-                            fake[rng.choice(len(fake), size, replace=False)]) for _ in range(int(num_subsets))]
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "subset_size": size,
-            "num_subsets": int(num_subsets)}
+    values = [
+        mmd2_unbiased(
+            real[rng.choice(len(real), size, replace=False)], fake[rng.choice(len(fake), size, replace=False)]
+        )
+        for _ in range(int(num_subsets))
+    ]
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "subset_size": size,
+        "num_subsets": int(num_subsets),
+    }
 
 
 def fid(real, fake):
@@ -100,8 +109,10 @@ def prdc(real, fake, k=5):
     """
     real, fake = _as_features(real, "real features"), _as_features(fake, "fake features")
     if int(k) < 1 or min(len(real), len(fake)) < int(k) + 2:
-        raise UserError(f"k={k} with {len(real)} real and {len(fake)} generated images; k-NN radii need k >= 1 "
-                        "and at least k + 2 images in each set")
+        raise UserError(
+            f"k={k} with {len(real)} real and {len(fake)} generated images; k-NN radii need k >= 1 "
+            "and at least k + 2 images in each set"
+        )
     with contextlib.redirect_stdout(text_io.StringIO()):
         values = prdc_lib.compute_prdc(real, fake, nearest_k=int(k))
     return {name: float(value) for name, value in values.items()}
@@ -174,8 +185,9 @@ def memorisation(train, test, fake, percentile=5.0, index=None):
     fake = np.asarray(fake, np.float64)
     distances, nearest = index.kneighbors(fake) if len(fake) else (np.zeros((0, 1)), np.zeros((0, 1), int))
     threshold = float(np.percentile(test_distances, float(percentile)))
-    return Memorisation(distances[:, 0], nearest[:, 0], test_distances, threshold, float(percentile),
-                        distances[:, 0] < threshold)
+    return Memorisation(
+        distances[:, 0], nearest[:, 0], test_distances, threshold, float(percentile), distances[:, 0] < threshold
+    )
 
 
 def cas(probabilities, labels, class_names):
@@ -194,6 +206,11 @@ def cas(probabilities, labels, class_names):
     matrix = stats.confusion_matrix(labels, np.argmax(probabilities, axis=-1), len(class_names))
     metrics = stats.classification_metrics(matrix)
     intended = probabilities[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
-    return {"accuracy": metrics["accuracy"], "per_class": dict(zip(class_names, metrics["per_class_accuracy"])),
-            "confidence": {name: float(np.mean(intended[labels == i])) if np.any(labels == i) else float("nan")
-                           for i, name in enumerate(class_names)}}
+    return {
+        "accuracy": metrics["accuracy"],
+        "per_class": dict(zip(class_names, metrics["per_class_accuracy"])),
+        "confidence": {
+            name: float(np.mean(intended[labels == i])) if np.any(labels == i) else float("nan")
+            for i, name in enumerate(class_names)
+        },
+    }

@@ -36,8 +36,22 @@ class QualityMonitor(StepCallback):
         title: the curve's title.
     """
 
-    def __init__(self, make_images, embedding, train_features, every, num_steps, save_best, best_file, curve_path,
-                 history=(), k=5, kid_subsets=10, seed=0, title="quality"):
+    def __init__(
+        self,
+        make_images,
+        embedding,
+        train_features,
+        every,
+        num_steps,
+        save_best,
+        best_file,
+        curve_path,
+        history=(),
+        k=5,
+        kid_subsets=10,
+        seed=0,
+        title="quality",
+    ):
         super().__init__()
         self.make_images = make_images
         self.embedding = embedding
@@ -61,8 +75,12 @@ class QualityMonitor(StepCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         step = self.step_after_epoch(epoch)
-        if logs is None or not logs_are_finite(logs) or self.model.stop_training or (
-                step % self.every and step != self.num_steps):
+        if (
+            logs is None
+            or not logs_are_finite(logs)
+            or self.model.stop_training
+            or (step % self.every and step != self.num_steps)
+        ):
             return
         values = self.score()
         logs.update(values)

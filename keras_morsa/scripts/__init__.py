@@ -10,8 +10,16 @@ modules define absl flags of the same names).
 from keras_morsa import cli
 
 #: Every stage with a script, in pipeline order.
-STAGES = ("make_dataset", "train_gan", "generate", "gan_quality", "eval_ratios", "gradcam_report", "export",
-          "run_pipeline")
+STAGES = (
+    "make_dataset",
+    "train_gan",
+    "generate",
+    "gan_quality",
+    "eval_ratios",
+    "gradcam_report",
+    "export",
+    "run_pipeline",
+)
 
 
 def make_dataset_main():

@@ -40,15 +40,22 @@ from keras_morsa.evaluation.results import merge_study
 from keras_morsa.evaluation.study import parse_shard, parse_sources, run_study
 
 _CONFIG = cli.define_config_file(
-    "config", cli.config_file("eval_ratios.py"),
-    "Study config (configs/eval_ratios.py, ':full' adds VGG16 and MobileNetV3-Large, ':smoke' is tiny).")
+    "config",
+    cli.config_file("eval_ratios.py"),
+    "Study config (configs/eval_ratios.py, ':full' adds VGG16 and MobileNetV3-Large, ':smoke' is tiny).",
+)
 _SYNTHETIC_DIR = flags.DEFINE_string(
-    "synthetic_dir", None, "Synthetic images <dir>/<class>/*; without it the synthetic regimes are skipped.")
+    "synthetic_dir", None, "Synthetic images <dir>/<class>/*; without it the synthetic regimes are skipped."
+)
 _SYNTHETIC_SOURCE = flags.DEFINE_multi_string(
-    "synthetic_source", [], "name=folder, repeated: several named synthetic folders compared in one report "
-    "(instead of --synthetic_dir), e.g. unfiltered=runs/synthetic and filtered=runs/filtered.")
+    "synthetic_source",
+    [],
+    "name=folder, repeated: several named synthetic folders compared in one report "
+    "(instead of --synthetic_dir), e.g. unfiltered=runs/synthetic and filtered=runs/filtered.",
+)
 _CHOOSE_ONLY = flags.DEFINE_bool(
-    "choose_only", False, "Only make the validation choice of config.choose (validation/choice.json); no test split.")
+    "choose_only", False, "Only make the validation choice of config.choose (validation/choice.json); no test split."
+)
 _WORKDIR = flags.DEFINE_string("workdir", "./workdirs/study", "Output folder (results, report, models).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Real image folder; default: the built-in dataset.")
 _SHARD = flags.DEFINE_string("shard", None, "i/n: run only this process's share of the sweep.")
@@ -66,33 +73,51 @@ def main(argv):
         synthetic = _SYNTHETIC_DIR.value
         if _SYNTHETIC_SOURCE.value:
             if synthetic is not None:
-                raise UserError("--synthetic_dir and --synthetic_source were both given; use one (named sources: "
-                                "--synthetic_source=name=folder for each)")
+                raise UserError(
+                    "--synthetic_dir and --synthetic_source were both given; use one (named sources: "
+                    "--synthetic_source=name=folder for each)"
+                )
             synthetic = parse_sources(_SYNTHETIC_SOURCE.value)
-        trained = run_study(_CONFIG.value, _WORKDIR.value, synthetic_dir=synthetic, data_dir=_DATA_DIR.value,
-                            shard=shard, strategy=_STRATEGY(), choose_only=_CHOOSE_ONLY.value)
+        trained = run_study(
+            _CONFIG.value,
+            _WORKDIR.value,
+            synthetic_dir=synthetic,
+            data_dir=_DATA_DIR.value,
+            shard=shard,
+            strategy=_STRATEGY(),
+            choose_only=_CHOOSE_ONLY.value,
+        )
     if _CHOOSE_ONLY.value:
         summary = summaries.eval_ratios_choice(_WORKDIR.value)
-        summary.next_commands = [cli.command("eval_ratios", *sys.argv[1:], choose_only=False)
-                                 + "   # the study with the choice (or its shards)"]
+        summary.next_commands = [
+            cli.command("eval_ratios", *sys.argv[1:], choose_only=False)
+            + "   # the study with the choice (or its shards)"
+        ]
         return summary
     summary = summaries.eval_ratios(_WORKDIR.value, _CONFIG.value, trained, shard=shard)
     if shard is not None:
-        summary.next_commands = [cli.command("eval_ratios", *cli.without_flag(sys.argv[1:], "shard"), merge=True)
-                                 + "   # once every shard has finished"]
+        summary.next_commands = [
+            cli.command("eval_ratios", *cli.without_flag(sys.argv[1:], "shard"), merge=True)
+            + "   # once every shard has finished"
+        ]
     elif (Path(_WORKDIR.value) / "models" / "best_augmented.keras").exists():
         summary.next_commands = [
-            cli.command("gradcam_report", eval_workdir=_WORKDIR.value, synthetic_dir=_SYNTHETIC_DIR.value,
-                        data_dir=_DATA_DIR.value, out_dir="./workdirs/gradcam"),
-            cli.command("export", model=f"{_WORKDIR.value}/models/best_augmented.keras",
-                        export_dir="./serving/morsa"),
+            cli.command(
+                "gradcam_report",
+                eval_workdir=_WORKDIR.value,
+                synthetic_dir=_SYNTHETIC_DIR.value,
+                data_dir=_DATA_DIR.value,
+                out_dir="./workdirs/gradcam",
+            ),
+            cli.command("export", model=f"{_WORKDIR.value}/models/best_augmented.keras", export_dir="./serving/morsa"),
         ]
     else:  # only the real baseline: the Grad-CAM report compares it with an augmented model
         if _SYNTHETIC_DIR.value is None:
             summary.next_commands.append(
                 cli.command("eval_ratios", *sys.argv[1:], synthetic_dir="./workdirs/synthetic")
-                + "   # with bin/generate's images")
-        summary.next_commands.append(cli.command("export", model=f"{_WORKDIR.value}/models/real.keras",
-                                                 export_dir="./serving/morsa"))
+                + "   # with bin/generate's images"
+            )
+        summary.next_commands.append(
+            cli.command("export", model=f"{_WORKDIR.value}/models/real.keras", export_dir="./serving/morsa")
+        )
     return summary
-

@@ -29,12 +29,31 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    path = export_model(FLAGS.model, FLAGS.export_dir, version=FLAGS.version, kind=FLAGS.kind,
-                        max_num_images=FLAGS.max_num_images, max_pixels=FLAGS.max_pixels)
+    path = export_model(
+        FLAGS.model,
+        FLAGS.export_dir,
+        version=FLAGS.version,
+        kind=FLAGS.kind,
+        max_num_images=FLAGS.max_num_images,
+        max_pixels=FLAGS.max_pixels,
+    )
     print(f"exported {path}")
     summary = summaries.export(path)
     base = Path(FLAGS.export_dir).resolve()
-    summary.next_commands = [shlex.join(["docker", "run", "-p", "8501:8501", "--mount",
-                                         f"type=bind,source={base},target=/models/{base.name}", "-e",
-                                         f"MODEL_NAME={base.name}", "-t", "tensorflow/serving"])]
+    summary.next_commands = [
+        shlex.join(
+            [
+                "docker",
+                "run",
+                "-p",
+                "8501:8501",
+                "--mount",
+                f"type=bind,source={base},target=/models/{base.name}",
+                "-e",
+                f"MODEL_NAME={base.name}",
+                "-t",
+                "tensorflow/serving",
+            ]
+        )
+    ]
     return summary

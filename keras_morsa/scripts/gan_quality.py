@@ -15,25 +15,39 @@ from keras_morsa import cli, summaries
 from keras_morsa.quality.report import gan_quality
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", cli.config_file("gan_quality.py"),
-    "Quality config (configs/gan_quality.py, ':smoke' for the tiny variant); override keys with --config.x=y.")
+    "config",
+    cli.config_file("gan_quality.py"),
+    "Quality config (configs/gan_quality.py, ':smoke' for the tiny variant); override keys with --config.x=y.",
+)
 _GAN_WORKDIR = flags.DEFINE_string("gan_workdir", None, "A bin/train_gan workdir: images are generated first.")
 _SYNTHETIC_DIR = flags.DEFINE_string("synthetic_dir", None, "A bin/generate folder <dir>/<class>/*.png.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Real image folder <dir>/<class>/*; default: the built-in dataset.")
-_FEATURES = flags.DEFINE_string("features", None, "classifier | random | a local .keras/.weights.h5 file "
-                                "(default: the config's, 'classifier').")
-_CLASSIFIER = flags.DEFINE_string("classifier", None, "A .keras classifier trained on the real train split "
-                                  "(e.g. models/real.keras of bin/eval_ratios); default: trained here if needed.")
+_FEATURES = flags.DEFINE_string(
+    "features", None, "classifier | random | a local .keras/.weights.h5 file (default: the config's, 'classifier')."
+)
+_CLASSIFIER = flags.DEFINE_string(
+    "classifier",
+    None,
+    "A .keras classifier trained on the real train split "
+    "(e.g. models/real.keras of bin/eval_ratios); default: trained here if needed.",
+)
 _OUT_DIR = flags.DEFINE_string("out_dir", "./workdirs/quality", "Where the report goes.")
 
 
 def main(argv):
     del argv  # cli.launch refuses positional arguments
-    report = gan_quality(_CONFIG.value, _OUT_DIR.value, gan_workdir=_GAN_WORKDIR.value,
-                         synthetic_dir=_SYNTHETIC_DIR.value, data_dir=_DATA_DIR.value, features=_FEATURES.value,
-                         classifier=_CLASSIFIER.value)
+    report = gan_quality(
+        _CONFIG.value,
+        _OUT_DIR.value,
+        gan_workdir=_GAN_WORKDIR.value,
+        synthetic_dir=_SYNTHETIC_DIR.value,
+        data_dir=_DATA_DIR.value,
+        features=_FEATURES.value,
+        classifier=_CLASSIFIER.value,
+    )
     summary = summaries.gan_quality(report, _OUT_DIR.value)
     synthetic = report["settings"]["synthetic_dir"]
-    summary.next_commands = [cli.command("eval_ratios", synthetic_dir=synthetic, data_dir=_DATA_DIR.value,
-                                         workdir="./workdirs/study")]
+    summary.next_commands = [
+        cli.command("eval_ratios", synthetic_dir=synthetic, data_dir=_DATA_DIR.value, workdir="./workdirs/study")
+    ]
     return summary

@@ -20,34 +20,64 @@ _NUM_IMAGES = flags.DEFINE_integer("num_images", 100, "Images per class.")
 _CLASS = flags.DEFINE_string("class", "all", "A trained class, or 'all' (every finished class).")
 _SEED = flags.DEFINE_integer("seed", 0, "Latent seed: image i of a class uses latent (seed, i).")
 _INTERPOLATE = flags.DEFINE_bool("interpolate", False, "Also write interpolation_<class>.gif per class.")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", None, ["best", "final"],
-                                "Generator: best (lowest KID of train_gan's checkpoints, generator_best.keras) or "
-                                "final (generator_ema.keras); default best where the run kept one.")
-_FILTER = flags.DEFINE_enum("filter", "none", ["none", "classifier"],
-                            "classifier: keep images --classifier assigns to their class with >= --min_confidence.")
-_CLASSIFIER = flags.DEFINE_string("classifier", None, "With --filter=classifier: a .keras classifier trained on the "
-                                  "real train split (e.g. models/real.keras of bin/eval_ratios).")
+_CHECKPOINT = flags.DEFINE_enum(
+    "checkpoint",
+    None,
+    ["best", "final"],
+    "Generator: best (lowest KID of train_gan's checkpoints, generator_best.keras) or "
+    "final (generator_ema.keras); default best where the run kept one.",
+)
+_FILTER = flags.DEFINE_enum(
+    "filter",
+    "none",
+    ["none", "classifier"],
+    "classifier: keep images --classifier assigns to their class with >= --min_confidence.",
+)
+_CLASSIFIER = flags.DEFINE_string(
+    "classifier",
+    None,
+    "With --filter=classifier: a .keras classifier trained on the "
+    "real train split (e.g. models/real.keras of bin/eval_ratios).",
+)
 _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.5, "The filter's probability threshold.")
-_DEDUPE = flags.DEFINE_bool("dedupe", False, "Drop near-copies of the class's training images (nearer to one than "
-                            "--dedupe_percentile % of training images are to each other), drawing more.")
+_DEDUPE = flags.DEFINE_bool(
+    "dedupe",
+    False,
+    "Drop near-copies of the class's training images (nearer to one than "
+    "--dedupe_percentile % of training images are to each other), drawing more.",
+)
 _DEDUPE_PERCENTILE = flags.DEFINE_float("dedupe_percentile", 5.0, "With --dedupe: the percentile of the threshold.")
 _CONDITIONAL = flags.DEFINE_bool(
-    "conditional", None, "Generate from the workdir's class-conditional run (<gan_workdir>/conditional/) or, with "
-    "--noconditional, its per-class runs; default: whichever it holds.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "With --dedupe: the folder bin/train_gan learned from; default "
-                                "the one its done.json records.")
+    "conditional",
+    None,
+    "Generate from the workdir's class-conditional run (<gan_workdir>/conditional/) or, with "
+    "--noconditional, its per-class runs; default: whichever it holds.",
+)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "With --dedupe: the folder bin/train_gan learned from; default the one its done.json records."
+)
 
 
 def main(argv):
     del argv  # cli.launch refuses positional arguments
     if not _GAN_WORKDIR.value:
         raise UserError("--gan_workdir is required: the --workdir of bin/train_gan")
-    rows = generate(_GAN_WORKDIR.value, _OUT_DIR.value, _NUM_IMAGES.value,
-                    class_names=None if _CLASS.value == "all" else [_CLASS.value], seed=_SEED.value,
-                    interpolate=_INTERPOLATE.value, checkpoint=_CHECKPOINT.value, filter=_FILTER.value,
-                    classifier=_CLASSIFIER.value, min_confidence=_MIN_CONFIDENCE.value, dedupe=_DEDUPE.value,
-                    data_dir=_DATA_DIR.value, dedupe_percentile=_DEDUPE_PERCENTILE.value,
-                    conditional=_CONDITIONAL.value)
+    rows = generate(
+        _GAN_WORKDIR.value,
+        _OUT_DIR.value,
+        _NUM_IMAGES.value,
+        class_names=None if _CLASS.value == "all" else [_CLASS.value],
+        seed=_SEED.value,
+        interpolate=_INTERPOLATE.value,
+        checkpoint=_CHECKPOINT.value,
+        filter=_FILTER.value,
+        classifier=_CLASSIFIER.value,
+        min_confidence=_MIN_CONFIDENCE.value,
+        dedupe=_DEDUPE.value,
+        data_dir=_DATA_DIR.value,
+        dedupe_percentile=_DEDUPE_PERCENTILE.value,
+        conditional=_CONDITIONAL.value,
+    )
     summary = summaries.generate(rows, _OUT_DIR.value)
     summary.next_commands = [
         cli.command("eval_ratios", synthetic_dir=_OUT_DIR.value, workdir="./workdirs/study"),

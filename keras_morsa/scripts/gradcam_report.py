@@ -22,10 +22,12 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "The study's real data folder;
 _MASK_DIR = flags.DEFINE_string("mask_dir", None, "Masks <dir>/<class>/<stem>.png; default masks/ beside images.")
 _MAX_IMAGES = flags.DEFINE_integer("max_images", 64, "At most this many real test and generated images each.")
 _METHOD = flags.DEFINE_enum("method", "gradcam", METHODS, "gradcam (any backend); gradcam++/scorecam: TF only.")
-_LAYER = flags.DEFINE_string("layer", None, "Layer to explain; default the last one with a map of at least "
-                             "--min_map_size a side.")
-_MIN_MAP_SIZE = flags.DEFINE_integer("min_map_size", 4, "Smallest map side of the default layer (a 2x2 map "
-                                     "upsampled always peaks in a corner).")
+_LAYER = flags.DEFINE_string(
+    "layer", None, "Layer to explain; default the last one with a map of at least --min_map_size a side."
+)
+_MIN_MAP_SIZE = flags.DEFINE_integer(
+    "min_map_size", 4, "Smallest map side of the default layer (a 2x2 map upsampled always peaks in a corner)."
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seeds the image draw, the random deletion baseline and the bootstrap.")
 
 
@@ -34,11 +36,19 @@ def main(argv):
     if not _EVAL_WORKDIR.value or not _OUT_DIR.value:
         raise UserError("--eval_workdir and --out_dir are required")
     report = gradcam_report(
-        _EVAL_WORKDIR.value, _OUT_DIR.value, synthetic_dir=_SYNTHETIC_DIR.value, data_dir=_DATA_DIR.value,
-        mask_dir=_MASK_DIR.value, max_images=_MAX_IMAGES.value, method=_METHOD.value, layer=_LAYER.value,
-        seed=_SEED.value, min_map_size=_MIN_MAP_SIZE.value,
+        _EVAL_WORKDIR.value,
+        _OUT_DIR.value,
+        synthetic_dir=_SYNTHETIC_DIR.value,
+        data_dir=_DATA_DIR.value,
+        mask_dir=_MASK_DIR.value,
+        max_images=_MAX_IMAGES.value,
+        method=_METHOD.value,
+        layer=_LAYER.value,
+        seed=_SEED.value,
+        min_map_size=_MIN_MAP_SIZE.value,
     )
     summary = summaries.gradcam_report(report, _OUT_DIR.value)
-    summary.next_commands = [cli.command("export", model=f"{_EVAL_WORKDIR.value}/models/best_augmented.keras",
-                                         export_dir="./serving/morsa")]
+    summary.next_commands = [
+        cli.command("export", model=f"{_EVAL_WORKDIR.value}/models/best_augmented.keras", export_dir="./serving/morsa")
+    ]
     return summary

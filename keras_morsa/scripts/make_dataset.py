@@ -16,21 +16,27 @@ _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to build into; default: 
 _IMAGES_PER_CLASS = flags.DEFINE_integer("images_per_class", 300, "Images per class.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 256, "Side of the square images in pixels (16 to 1024).")
 _SEED = flags.DEFINE_integer("seed", 0, "Dataset seed; the same seed gives byte-identical files.")
-_WORKERS = flags.DEFINE_integer("workers", None,
-                                "Processes drawing in parallel (with --out_dir); default: one per CPU core.")
+_WORKERS = flags.DEFINE_integer(
+    "workers", None, "Processes drawing in parallel (with --out_dir); default: one per CPU core."
+)
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar (--noprogress for logs).")
 
 
 def main(argv):
     del argv  # cli.launch refuses positional arguments
-    settings = dict(images_per_class=_IMAGES_PER_CLASS.value, image_size=_IMAGE_SIZE.value, seed=_SEED.value,
-                    progress=_PROGRESS.value)
+    settings = dict(
+        images_per_class=_IMAGES_PER_CLASS.value,
+        image_size=_IMAGE_SIZE.value,
+        seed=_SEED.value,
+        progress=_PROGRESS.value,
+    )
     if _OUT_DIR.value:
         root = morsa_parts.build(_OUT_DIR.value, workers=_WORKERS.value, **settings)
     else:
         root = morsa_parts.load(**settings)
     print(root)
     summary = summaries.make_dataset(root)
-    summary.next_commands = [cli.command("train_gan", "--class=all", data_dir=_OUT_DIR.value and root,
-                                         workdir="./workdirs/gan")]
+    summary.next_commands = [
+        cli.command("train_gan", "--class=all", data_dir=_OUT_DIR.value and root, workdir="./workdirs/gan")
+    ]
     return summary

@@ -21,13 +21,20 @@ from keras_morsa import summaries  # noqa: E402
 from keras_morsa.pipeline.stages import STAGES, run_pipeline  # noqa: E402
 
 _CONFIG = cli.define_config_file(
-    "config", cli.config_file("pipeline.py"),
+    "config",
+    cli.config_file("pipeline.py"),
     "Pipeline config (configs/pipeline.py, ':smoke' for the tiny variant); override keys with --config.x=y, "
-    "e.g. --config.gan.train.num_steps=8000.")
+    "e.g. --config.gan.train.num_steps=8000.",
+)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder <dir>/<class>/*; default: the built-in dataset.")
 _WORKDIR = flags.DEFINE_string("workdir", "./runs/pipeline", "Run folder: every stage's outputs and index.html.")
-_REDO = flags.DEFINE_enum("redo", None, STAGES, "Run this stage and the later ones again (e.g. after changing "
-                          "their settings); finished earlier stages stay skipped.")
+_REDO = flags.DEFINE_enum(
+    "redo",
+    None,
+    STAGES,
+    "Run this stage and the later ones again (e.g. after changing "
+    "their settings); finished earlier stages stay skipped.",
+)
 
 
 def main(argv):

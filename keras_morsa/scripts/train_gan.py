@@ -19,9 +19,11 @@ from keras_morsa.errors import UserError  # noqa: E402
 from keras_morsa.training.train_gan import train_gan  # noqa: E402
 
 _CONFIG = cli.define_config_file(
-    "config", cli.config_file("fastgan_cpu.py"),
+    "config",
+    cli.config_file("fastgan_cpu.py"),
     "Training config file (configs/fastgan_cpu.py, fastgan_size.py:<256|512|1024>, fastgan_morsa.py; ':smoke' for "
-    "the tiny variant); override keys with --config.x=y.")
+    "the tiny variant); override keys with --config.x=y.",
+)
 _CLASS = flags.DEFINE_string("class", None, "Class to train, or 'all'.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder <dir>/<class>/*; default: the built-in dataset.")
 _WORKDIR = flags.DEFINE_string("workdir", "./workdirs/gan", "Run folder; results go to <workdir>/<class>/.")
@@ -34,6 +36,7 @@ def main(argv):
         raise UserError("--class is required: a class name of the dataset, or 'all'")
     done = train_gan(_CONFIG.value, _WORKDIR.value, _CLASS.value, data_dir=_DATA_DIR.value, strategy=_STRATEGY())
     summary = summaries.train_gan(done, _WORKDIR.value)
-    summary.next_commands = [cli.command("generate", gan_workdir=_WORKDIR.value, num_images=100,
-                                         out_dir="./workdirs/synthetic")]
+    summary.next_commands = [
+        cli.command("generate", gan_workdir=_WORKDIR.value, num_images=100, out_dir="./workdirs/synthetic")
+    ]
     return summary

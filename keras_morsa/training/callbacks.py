@@ -36,7 +36,7 @@ def image_grid(images, columns):
     grid = np.zeros((rows * h, columns * w, c), np.uint8)
     for i, image in enumerate(images):
         r, col = divmod(i, columns)
-        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = image
     return grid
 
 
@@ -66,8 +66,11 @@ class SummaryWriter:
     def __init__(self, logdir):
         self._tf = self._writer = None
         if importlib.util.find_spec("tensorboard") is None or importlib.util.find_spec("tensorflow") is None:
-            warnings.warn(f"TensorBoard logs disabled ({logdir}): `pip install tensorboard` to enable them; "
-                          "log.csv and the PNG grids are written regardless", stacklevel=2)
+            warnings.warn(
+                f"TensorBoard logs disabled ({logdir}): `pip install tensorboard` to enable them; "
+                "log.csv and the PNG grids are written regardless",
+                stacklevel=2,
+            )
             return
         import tensorflow as tf
 

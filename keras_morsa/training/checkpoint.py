@@ -202,12 +202,17 @@ class CheckpointManager:
                 if isinstance(error, UserError):
                     raise
                 bad.append(f"{self.path(step).name} ({type(error).__name__}: {error})")
-                warnings.warn(f"checkpoint {self.path(step)} is unreadable ({type(error).__name__}: {error}); "
-                              "trying the next older one", CheckpointWarning, stacklevel=2)
+                warnings.warn(
+                    f"checkpoint {self.path(step)} is unreadable ({type(error).__name__}: {error}); "
+                    "trying the next older one",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
                 continue
             return step
         if bad:
             raise CorruptCheckpoint(
                 f"no readable checkpoint in {self.directory}: {'; '.join(bad)}; delete these files to start over "
-                "from step 0, or put back intact copies")
+                "from step 0, or put back intact copies"
+            )
         return None

@@ -78,16 +78,22 @@ def diff_augment(images, policy, seed_generator):
 
 def _per_sample(batch, seed_generator, minval, maxval):
     return backend.replica_share(
-        lambda shape, seed: random.uniform(shape, minval, maxval, seed=seed), ops.shape(batch[0])[0], (1, 1, 1),
-        seed_generator)
+        lambda shape, seed: random.uniform(shape, minval, maxval, seed=seed),
+        ops.shape(batch[0])[0],
+        (1, 1, 1),
+        seed_generator,
+    )
 
 
 def _positions(batch, seed_generator, low, high):
     """One integer in ``[low, high)`` per sample; drawn for the global batch under data parallelism, so two
     replicas augment their halves as one device augments the whole batch."""
     return backend.replica_share(
-        lambda shape, seed: random.randint(shape, low, high, dtype="int32", seed=seed), ops.shape(batch[0])[0], (),
-        seed_generator)
+        lambda shape, seed: random.randint(shape, low, high, dtype="int32", seed=seed),
+        ops.shape(batch[0])[0],
+        (),
+        seed_generator,
+    )
 
 
 def _color(batch, seed_generator):

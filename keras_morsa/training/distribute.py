@@ -107,8 +107,10 @@ def check_batch_split(strategy, **batch_sizes):
     replicas = replica_count(strategy)
     for key, size in batch_sizes.items():
         if int(size) % replicas:
-            raise UserError(f"{key}={size} does not split over {replicas} replicas of strategy={strategy!r}; "
-                            f"use a multiple of {replicas}")
+            raise UserError(
+                f"{key}={size} does not split over {replicas} replicas of strategy={strategy!r}; "
+                f"use a multiple of {replicas}"
+            )
     return replicas
 
 

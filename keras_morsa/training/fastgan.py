@@ -82,8 +82,16 @@ class FastGAN(keras.Model):
         samples, _ = gan.ema_generator(z)
     """
 
-    def __init__(self, generator, discriminator, ema_decay=0.999, policy="color,translation", seed=0,
-                 reconstruction_loss=None, **kwargs):
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        ema_decay=0.999,
+        policy="color,translation",
+        seed=0,
+        reconstruction_loss=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not 0.0 <= float(ema_decay) < 1.0:
             raise UserError(f"ema_decay={ema_decay}: expected a number in [0, 1), e.g. 0.999")
@@ -95,9 +103,11 @@ class FastGAN(keras.Model):
         self.latent_dim = int(generator.nz)
         self.num_classes = int(getattr(generator, "num_classes", 0))
         if int(getattr(discriminator, "num_classes", 0)) != self.num_classes:
-            raise UserError(f"generator num_classes={self.num_classes} but discriminator num_classes="
-                            f"{getattr(discriminator, 'num_classes', 0)}: condition both on the same classes or "
-                            "neither")
+            raise UserError(
+                f"generator num_classes={self.num_classes} but discriminator num_classes="
+                f"{getattr(discriminator, 'num_classes', 0)}: condition both on the same classes or "
+                "neither"
+            )
         self.generator = generator
         self.discriminator = discriminator
         self.seed_generator = keras.random.SeedGenerator(seed, name="fastgan_seed")
@@ -142,8 +152,10 @@ class FastGAN(keras.Model):
         if "mixed_float16" in policies:
             # The GAN steps do not scale their losses (optimizer.scale_loss), so float16 gradients would
             # underflow unnoticed; bfloat16 has float32's range and needs no scaling.
-            raise UserError("dtype policy 'mixed_float16' is not supported by the FastGAN step (no loss "
-                            "scaling); accepted: 'float32' or 'mixed_bfloat16'")
+            raise UserError(
+                "dtype policy 'mixed_float16' is not supported by the FastGAN step (no loss "
+                "scaling); accepted: 'float32' or 'mixed_bfloat16'"
+            )
         super().compile(optimizer=g_optimizer, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
@@ -183,8 +195,10 @@ class FastGAN(keras.Model):
         if not self.num_classes:
             return None
         if not isinstance(data, (tuple, list)) or len(data) < 2:
-            raise UserError("a class-conditional FastGAN trains on (images, labels) batches; got images only "
-                            "(use keras_morsa.data.pipeline.conditional_gan_dataset)")
+            raise UserError(
+                "a class-conditional FastGAN trains on (images, labels) batches; got images only "
+                "(use keras_morsa.data.pipeline.conditional_gan_dataset)"
+            )
         return ops.cast(data[1], "int32")
 
     def _per_sample(self, draw, batch_size, *shape):
@@ -202,7 +216,8 @@ class FastGAN(keras.Model):
 
     def _margins(self, logits):
         return self._per_sample(
-            lambda shape, seed: keras.random.uniform(shape, 0.8, 1.0, seed=seed), ops.shape(logits)[0],
+            lambda shape, seed: keras.random.uniform(shape, 0.8, 1.0, seed=seed),
+            ops.shape(logits)[0],
             *ops.shape(logits)[1:],
         )
 
@@ -212,8 +227,9 @@ class FastGAN(keras.Model):
         real = diff_augment(ops.cast(real_images, "float32"), self.policy, self.seed_generator)
         real_small = downscale(real, self.small_size)
         part = keras.random.randint((), 0, 4, dtype="int32", seed=self.seed_generator)
-        logits, reconstructions = self.discriminator.call_with_reconstructions(real, real_small, part, labels,
-                                                                               training=True)
+        logits, reconstructions = self.discriminator.call_with_reconstructions(
+            real, real_small, part, labels, training=True
+        )
         logits, reconstructions = _float32(logits), [_float32(r) for r in reconstructions]
         d_real = ops.mean(ops.relu(self._margins(logits) - logits))
         targets = reconstruction_targets(real, part, int(reconstructions[0].shape[1]))

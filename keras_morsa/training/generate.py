@@ -51,8 +51,16 @@ from keras_morsa.training.train_gan import (
     SOURCES_FILE,
 )
 
-MANIFEST_FIELDS = ("path", "class_name", "checkpoint_step", "seed", "latent_index", "checkpoint", "score",
-                   "train_distance")
+MANIFEST_FIELDS = (
+    "path",
+    "class_name",
+    "checkpoint_step",
+    "seed",
+    "latent_index",
+    "checkpoint",
+    "score",
+    "train_distance",
+)
 CHECKPOINTS = ("best", "final")
 FILTERS = ("none", "classifier")
 YIELD_FILE = "yield.json"
@@ -85,12 +93,16 @@ def conditional_run(gan_workdir, conditional=None):
     per_class = [name for name in finished if name != CONDITIONAL_DIR]
     if conditional is None:
         if has_conditional and per_class:
-            raise UserError(f"--gan_workdir={gan_workdir} holds a conditional run ({CONDITIONAL_DIR}/) and per-class "
-                            f"runs ({', '.join(per_class)}); choose with --conditional or --noconditional")
+            raise UserError(
+                f"--gan_workdir={gan_workdir} holds a conditional run ({CONDITIONAL_DIR}/) and per-class "
+                f"runs ({', '.join(per_class)}); choose with --conditional or --noconditional"
+            )
         conditional = has_conditional
     if conditional and not has_conditional:
-        raise UserError(f"--conditional: {gan_workdir} has no finished {CONDITIONAL_DIR}/ run (bin/train_gan "
-                        "--class=all --config.model.conditional=True)")
+        raise UserError(
+            f"--conditional: {gan_workdir} has no finished {CONDITIONAL_DIR}/ run (bin/train_gan "
+            "--class=all --config.model.conditional=True)"
+        )
     return Path(gan_workdir) / CONDITIONAL_DIR if conditional else None
 
 
@@ -129,8 +141,10 @@ def resolve_checkpoint(class_dir, checkpoint=None):
     if checkpoint not in CHECKPOINTS:
         raise UserError(f"--checkpoint={checkpoint}; accepted: {', '.join(CHECKPOINTS)}")
     if checkpoint == "best" and not has_best:
-        raise UserError(f"--checkpoint=best: {class_dir} has no {BEST_FILE} (trained with quality.enabled=False or "
-                        "before the quality monitor existed); use --checkpoint=final")
+        raise UserError(
+            f"--checkpoint=best: {class_dir} has no {BEST_FILE} (trained with quality.enabled=False or "
+            "before the quality monitor existed); use --checkpoint=final"
+        )
     return checkpoint
 
 
@@ -152,20 +166,35 @@ def load_generator(class_dir, checkpoint="final"):
 def _images(generator, latents, batch_size):
     out = []
     for start in range(0, len(latents), batch_size):
-        chunk = latents[start:start + batch_size]
+        chunk = latents[start : start + batch_size]
         # Every call gets the same input shape: eager JAX compiles each op per shape, so ragged last
         # batches would recompile the whole network. Inference-mode outputs do not depend on batch mates.
         padded = np.zeros((batch_size, latents.shape[1]), "float32")
-        padded[:len(chunk)] = chunk
+        padded[: len(chunk)] = chunk
         images, _ = generator(keras.ops.convert_to_tensor(padded), training=False)
-        out.append(images_to_uint8(images)[:len(chunk)])
+        out.append(images_to_uint8(images)[: len(chunk)])
     return np.concatenate(out)
 
 
-def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpolate=False, batch_size=16,
-             progress=True, checkpoint=None, filter="none", classifier=None, min_confidence=0.5,
-             max_draws_per_image=10, dedupe=False, data_dir=None, dedupe_percentile=DEDUPE_PERCENTILE,
-             conditional=None):
+def generate(
+    gan_workdir,
+    out_dir,
+    num_images,
+    class_names=None,
+    seed=0,
+    interpolate=False,
+    batch_size=16,
+    progress=True,
+    checkpoint=None,
+    filter="none",
+    classifier=None,
+    min_confidence=0.5,
+    max_draws_per_image=10,
+    dedupe=False,
+    data_dir=None,
+    dedupe_percentile=DEDUPE_PERCENTILE,
+    conditional=None,
+):
     """Writes ``num_images`` EMA-generator PNGs per class, the manifest and ``sources.txt``.
 
     Args:
@@ -225,12 +254,16 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
     if class_names is None:
         class_names = finished
         if not class_names:
-            raise UserError(f"--gan_workdir={gan_workdir} has no finished class (<class>/{DONE_FILE} and "
-                            f"{GENERATOR_FILE}); run bin/train_gan first")
+            raise UserError(
+                f"--gan_workdir={gan_workdir} has no finished class (<class>/{DONE_FILE} and "
+                f"{GENERATOR_FILE}); run bin/train_gan first"
+            )
     for name in class_names:
         if name not in finished:
-            raise UserError(f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
-                            + (", ".join(finished) or "none"))
+            raise UserError(
+                f"--class={name!r} has no finished generator in {gan_workdir}; finished classes: "
+                + (", ".join(finished) or "none")
+            )
     if int(max_draws_per_image) < 1:
         raise UserError(f"max_draws_per_image={max_draws_per_image}: expected a bound >= 1")
     scorer = _filter_scorer(filter, classifier, min_confidence)
@@ -240,13 +273,25 @@ def generate(gan_workdir, out_dir, num_images, class_names=None, seed=0, interpo
     class_dirs = [run_of[name] for name in class_names]
     for class_dir in class_dirs:
         if not (class_dir / SOURCES_FILE).exists():
-            raise DataError(f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
-                            "unknown, so the leak check could not be trusted; retrain this class")
+            raise DataError(
+                f"{class_dir / SOURCES_FILE} is missing: the images its generator learned from are "
+                "unknown, so the leak check could not be trusted; retrain this class"
+            )
     choices = {class_dir: resolve_checkpoint(class_dir, checkpoint) for class_dir in class_dirs}
-    options = {"num_images": int(num_images), "seed": seed, "interpolate": interpolate, "batch_size": batch_size,
-               "progress": progress, "scorer": scorer, "min_confidence": min_confidence,
-               "max_draws": int(num_images) * int(max_draws_per_image), "dedupe": dedupe, "data_dir": data_dir,
-               "dedupe_percentile": float(dedupe_percentile), "labels": labels}
+    options = {
+        "num_images": int(num_images),
+        "seed": seed,
+        "interpolate": interpolate,
+        "batch_size": batch_size,
+        "progress": progress,
+        "scorer": scorer,
+        "min_confidence": min_confidence,
+        "max_draws": int(num_images) * int(max_draws_per_image),
+        "dedupe": dedupe,
+        "data_dir": data_dir,
+        "dedupe_percentile": float(dedupe_percentile),
+        "labels": labels,
+    }
     with contextlib.ExitStack() as held:
         return _generate(out_dir, class_names, class_dirs, choices, options, held)
 
@@ -267,25 +312,53 @@ def _generate(out_dir, class_names, class_dirs, choices, options, held):
             io.remove_temp_files(out_dir)  # a killed run's half-written PNGs
             _write_sources(out_dir, class_dirs)
             drawn_by = {row["path"]: row["checkpoint_step"] for row in _read_manifest(out_dir)}
-        copies = _CopyCheck(_training_files(class_dir, name, options["data_dir"]), generator.image_size,
-                            options["dedupe_percentile"]) if options["dedupe"] else None
+        copies = (
+            _CopyCheck(
+                _training_files(class_dir, name, options["data_dir"]),
+                generator.image_size,
+                options["dedupe_percentile"],
+            )
+            if options["dedupe"]
+            else None
+        )
         if options["scorer"] is not None or copies is not None:
-            rows += _generate_selected(generator, options["scorer"], copies, name, out_dir, options, bar,
-                                       {"checkpoint_step": step, "checkpoint": which})
+            rows += _generate_selected(
+                generator,
+                options["scorer"],
+                copies,
+                name,
+                out_dir,
+                options,
+                bar,
+                {"checkpoint_step": step, "checkpoint": which},
+            )
             continue
         paths = [out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i in range(num_images)]
-        todo = [i for i, path in enumerate(paths)
-                if not path.exists() or drawn_by.get(path.relative_to(out_dir).as_posix(), str(step)) != str(step)]
+        todo = [
+            i
+            for i, path in enumerate(paths)
+            if not path.exists() or drawn_by.get(path.relative_to(out_dir).as_posix(), str(step)) != str(step)
+        ]
         bar.add(len(paths) - len(todo))
         for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+            batch = todo[start : start + batch_size]
             z = np.stack([latent(seed, i, generator.nz) for i in batch])
             for i, image in zip(batch, _images(generator, z, batch_size)):
                 save_png(paths[i], image)
             bar.add(len(batch))
-        rows += [{"path": p.relative_to(out_dir).as_posix(), "class_name": name, "checkpoint_step": step,
-                  "seed": seed, "latent_index": i, "checkpoint": which, "score": "", "train_distance": ""}
-                 for i, p in enumerate(paths)]
+        rows += [
+            {
+                "path": p.relative_to(out_dir).as_posix(),
+                "class_name": name,
+                "checkpoint_step": step,
+                "seed": seed,
+                "latent_index": i,
+                "checkpoint": which,
+                "score": "",
+                "train_distance": "",
+            }
+            for i, p in enumerate(paths)
+        ]
         if options["interpolate"]:
             interpolation_gif(generator, out_dir / f"interpolation_{name}.gif", seed=seed)
     _write_manifest(out_dir, rows)
@@ -313,8 +386,10 @@ def _filter_scorer(filter, classifier, min_confidence):
     if not 0.0 <= float(min_confidence) <= 1.0:
         raise UserError(f"--min_confidence={min_confidence}: expected a probability in [0, 1]")
     if not classifier or not Path(classifier).is_file():
-        raise UserError(f"--filter=classifier needs --classifier=<a .keras classifier trained on the real train "
-                        f"split>; got {classifier!r}")
+        raise UserError(
+            f"--filter=classifier needs --classifier=<a .keras classifier trained on the real train "
+            f"split>; got {classifier!r}"
+        )
     from keras_morsa.quality.features import classifier_embedding  # KerasCV classifiers: only when filtering
 
     scorer = classifier_embedding(load_model(classifier))
@@ -327,15 +402,19 @@ def _training_files(class_dir, name, data_dir):
     """The files of class ``name`` that the run in ``class_dir`` learned from (``--dedupe``'s reference)."""
     root = data_dir or io.read_json(class_dir / DONE_FILE).get("data_root")
     if not root:
-        raise UserError(f"--dedupe needs --data_dir=<the folder bin/train_gan learned {name!r} from>: "
-                        f"{class_dir / DONE_FILE} does not record it (a run from before keras-morsa recorded it)")
+        raise UserError(
+            f"--dedupe needs --data_dir=<the folder bin/train_gan learned {name!r} from>: "
+            f"{class_dir / DONE_FILE} does not record it (a run from before keras-morsa recorded it)"
+        )
     sources = read_sources(class_dir / SOURCES_FILE)
     _, _, files, _ = folder.list_image_files(root)
     found = [path for path, class_name in files if class_name == name and io.sha256_file(path) in sources]
     if len(found) < 2:
-        raise DataError(f"{len(found)} of the {len(sources)} training images of {name!r} ({class_dir / SOURCES_FILE}) "
-                        f"are in {root}/{name}; --dedupe needs at least 2: pass --data_dir=<the folder bin/train_gan "
-                        "learned from>")
+        raise DataError(
+            f"{len(found)} of the {len(sources)} training images of {name!r} ({class_dir / SOURCES_FILE}) "
+            f"are in {root}/{name}; --dedupe needs at least 2: pass --data_dir=<the folder bin/train_gan "
+            "learned from>"
+        )
     return found
 
 
@@ -363,8 +442,11 @@ def _confidences(scorer, images, label):
 
     if scorer is None:
         return [None] * len(images), np.ones(len(images), bool)
-    resized = np.asarray(resize_like_training(images, scorer.image_size)) if (
-        images.shape[1] != scorer.image_size) else images.astype(np.float32)
+    resized = (
+        np.asarray(resize_like_training(images, scorer.image_size))
+        if (images.shape[1] != scorer.image_size)
+        else images.astype(np.float32)
+    )
     _, probabilities = scorer.embed(resized, len(images))
     return [float(p[label]) for p in probabilities], np.argmax(probabilities, axis=1) == label
 
@@ -372,12 +454,17 @@ def _confidences(scorer, images, label):
 def _generate_selected(generator, scorer, copies, name, out_dir, options, bar, fields):
     """Draws latents 0, 1, ... of the seed until ``num_images`` pass the classifier filter and the copy check
     (either may be ``None``); writes them, records the yield and returns their manifest rows."""
-    num_images, seed, batch_size, min_confidence = (options["num_images"], options["seed"], options["batch_size"],
-                                                    options["min_confidence"])
+    num_images, seed, batch_size, min_confidence = (
+        options["num_images"],
+        options["seed"],
+        options["batch_size"],
+        options["min_confidence"],
+    )
     max_draws = options["max_draws"]
     if scorer is not None and name not in scorer.class_names:
-        raise UserError(f"the filter classifier does not know class {name!r}; its classes: "
-                        + ", ".join(scorer.class_names))
+        raise UserError(
+            f"the filter classifier does not know class {name!r}; its classes: " + ", ".join(scorer.class_names)
+        )
     label = scorer.class_names.index(name) if scorer is not None else None
     kept, drawn, passed, near_copies = [], 0, 0, 0
     while len(kept) < num_images and drawn < max_draws:
@@ -397,23 +484,30 @@ def _generate_selected(generator, scorer, copies, name, out_dir, options, bar, f
         drawn += len(batch)
     share = passed / drawn  # whole batches are drawn: a few passing images past num_images count, unkept
     tests = ([f"confidence >= {min_confidence:g}"] if scorer is not None else []) + (
-        [f"no nearer to a training image than {copies.threshold:.4g}"] if copies is not None else [])
-    print(f"{name}: kept {len(kept)}; {passed} of {drawn} drawn images passed (yield {100 * share:.1f} %, "
-          f"{', '.join(tests)}" + (f"; {near_copies} near-copies" if copies is not None else "") + ")")
+        [f"no nearer to a training image than {copies.threshold:.4g}"] if copies is not None else []
+    )
+    print(
+        f"{name}: kept {len(kept)}; {passed} of {drawn} drawn images passed (yield {100 * share:.1f} %, "
+        f"{', '.join(tests)}" + (f"; {near_copies} near-copies" if copies is not None else "") + ")"
+    )
     yields = io.read_json(out_dir / YIELD_FILE) if (out_dir / YIELD_FILE).exists() else {}
     yields[name] = {"kept": len(kept), "passed": passed, "drawn": drawn, "yield": share, "seed": seed}
     if scorer is not None:
         yields[name]["min_confidence"] = float(min_confidence)
     if copies is not None:
-        yields[name].update(near_copies=near_copies, copy_threshold=copies.threshold,
-                            dedupe_percentile=copies.percentile)
+        yields[name].update(
+            near_copies=near_copies, copy_threshold=copies.threshold, dedupe_percentile=copies.percentile
+        )
     io.write_json(out_dir / YIELD_FILE, yields)
     if len(kept) < num_images:
-        raise UserError(f"class {name!r}: only {len(kept)} of {drawn} drawn images (yield {100 * share:.1f} %) pass "
-                        f"({', '.join(tests)}), short of --num_images={num_images} within the bound of {max_draws} "
-                        "draws; " + ("lower --min_confidence, " if scorer is not None else "")
-                        + ("lower --dedupe_percentile, " if copies is not None else "")
-                        + "ask for fewer images or train the GAN longer")
+        raise UserError(
+            f"class {name!r}: only {len(kept)} of {drawn} drawn images (yield {100 * share:.1f} %) pass "
+            f"({', '.join(tests)}), short of --num_images={num_images} within the bound of {max_draws} "
+            "draws; "
+            + ("lower --min_confidence, " if scorer is not None else "")
+            + ("lower --dedupe_percentile, " if copies is not None else "")
+            + "ask for fewer images or train the GAN longer"
+        )
     keep = {out_dir / name / f"{name}_seed{seed}_{i:05d}.png" for i, _, _, _ in kept}
     for stale in (out_dir / name).glob(f"{name}_seed{seed}_*.png") if (out_dir / name).is_dir() else ():
         if stale not in keep:
@@ -422,8 +516,17 @@ def _generate_selected(generator, scorer, copies, name, out_dir, options, bar, f
     for i, image, score, distance in kept:
         path = out_dir / name / f"{name}_seed{seed}_{i:05d}.png"
         save_png(path, image)
-        rows.append({"path": path.relative_to(out_dir).as_posix(), "class_name": name, "seed": seed,
-                     "latent_index": i, "score": score, "train_distance": distance, **fields})
+        rows.append(
+            {
+                "path": path.relative_to(out_dir).as_posix(),
+                "class_name": name,
+                "seed": seed,
+                "latent_index": i,
+                "score": score,
+                "train_distance": distance,
+                **fields,
+            }
+        )
     return rows
 
 
@@ -470,8 +573,13 @@ def interpolation_gif(generator, path, num_keyframes=4, frames_between=8, seed=0
     if num_keyframes < 2 or frames_between < 1:
         raise UserError(f"num_keyframes={num_keyframes}, frames_between={frames_between}: expected >= 2 and >= 1")
     keys = np.random.default_rng([seed, _INTERPOLATION_STREAM]).standard_normal((num_keyframes, generator.nz))
-    z = np.stack([slerp(keys[k], keys[(k + 1) % num_keyframes], t / frames_between)
-                  for k in range(num_keyframes) for t in range(frames_between)]).astype("float32")
+    z = np.stack(
+        [
+            slerp(keys[k], keys[(k + 1) % num_keyframes], t / frames_between)
+            for k in range(num_keyframes)
+            for t in range(frames_between)
+        ]
+    ).astype("float32")
     frames = [Image.fromarray(image) for image in _images(generator, z, 16)]
     with io.atomic_write(path) as f:
         frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)

@@ -53,8 +53,10 @@ class PerceptualDistance:
     def __init__(self, weights, image_size):
         path = Path(weights)
         if not path.name.endswith(".weights.h5") or not path.is_file():
-            raise UserError(f"VGG16 weights {str(path)!r}: no such file; accepted: an existing local *.weights.h5 "
-                            "saved from build_backbone('vgg16', ...) (nothing is downloaded)")
+            raise UserError(
+                f"VGG16 weights {str(path)!r}: no such file; accepted: an existing local *.weights.h5 "
+                "saved from build_backbone('vgg16', ...) (nothing is downloaded)"
+            )
         backbone = build_backbone("vgg16", image_size)
         try:
             # A mismatching file fails after one warning per layer; the error below says it once.
@@ -65,8 +67,9 @@ class PerceptualDistance:
             raise UserError(f"VGG16 weights {str(path)!r} do not fit KerasCV's VGG16Backbone ({error})") from None
         self.weights = str(path)
         self.image_size = int(image_size)
-        self.network = keras.Model(backbone.input, [backbone.get_layer(name).output for name in FEATURE_LAYERS],
-                                   name="perceptual_vgg16")
+        self.network = keras.Model(
+            backbone.input, [backbone.get_layer(name).output for name in FEATURE_LAYERS], name="perceptual_vgg16"
+        )
         self.network.trainable = False
 
     def __call__(self, images, targets):

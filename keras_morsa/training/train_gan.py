@@ -100,14 +100,32 @@ def build_gan(config, strategy="none", num_classes=0):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(t.dtype_policy)  # layers take the global policy when they are created
     try:
-        generator = Generator(ngf=m.ngf, nz=m.nz, image_size=m.image_size,
-                              attention_resolutions=tuple(m.attention_resolutions), activation=m.activation,
-                              seed=config.seed, num_classes=num_classes, name="generator")
-        discriminator = Discriminator(ndf=m.ndf, image_size=m.image_size, decoder_width=m.decoder_width,
-                                      attention_resolutions=tuple(m.attention_resolutions), num_classes=num_classes,
-                                      name="discriminator")
-        gan = FastGAN(generator, discriminator, ema_decay=t.ema_decay, policy=t.policy, seed=config.seed,
-                      reconstruction_loss=reconstruction_loss(t, discriminator.reconstruction_size))
+        generator = Generator(
+            ngf=m.ngf,
+            nz=m.nz,
+            image_size=m.image_size,
+            attention_resolutions=tuple(m.attention_resolutions),
+            activation=m.activation,
+            seed=config.seed,
+            num_classes=num_classes,
+            name="generator",
+        )
+        discriminator = Discriminator(
+            ndf=m.ndf,
+            image_size=m.image_size,
+            decoder_width=m.decoder_width,
+            attention_resolutions=tuple(m.attention_resolutions),
+            num_classes=num_classes,
+            name="discriminator",
+        )
+        gan = FastGAN(
+            generator,
+            discriminator,
+            ema_decay=t.ema_decay,
+            policy=t.policy,
+            seed=config.seed,
+            reconstruction_loss=reconstruction_loss(t, discriminator.reconstruction_size),
+        )
     finally:
         keras.config.set_dtype_policy(previous)
     distribute.synchronize_batch_norm(gan, strategy)
@@ -137,7 +155,9 @@ def check_dtype_policy(policy, cpu=None):
         warnings.warn(
             f"train.dtype_policy='mixed_bfloat16' on a CPU without bf16 instructions ({cpu.describe()}): "
             f"bfloat16 is emulated there ({hardware.BF16_EMULATED_COST}); use train.dtype_policy='float32'",
-            PerformanceWarning, stacklevel=2)
+            PerformanceWarning,
+            stacklevel=2,
+        )
 
 
 def reconstruction_loss(train, image_size):
@@ -151,16 +171,20 @@ def reconstruction_loss(train, image_size):
     if train.reconstruction == "l1":
         return None
     if train.reconstruction != "perceptual":
-        raise UserError(f"train.reconstruction={train.reconstruction!r}; accepted: 'l1' (default) or 'perceptual' "
-                        "(with train.perceptual_weights)")
+        raise UserError(
+            f"train.reconstruction={train.reconstruction!r}; accepted: 'l1' (default) or 'perceptual' "
+            "(with train.perceptual_weights)"
+        )
     # Imported only when asked for: it brings in KerasCV.
     from keras_morsa.training.perceptual import PerceptualDistance
 
     try:
         return PerceptualDistance(train.perceptual_weights, image_size)
     except UserError as error:
-        raise UserError(f"train.perceptual_weights={train.perceptual_weights!r} (train.reconstruction='perceptual'): "
-                        f"{error}; or use train.reconstruction='l1'") from None
+        raise UserError(
+            f"train.perceptual_weights={train.perceptual_weights!r} (train.reconstruction='perceptual'): "
+            f"{error}; or use train.reconstruction='l1'"
+        ) from None
 
 
 def sample_labels(config, count, num_classes):
@@ -187,17 +211,22 @@ def _dataset(config, data_dir, class_name, workdir):
     if data_dir is None:
         _check_class(class_name, morsa_parts.CLASS_NAMES, "the built-in dataset")
     root = morsa_parts.dataset_root(config.data, data_dir)
-    manifest = splits.load_or_create_split(root, test_fraction=config.data.test_fraction,
-                                           val_fraction=config.data.val_fraction, seed=config.data.split_seed,
-                                           read_only_fallback=workdir)
+    manifest = splits.load_or_create_split(
+        root,
+        test_fraction=config.data.test_fraction,
+        val_fraction=config.data.val_fraction,
+        seed=config.data.split_seed,
+        read_only_fallback=workdir,
+    )
     _check_class(class_name, manifest.class_names, str(root))
     return manifest
 
 
 def _check_class(class_name, valid, where):
     if class_name != "all" and class_name not in valid:
-        raise UserError(f"--class={class_name!r} is not a class of {where}; expected 'all' or one of: "
-                        + ", ".join(valid))
+        raise UserError(
+            f"--class={class_name!r} is not a class of {where}; expected 'all' or one of: " + ", ".join(valid)
+        )
 
 
 def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
@@ -231,8 +260,10 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
     manifest = _dataset(config, data_dir, class_name, workdir)
     if config.model.get("conditional", False):
         if class_name != "all":
-            raise UserError(f"--class={class_name!r} with model.conditional=True: a conditional model learns every "
-                            "class at once; use --class=all (or model.conditional=False for one class)")
+            raise UserError(
+                f"--class={class_name!r} with model.conditional=True: a conditional model learns every "
+                "class at once; use --class=all (or model.conditional=False for one class)"
+            )
         names = [CONDITIONAL_DIR]
     else:
         names = manifest.class_names if class_name == "all" else [class_name]
@@ -251,8 +282,9 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
     num_steps, every = config.train.num_steps, config.checkpoint_every
     intervals = (num_steps, config.log_every, config.sample_every, every, config.keep_checkpoints)
     if min(intervals) < 1:
-        raise UserError(f"num_steps, log_every, sample_every, checkpoint_every, keep_checkpoints={intervals}: "
-                        "each must be >= 1")
+        raise UserError(
+            f"num_steps, log_every, sample_every, checkpoint_every, keep_checkpoints={intervals}: each must be >= 1"
+        )
     conditional = bool(config.model.get("conditional", False))
     train_rows = [r for r in manifest.rows if (conditional or r["class_name"] == class_name) and r["split"] == "train"]
     if not train_rows:
@@ -269,13 +301,18 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
             gan = build_gan(config, strategy, num_classes=len(manifest.class_names))
             _fit(config, class_dir, manifest, class_name, gan)
         _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
-        io.write_json(class_dir / DONE_FILE, {
-            "class_name": class_name, "step": num_steps, "backend": keras.backend.backend(),
-            "data_root": str(manifest.image_root),  # where bin/generate --dedupe finds the training images
-            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "config": config.to_dict(),
-            **({"conditional": True, "class_names": list(manifest.class_names)} if conditional else {}),
-        })
+        io.write_json(
+            class_dir / DONE_FILE,
+            {
+                "class_name": class_name,
+                "step": num_steps,
+                "backend": keras.backend.backend(),
+                "data_root": str(manifest.image_root),  # where bin/generate --dedupe finds the training images
+                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "config": config.to_dict(),
+                **({"conditional": True, "class_names": list(manifest.class_names)} if conditional else {}),
+            },
+        )
     print(f"{class_name}: done; samples in {class_dir / 'samples'}, generator {class_dir / GENERATOR_FILE}")
 
 
@@ -289,13 +326,15 @@ def _fit(config, class_dir, manifest, class_name, gan):
     size, batch = config.model.image_size, config.train.batch_size
     selection = _selection(config, class_name)
     count = len(manifest.files("train", selection))
-    print(f"{class_name}: {count} train images, {size} px, steps {start} -> {num_steps}; "
-          f"samples in {class_dir / 'samples'}")
+    print(
+        f"{class_name}: {count} train images, {size} px, steps {start} -> {num_steps}; "
+        f"samples in {class_dir / 'samples'}"
+    )
 
     latents = keras.ops.convert_to_tensor(sample_latents(config))
     labels = sample_labels(config, config.num_samples, len(manifest.class_names))
     real = next(iter(_gan_dataset(manifest, selection, size, batch, seed=config.seed, flip=False)))
-    real, real_labels = (real if selection is None else (real, None))
+    real, real_labels = real if selection is None else (real, None)
     real = keras.ops.convert_to_tensor(real)
     writer = cbs.SummaryWriter(class_dir / "tb")
     guard = cbs.NonFiniteGuard()
@@ -306,25 +345,49 @@ def _fit(config, class_dir, manifest, class_name, gan):
         cbs.ProgressBar(start, num_steps),
         *monitor,
         cbs.CsvLog(class_dir / "log.csv", start, writer),
-        cbs.ImageGrid(class_dir / "samples", lambda: _samples(gan, latents, labels), config.sample_every, num_steps,
-                      columns=math.ceil(math.sqrt(config.num_samples)), writer=writer, tag="samples"),
-        cbs.ImageGrid(class_dir / "reconstructions", lambda: _reconstructions(gan, real, real_labels),
-                      config.sample_every, num_steps, columns=5, writer=writer, tag="reconstructions"),
+        cbs.ImageGrid(
+            class_dir / "samples",
+            lambda: _samples(gan, latents, labels),
+            config.sample_every,
+            num_steps,
+            columns=math.ceil(math.sqrt(config.num_samples)),
+            writer=writer,
+            tag="samples",
+        ),
+        cbs.ImageGrid(
+            class_dir / "reconstructions",
+            lambda: _reconstructions(gan, real, real_labels),
+            config.sample_every,
+            num_steps,
+            columns=5,
+            writer=writer,
+            tag="reconstructions",
+        ),
         cbs.CheckpointSaver(manager, every, num_steps, {"class_name": class_name, "config": config.to_dict()}),
     ]
     for segment in range(start, num_steps, every):
-        dataset = _gan_dataset(manifest, selection, size, batch, seed=_data_seed(config.seed, segment),
-                               flip=config.data.flip)
-        gan.fit(dataset, epochs=min(segment + every, num_steps) // chunk, initial_epoch=segment // chunk,
-                steps_per_epoch=chunk, callbacks=callbacks, shuffle=False, verbose=0)
+        dataset = _gan_dataset(
+            manifest, selection, size, batch, seed=_data_seed(config.seed, segment), flip=config.data.flip
+        )
+        gan.fit(
+            dataset,
+            epochs=min(segment + every, num_steps) // chunk,
+            initial_epoch=segment // chunk,
+            steps_per_epoch=chunk,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=0,
+        )
         if guard.failure:
             step, name, value = guard.failure
             last = manager.latest_step()
             kept = f"step {last} in {manager.directory}" if last is not None else "none yet"
-            raise NonFiniteLoss(f"{class_name}: {name} became {value} at step {step}; training stopped, last good "
-                                f"checkpoint: {kept}; lower train.g_lr/train.d_lr (or change the seed) and rerun (if "
-                                f"it stops again at once, that checkpoint is already damaged: delete "
-                                f"{manager.directory})")
+            raise NonFiniteLoss(
+                f"{class_name}: {name} became {value} at step {step}; training stopped, last good "
+                f"checkpoint: {kept}; lower train.g_lr/train.d_lr (or change the seed) and rerun (if "
+                f"it stops again at once, that checkpoint is already damaged: delete "
+                f"{manager.directory})"
+            )
 
 
 def _selection(config, class_name):
@@ -347,6 +410,7 @@ def _resume(config, manager, gan, class_name):
     on and printed. The learning rates are optimizer variables, so the checkpoint restored the old ones:
     they are set from ``config`` again.
     """
+
     def check(path, meta):
         if "config" not in meta:
             return
@@ -355,10 +419,13 @@ def _resume(config, manager, gan, class_name):
         if shape:
             raise CheckpointMismatch(
                 f"{path} was written with another network: {'; '.join(shape)}; the network cannot change on "
-                "resume: use another --workdir, or the checkpoint's values")
+                "resume: use another --workdir, or the checkpoint's values"
+            )
         if changed:
-            print(f"{class_name}: resuming step {meta['step']} with changed settings (applied from here on): "
-                  + "; ".join(line for _, line in changed))
+            print(
+                f"{class_name}: resuming step {meta['step']} with changed settings (applied from here on): "
+                + "; ".join(line for _, line in changed)
+            )
 
     start = manager.restore_latest(check=check) or 0
     gan.g_optimizer.learning_rate = config.train.g_lr
@@ -373,6 +440,7 @@ _ADDED_KEYS = {"model.conditional": False}
 
 def _changed_keys(old, new):
     """``[(dotted key, "key: old -> new")]`` where two config dicts differ (compared as JSON values)."""
+
     def flat(tree, prefix=""):
         items = {}
         for key, value in tree.items():
@@ -383,8 +451,11 @@ def _changed_keys(old, new):
         return items
 
     old, new = {**_ADDED_KEYS, **flat(old)}, flat(json.loads(json.dumps(new, default=str)))
-    return [(key, f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return [
+        (key, f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
 
 
 def _quality_monitor(config, class_dir, manifest, class_name, gan, start):
@@ -395,18 +466,33 @@ def _quality_monitor(config, class_dir, manifest, class_name, gan, start):
     q = config.quality
     embedding = random_cnn(config.model.image_size, seed=config.seed)
     train = embedding.embed_files(manifest.files("train", _selection(config, class_name)))
-    latents = keras.ops.convert_to_tensor(np.random.default_rng([config.seed, _QUALITY_STREAM]).standard_normal(
-        (q.num_samples, config.model.nz)).astype("float32"))
+    latents = keras.ops.convert_to_tensor(
+        np.random.default_rng([config.seed, _QUALITY_STREAM])
+        .standard_normal((q.num_samples, config.model.nz))
+        .astype("float32")
+    )
     labels = sample_labels(config, q.num_samples, len(manifest.class_names))
     log = class_dir / "log.csv"
-    history = [row for row in (io.read_csv(log) if log.exists() else [])
-               if (row.get("step") or "").isdigit() and int(row["step"]) <= start]
+    history = [
+        row
+        for row in (io.read_csv(log) if log.exists() else [])
+        if (row.get("step") or "").isdigit() and int(row["step"]) <= start
+    ]
     return QualityMonitor(
-        lambda: _samples(gan, latents, labels), embedding, train, config.checkpoint_every, config.train.num_steps,
+        lambda: _samples(gan, latents, labels),
+        embedding,
+        train,
+        config.checkpoint_every,
+        config.train.num_steps,
         save_best=lambda: _save_model(gan.ema_generator, class_dir / BEST_FILE),
-        best_file=class_dir / BEST_INFO_FILE, curve_path=class_dir / f"quality_{class_name}.png", history=history,
-        k=q.k, kid_subsets=q.kid_subsets, seed=config.seed,
-        title=f"{class_name}: KID and coverage of {q.num_samples} EMA samples vs the train images")
+        best_file=class_dir / BEST_INFO_FILE,
+        curve_path=class_dir / f"quality_{class_name}.png",
+        history=history,
+        k=q.k,
+        kid_subsets=q.kid_subsets,
+        seed=config.seed,
+        title=f"{class_name}: KID and coverage of {q.num_samples} EMA samples vs the train images",
+    )
 
 
 def _data_seed(seed, step):
@@ -423,7 +509,8 @@ def _reconstructions(gan, real, labels=None):
     """Rows of [real, D's big-path and small-path reconstructions, real quarter 0, D's reconstruction]."""
     part = keras.ops.convert_to_tensor(0, "int32")
     _, (rec_big, rec_small, rec_part) = gan.discriminator.call_with_reconstructions(
-        real, downscale(real, gan.small_size), part, labels, training=False)
+        real, downscale(real, gan.small_size), part, labels, training=False
+    )
     whole, _, quarter = reconstruction_targets(real, part, int(rec_big.shape[1]))
     columns = [cbs.images_to_uint8(x) for x in (whole, rec_big, rec_small, quarter, rec_part)]
     return np.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])

@@ -25,10 +25,17 @@ def test_the_active_backend_module_is_the_one_dispatched():
 
 def test_importing_the_backend_loads_only_the_active_backend_module():
     # (Keras itself imports every installed framework, so sys.modules cannot tell more than this.)
-    code = ("import keras_morsa.backend, sys; "
-            "print(sorted(m for m in sys.modules if m.startswith('keras_morsa.backend.')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
-                         env={"KERAS_BACKEND": BACKEND, "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    code = (
+        "import keras_morsa.backend, sys; print(sorted(m for m in sys.modules if m.startswith('keras_morsa.backend.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={"KERAS_BACKEND": BACKEND, "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert out.stdout.strip() == repr([f"keras_morsa.backend.{BACKEND}"]), out.stdout + out.stderr
 
 
@@ -52,8 +59,9 @@ def test_conv_kernel_keeps_values_and_trains_a_bfloat16_conv(filters):
     variable = keras.Variable(kernel)
 
     def loss(k):
-        return ops.sum(ops.cast(ops.conv(ops.cast(images, "bfloat16"), backend.conv_kernel(ops.cast(k, "bfloat16"))),
-                                "float32"))
+        return ops.sum(
+            ops.cast(ops.conv(ops.cast(images, "bfloat16"), backend.conv_kernel(ops.cast(k, "bfloat16"))), "float32")
+        )
 
     value, grad = backend.value_and_grad(loss, variable.value)
     grad = ops.convert_to_numpy(grad)

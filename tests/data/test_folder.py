@@ -47,8 +47,9 @@ def _png16_rgb(path, array):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
 
 
 def _palette_with_transparency(path):
@@ -72,9 +73,9 @@ def _build_corpus(root):
     Image.fromarray(NOISE).convert("P").save(good / "palette.png")
     _palette_with_transparency(good / "palette_transparent.png")
     rgba = np.zeros((2, 3, 4), np.uint8)
-    rgba[0, 0] = (255, 0, 0, 0)      # fully transparent red: white
-    rgba[0, 1] = (0, 0, 255, 255)    # opaque blue: blue
-    rgba[0, 2] = (0, 0, 0, 128)      # half-transparent black: mid gray
+    rgba[0, 0] = (255, 0, 0, 0)  # fully transparent red: white
+    rgba[0, 1] = (0, 0, 255, 255)  # opaque blue: blue
+    rgba[0, 2] = (0, 0, 0, 128)  # half-transparent black: mid gray
     Image.fromarray(rgba, "RGBA").save(good / "rgba.png")
     Image.fromarray(np.array([[0, 65535], [257 * 100, 257 * 200]], np.uint16)).save(good / "sixteen_bit.png")
     _png16_rgb(good / "sixteen_bit_rgb.png", np.array([[[65535, 0, 257 * 100], [0, 257 * 50, 0]]], np.uint16))
@@ -101,8 +102,11 @@ def _build_corpus(root):
     (bad / "notes.txt").write_text("a note")
     Image.fromarray(NOISE).save(bad / "ok.png")
     return {
-        "corrupt.png": "OSError", "truncated.png": "truncated", "empty.jpg": "empty file",
-        "text.jpg": "not a recognised image", "bomb.png": "decompression-bomb",
+        "corrupt.png": "OSError",
+        "truncated.png": "truncated",
+        "empty.jpg": "empty file",
+        "text.jpg": "not a recognised image",
+        "bomb.png": "decompression-bomb",
         "notes.txt": "unsupported extension",
     }
 
@@ -124,10 +128,23 @@ def test_scan_finds_classes_files_and_skips(corpus):
     assert scan.class_names == sorted(["bad", "good", "écrou_螺母"])
     names = {path.name for path, _ in scan.files}
     assert names == {
-        "plain.png", "lossless.webp", "bitmap.bmp", "UPPER.JPG", "photo.jpeg", "gray.png", "palette.png",
-        "palette_transparent.png", "rgba.png", "sixteen_bit.png", "sixteen_bit_rgb.png", "cmyk.jpg",
-        "animated.gif", "rotated.jpg",
-        "ñandú 1.png", "ok.png"}
+        "plain.png",
+        "lossless.webp",
+        "bitmap.bmp",
+        "UPPER.JPG",
+        "photo.jpeg",
+        "gray.png",
+        "palette.png",
+        "palette_transparent.png",
+        "rgba.png",
+        "sixteen_bit.png",
+        "sixteen_bit_rgb.png",
+        "cmyk.jpg",
+        "animated.gif",
+        "rotated.jpg",
+        "ñandú 1.png",
+        "ok.png",
+    }
     assert scan.counts() == {"bad": 1, "good": 14, "écrou_螺母": 1}
     skipped = {path.name: reason for path, reason in scan.skipped}
     assert set(skipped) == set(reasons)
@@ -197,8 +214,8 @@ def test_transparency_is_composited_on_white(corpus):
 def test_exif_orientation_is_applied(corpus):
     image = folder.load_image(corpus[0] / "good" / "rotated.jpg")
     assert image.shape == (16, 8, 3)  # stored 16 wide x 8 high, displayed 8 wide x 16 high
-    assert image[2, 4, 0] > 200 and image[2, 4, 2] < 50     # left half (red) is now on top
-    assert image[13, 4, 2] > 200 and image[13, 4, 0] < 50   # right half (blue) is now at the bottom
+    assert image[2, 4, 0] > 200 and image[2, 4, 2] < 50  # left half (red) is now on top
+    assert image[13, 4, 2] > 200 and image[13, 4, 0] < 50  # right half (blue) is now at the bottom
 
 
 def test_load_image_raises_bad_image_with_path(tmp_path):
@@ -232,14 +249,17 @@ def _make(tmp_path, layout):
             path.write_bytes(content)
 
 
-@pytest.mark.parametrize("layout, where, minimum, expected", [
-    ({}, "missing", 1, "does not exist"),
-    ({"loose.png": "image"}, "", 1, "has no class folders"),
-    ({"a/x.png": "image", "b": "dir"}, "b", 1, "is empty"),
-    ({"a/x.png": "image", "b/.DS_Store": b"x"}, "b", 1, "is empty"),
-    ({"a/x.png": "image", "b/x.png": b""}, "b", 1, "has 0 usable image"),
-    ({"a/x.png": "image", "a/y.png": "image", "b/x.png": "image"}, "b", 2, "expected at least 2"),
-])
+@pytest.mark.parametrize(
+    "layout, where, minimum, expected",
+    [
+        ({}, "missing", 1, "does not exist"),
+        ({"loose.png": "image"}, "", 1, "has no class folders"),
+        ({"a/x.png": "image", "b": "dir"}, "b", 1, "is empty"),
+        ({"a/x.png": "image", "b/.DS_Store": b"x"}, "b", 1, "is empty"),
+        ({"a/x.png": "image", "b/x.png": b""}, "b", 1, "has 0 usable image"),
+        ({"a/x.png": "image", "a/y.png": "image", "b/x.png": "image"}, "b", 2, "expected at least 2"),
+    ],
+)
 def test_structural_errors_name_the_path(tmp_path, layout, where, minimum, expected):
     _make(tmp_path, layout)
     target = tmp_path / where
@@ -275,8 +295,11 @@ def test_tiny_and_extreme_aspect_images_are_counted_and_kept(tmp_path):
     (tmp_path / "a").mkdir()
     for name, (h, w) in sizes.items():
         Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(tmp_path / "a" / f"{name}.png")
-    with pytest.warns(folder.DataWarning, match=r"3 image\(s\) in .* side below 16 px or an aspect ratio above 4 "
-                      r"and will be stretched to a square: .*thin.png: 10x200; .*tiny.png: 1x1; .*wide.png: 20x100"):
+    with pytest.warns(
+        folder.DataWarning,
+        match=r"3 image\(s\) in .* side below 16 px or an aspect ratio above 4 "
+        r"and will be stretched to a square: .*thin.png: 10x200; .*tiny.png: 1x1; .*wide.png: 20x100",
+    ):
         scan = folder.scan_image_folder(tmp_path)
     assert len(scan.files) == 4  # kept
     report = scan.report()

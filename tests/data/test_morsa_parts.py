@@ -25,13 +25,24 @@ def _bytes(root):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """3 images per class at 32 px, drawn by 2 processes."""
-    return morsa_parts.build(tmp_path_factory.mktemp("tiny"), images_per_class=3, image_size=32, seed=0,
-                             progress=False, workers=2)
+    return morsa_parts.build(
+        tmp_path_factory.mktemp("tiny"), images_per_class=3, image_size=32, seed=0, progress=False, workers=2
+    )
 
 
 def test_class_names_fixed_order():
-    assert CLASSES == ("base", "jaw", "jaw_plate", "lead_screw", "handle", "clamp", "clamp_screw", "nut",
-                       "washer", "pin")
+    assert CLASSES == (
+        "base",
+        "jaw",
+        "jaw_plate",
+        "lead_screw",
+        "handle",
+        "clamp",
+        "clamp_screw",
+        "nut",
+        "washer",
+        "pin",
+    )
 
 
 def test_layout_counts_and_manifest(tiny):
@@ -72,11 +83,11 @@ def test_images_vary_within_a_class(tiny):
 
 
 def test_same_seed_same_bytes_in_one_process_other_seed_differs(tiny, tmp_path):
-    again = morsa_parts.build(tmp_path / "again", images_per_class=3, image_size=32, seed=0, progress=False,
-                              workers=1)
+    again = morsa_parts.build(tmp_path / "again", images_per_class=3, image_size=32, seed=0, progress=False, workers=1)
     assert _bytes(again) == _bytes(tiny)
-    other = _bytes(morsa_parts.build(tmp_path / "other", images_per_class=3, image_size=32, seed=1,
-                                     progress=False, workers=2))
+    other = _bytes(
+        morsa_parts.build(tmp_path / "other", images_per_class=3, image_size=32, seed=1, progress=False, workers=2)
+    )
     first = _bytes(tiny)
     images = [key for key in first if key.suffix == ".jpg"]
     assert all(other[key] != first[key] for key in images)
@@ -151,13 +162,16 @@ def test_home_defaults_to_keras_datasets(tmp_path, monkeypatch):
     assert morsa_parts.cache_dir(300, 256, 0).parent == tmp_path / ".keras" / "datasets" / "morsa_parts"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"image_size": 0}, "image_size must be an integer from 16 to 1024, got 0"),
-    ({"image_size": 64.0}, "image_size must be an integer from 16 to 1024, got 64.0"),
-    ({"images_per_class": 0}, "images_per_class must be an integer >= 1, got 0"),
-    ({"seed": -1}, "seed must be an integer >= 0, got -1"),
-    ({"workers": 0}, "workers must be an integer >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"image_size": 0}, "image_size must be an integer from 16 to 1024, got 0"),
+        ({"image_size": 64.0}, "image_size must be an integer from 16 to 1024, got 64.0"),
+        ({"images_per_class": 0}, "images_per_class must be an integer >= 1, got 0"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"workers": 0}, "workers must be an integer >= 1, got 0"),
+    ],
+)
 def test_bad_arguments_raise_one_line_user_errors(tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):
         morsa_parts.build(tmp_path, **kwargs)
@@ -186,8 +200,14 @@ def test_contact_sheet(tiny, tmp_path):
 
 def test_make_dataset_script(run_script, tmp_path):
     # The numpy backend only makes the script's Keras import (for the progress bar) quicker.
-    result = run_script("make_dataset", f"--out_dir={tmp_path / 'out'}", "--images_per_class=1",
-                        "--image_size=32", "--seed=5", env={"KERAS_BACKEND": "numpy"})
+    result = run_script(
+        "make_dataset",
+        f"--out_dir={tmp_path / 'out'}",
+        "--images_per_class=1",
+        "--image_size=32",
+        "--seed=5",
+        env={"KERAS_BACKEND": "numpy"},
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert str(tmp_path / "out") in lines  # the root on a line of its own, then the summary listing it

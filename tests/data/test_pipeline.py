@@ -107,16 +107,20 @@ def test_augment_runs_on_training_batches(data):
     assert ids == set(_ids(files))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"training": False, "augment": lambda x, y: (x, y)}, "training=True"),
-    ({"training": True, "batch_size": 100}, "batch_size=100"),
-    ({"training": True, "labels": [0]}, "1 labels"),
-    ({"training": True, "image_size": 0}, "image_size=0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"training": False, "augment": lambda x, y: (x, y)}, "training=True"),
+        ({"training": True, "batch_size": 100}, "batch_size=100"),
+        ({"training": True, "labels": [0]}, "1 labels"),
+        ({"training": True, "image_size": 0}, "image_size=0"),
+    ],
+)
 def test_classifier_dataset_errors(data, kwargs, match):
     manifest, _ = data
-    arguments = dict(files=manifest.files("train"), labels=manifest.labels("train"), image_size=SIZE,
-                     batch_size=4, seed=0)
+    arguments = dict(
+        files=manifest.files("train"), labels=manifest.labels("train"), image_size=SIZE, batch_size=4, seed=0
+    )
     arguments.update(kwargs)
     with pytest.raises(UserError, match=match):
         pipeline.classifier_dataset(**arguments)
@@ -177,7 +181,8 @@ def test_mix_exact_per_class_counts(data, ratio, expected):
     manifest, synthetic = data
     real_files, real_labels = manifest.files("train"), manifest.labels("train")
     files, labels = pipeline.mix_real_synthetic(
-        real_files, real_labels, *pipeline.list_synthetic(synthetic, manifest.class_names), ratio=ratio, seed=0)
+        real_files, real_labels, *pipeline.list_synthetic(synthetic, manifest.class_names), ratio=ratio, seed=0
+    )
     # a: 7 real + round(r * 7) = 0, 2 (1.75), 7, 9 (8.75); b: 6 real + 0, 2 (1.5), 6, 8 (7.5).
     assert (labels.count(0), labels.count(1)) == expected
     assert len(set(files)) == len(files)  # drawn without replacement
@@ -205,9 +210,14 @@ def test_mix_is_seeded_and_nested(data):
 def test_mix_too_few_synthetic_names_class_and_counts(data):
     manifest, synthetic = data
     with pytest.raises(DataError, match=r"'b' needs 9 synthetic images .* only 8 are available"):
-        pipeline.mix_real_synthetic(manifest.files("train"), manifest.labels("train"),
-                                    *pipeline.list_synthetic(synthetic, manifest.class_names), ratio=1.5, seed=0,
-                                    class_names=manifest.class_names)
+        pipeline.mix_real_synthetic(
+            manifest.files("train"),
+            manifest.labels("train"),
+            *pipeline.list_synthetic(synthetic, manifest.class_names),
+            ratio=1.5,
+            seed=0,
+            class_names=manifest.class_names,
+        )
     with pytest.raises(UserError, match="ratio=-1"):
         pipeline.mix_real_synthetic([], [], [], [], ratio=-1, seed=0)
 
@@ -217,8 +227,12 @@ def test_no_test_image_in_any_training_pipeline(data):
     test_ids = set(_ids(manifest.files("test")))
     splits.check_no_leak(manifest, synthetic_dirs=[synthetic])
     files, labels = pipeline.mix_real_synthetic(
-        manifest.files("train"), manifest.labels("train"),
-        *pipeline.list_synthetic(synthetic, manifest.class_names), ratio=1.0, seed=0)
+        manifest.files("train"),
+        manifest.labels("train"),
+        *pipeline.list_synthetic(synthetic, manifest.class_names),
+        ratio=1.0,
+        seed=0,
+    )
     images, _ = _epoch(pipeline.classifier_dataset(files, labels, SIZE, 2, seed=0, training=True))
     seen = {image_id(image) for image in images}
     for class_name in manifest.class_names:
@@ -251,10 +265,15 @@ def test_weighted_mixture_shares(data):
 def test_batches_feed_fit_on_every_backend(data):
     manifest, _ = data
     keras.utils.set_random_seed(0)
-    train = pipeline.classifier_dataset(manifest.files("train"), manifest.labels("train"), SIZE, 4, 0,
-                                        training=True)
-    classifier = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Rescaling(1 / 255.0),
-                                   keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    train = pipeline.classifier_dataset(manifest.files("train"), manifest.labels("train"), SIZE, 4, 0, training=True)
+    classifier = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
     classifier.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     before = [w.copy() for w in classifier.get_weights()]
     history = classifier.fit(train, epochs=2, shuffle=False, verbose=0)  # the pipeline shuffles

@@ -46,8 +46,11 @@ def folder_3(tmp_path):
 def test_stratified_counts(folder_3):
     manifest = splits.make_split(folder.scan_image_folder(folder_3), test_fraction=0.3, val_fraction=0.2, seed=0)
     # round(0.3 n) and round(0.2 n), halves up: a 10 -> 3/2, b 20 -> 6/4, c 7 -> 2 (2.1)/1 (1.4).
-    assert manifest.counts() == {"a": {"train": 5, "val": 2, "test": 3}, "b": {"train": 10, "val": 4, "test": 6},
-                                 "c": {"train": 4, "val": 1, "test": 2}}
+    assert manifest.counts() == {
+        "a": {"train": 5, "val": 2, "test": 3},
+        "b": {"train": 10, "val": 4, "test": 6},
+        "c": {"train": 4, "val": 1, "test": 2},
+    }
     default = splits.make_split(folder.scan_image_folder(folder_3))
     assert [default.counts()[c]["test"] for c in "abc"] == [3, 6, 2]
     assert all(default.counts()[c]["val"] == 0 for c in "abc")
@@ -128,7 +131,8 @@ def test_builtin_layout_paths_are_relative_to_images(tmp_path):
     assert (tmp_path / splits.MANIFEST_NAME).is_file()
     assert manifest.rows[0]["path"] == "jaw/jaw_0.png"
     assert splits.SplitManifest.load(tmp_path / splits.MANIFEST_NAME).files("train")[0].parent.parent == (
-        tmp_path / "images")
+        tmp_path / "images"
+    )
 
 
 def test_mismatch_is_detected_and_named(folder_3):
@@ -165,8 +169,9 @@ def split_3(folder_3):
 def test_clean_split_passes_leak_check(split_3, tmp_path_factory):
     synthetic = tmp_path_factory.mktemp("synthetic")
     write_solid_images(synthetic, {"a": 3}, start=1000)
-    (synthetic / "sources.txt").write_text("".join(row["sha256"] + "\n" for row in split_3.rows
-                                                   if row["split"] == "train"))
+    (synthetic / "sources.txt").write_text(
+        "".join(row["sha256"] + "\n" for row in split_3.rows if row["split"] == "train")
+    )
     splits.check_no_leak(split_3, synthetic_dirs=[synthetic])
 
 
@@ -210,8 +215,10 @@ def test_synthetic_folder_without_sources_warns_and_missing_raises(split_3, tmp_
 
 @pytest.mark.parametrize("path", ["../x/a.png", "a/../../b.png", "/etc/passwd", "a\\..\\b.png", ""])
 def test_manifest_rows_must_stay_inside_the_image_root(tmp_path, path):
-    rows = [{"path": "a/1.png", "class_name": "a", "sha256": "0" * 64, "split": "train"},
-            {"path": path, "class_name": "a", "sha256": "1" * 64, "split": "test"}]
+    rows = [
+        {"path": "a/1.png", "class_name": "a", "sha256": "0" * 64, "split": "train"},
+        {"path": path, "class_name": "a", "sha256": "1" * 64, "split": "test"},
+    ]
     with pytest.raises(DataError, match=rf"row {re.escape(repr(path))} is not a path inside {tmp_path}"):
         splits.SplitManifest(tmp_path, rows)
 
@@ -227,8 +234,11 @@ def test_read_only_data_keeps_its_manifest_in_the_fallback_workdir(folder_3, tmp
 
     monkeypatch.setattr(splits.SplitManifest, "save", read_only)
     workdir = tmp_path_factory.mktemp("work")
-    with pytest.warns(folder.DataWarning, match=rf"{data} cannot be written \(Read-only file system\): its split "
-                      rf"manifest went to {workdir / splits.MANIFEST_NAME}"):
+    with pytest.warns(
+        folder.DataWarning,
+        match=rf"{data} cannot be written \(Read-only file system\): its split "
+        rf"manifest went to {workdir / splits.MANIFEST_NAME}",
+    ):
         first = splits.load_or_create_split(data, read_only_fallback=workdir)
     assert not (data / splits.MANIFEST_NAME).exists()
     again = splits.load_or_create_split(data, read_only_fallback=workdir)  # found there, not split again

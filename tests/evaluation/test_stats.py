@@ -47,8 +47,15 @@ def test_confusion_matrix_and_metrics():
 
 def _row(regime, ratio, seed, accuracy):
     cell = regime if ratio is None else f"{regime}@{ratio:g}"
-    return {"arch": "a", "regime": regime, "ratio": ratio, "seed": seed, "cell": cell,
-            "test_accuracy": accuracy, "macro_f1": accuracy - 0.1}
+    return {
+        "arch": "a",
+        "regime": regime,
+        "ratio": ratio,
+        "seed": seed,
+        "cell": cell,
+        "test_accuracy": accuracy,
+        "macro_f1": accuracy - 0.1,
+    }
 
 
 def test_summarize_orders_cells_and_pairs_against_real():

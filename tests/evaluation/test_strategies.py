@@ -53,8 +53,10 @@ def test_plan_names_share_runs_and_refuses_bad_parameters():
         regimes.plan_runs(_config(regimes=("share",), shares=(0.1, 0.6)))
     with pytest.raises(UserError, match="pretrain_share=1.0"):
         regimes.plan_runs(_config(regimes=("pretrain_synthetic",), pretrain_share=1.0))
-    for key, value, match in (("lr_schedule", "step", "'step'; accepted: constant, cosine"),
-                              ("final_evals", 3, "final_evals=3; expected 1 to the 2 evaluations")):
+    for key, value, match in (
+        ("lr_schedule", "step", "'step'; accepted: constant, cosine"),
+        ("final_evals", 3, "final_evals=3; expected 1 to the 2 evaluations"),
+    ):
         with pytest.raises(UserError, match=match):
             study.run_study(_config(**{key: value}), "unused")
 
@@ -109,8 +111,16 @@ def test_pretrain_synthetic_splits_the_budget_synthetic_first(data):
 @pytest.mark.multibackend
 def test_study_runs_the_new_regimes_and_reports_verdicts(data):
     manifest, _, base = data
-    config = _config(regimes=("real", "traditional", "share", "pretrain_synthetic"), shares=(0.25,),
-                     seeds=(0, 1), steps=6, eval_every=3, lr_schedule="cosine", final_evals=2, image_size=32)
+    config = _config(
+        regimes=("real", "traditional", "share", "pretrain_synthetic"),
+        shares=(0.25,),
+        seeds=(0, 1),
+        steps=6,
+        eval_every=3,
+        lr_schedule="cosine",
+        final_evals=2,
+        image_size=32,
+    )
     rows = study.run_study(config, base / "work", synthetic_dir=base / "synthetic", data_dir=manifest.image_root)
     by_cell = {}
     for row in rows:
@@ -127,12 +137,23 @@ def test_study_runs_the_new_regimes_and_reports_verdicts(data):
 
 def test_verdicts_say_helps_only_above_zero_and_state_the_detectable_effect():
     def rows(cell, regime, accuracies):
-        return [{"arch": "m", "regime": regime, "ratio": None, "cell": cell, "seed": seed, "test_accuracy": acc,
-                 "macro_f1": acc} for seed, acc in enumerate(accuracies)]
+        return [
+            {
+                "arch": "m",
+                "regime": regime,
+                "ratio": None,
+                "cell": cell,
+                "seed": seed,
+                "test_accuracy": acc,
+                "macro_f1": acc,
+            }
+            for seed, acc in enumerate(accuracies)
+        ]
 
     results = rows("real", "real", [0.60, 0.62, 0.64]) + rows("traditional", "traditional", [0.61, 0.78, 0.62])
-    results += rows("share@0.1", "share", [0.70, 0.72, 0.74]) + rows("pretrain_synthetic", "pretrain_synthetic",
-                                                                    [0.50, 0.52, 0.54])
+    results += rows("share@0.1", "share", [0.70, 0.72, 0.74]) + rows(
+        "pretrain_synthetic", "pretrain_synthetic", [0.50, 0.52, 0.54]
+    )
     found = summary.verdicts(summary.summarize(results), "m")
     assert found["real"]["cell"] == "share@0.1" and found["real"]["verdict"] == "helps"
     assert found["real"]["difference"]["mean"] == pytest.approx(0.10)
@@ -146,9 +167,14 @@ def test_per_class_change_is_paired_over_the_seeds_that_ran_both():
     def row(cell, seed, blue, red):
         return {"arch": "m", "cell": cell, "seed": seed, "per_class_accuracy": {"blue": blue, "red": red}}
 
-    results = [row("real", 0, 0.5, 0.9), row("real", 1, 0.7, 0.9), row("share@0.1", 0, 0.6, 0.8),
-               row("share@0.1", 1, 0.9, 0.9), row("share@0.1", 2, 0.0, 0.0),  # seed 2 has no real run: unpaired
-               {**row("real", 0, 0.0, 0.0), "arch": "other"}]
+    results = [
+        row("real", 0, 0.5, 0.9),
+        row("real", 1, 0.7, 0.9),
+        row("share@0.1", 0, 0.6, 0.8),
+        row("share@0.1", 1, 0.9, 0.9),
+        row("share@0.1", 2, 0.0, 0.0),  # seed 2 has no real run: unpaired
+        {**row("real", 0, 0.0, 0.0), "arch": "other"},
+    ]
     change = report.per_class_change(results, "m", "share@0.1")
     assert change["blue"] == pytest.approx((0.6, 0.75, 0.15)) and change["red"] == pytest.approx((0.9, 0.85, -0.05))
     assert report.per_class_change(results, "m", "real") == {} and report.per_class_change(results, "m", "x") == {}

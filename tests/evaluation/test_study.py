@@ -41,10 +41,16 @@ def sweep(tmp_path_factory):
     synthetic = _folder(base / "synthetic", 8, seed=1)
     (synthetic / "sources.txt").write_text("# the hashes of the GAN's training images would be here\n")
     # What bin/gan_quality leaves in the folder (this one has no manifest.csv, so its stamp is None).
-    io.write_json(synthetic / "quality.json", {
-        "settings": {"features": "random CNN", "synthetic_manifest_sha256": None},
-        "classes": {name: {"kid": 0.01 * i, "precision": 0.5, "coverage": 0.1 * i, "memorised_share": 0.0,
-                           "cas": 0.3 * i} for i, name in enumerate(COLOURS)}})
+    io.write_json(
+        synthetic / "quality.json",
+        {
+            "settings": {"features": "random CNN", "synthetic_manifest_sha256": None},
+            "classes": {
+                name: {"kid": 0.01 * i, "precision": 0.5, "coverage": 0.1 * i, "memorised_share": 0.0, "cas": 0.3 * i}
+                for i, name in enumerate(COLOURS)
+            },
+        },
+    )
     config = get_config("smoke")
     trained = study.run_study(config, base / "work", synthetic_dir=synthetic, data_dir=real)
     return {"config": config, "work": base / "work", "real": real, "synthetic": synthetic, "trained": trained}
@@ -75,12 +81,19 @@ def test_sweep_writes_results_curves_report_and_plots(sweep):
     assert "<table>" in (work / "report.html").read_text()
     # The synthetic folder's quality, beside per-class accuracy of real and the one mixing cell.
     assert io.read_json(work / "synthetic_quality.json") == io.read_json(sweep["synthetic"] / "quality.json")
-    assert "| class | KID | precision | coverage | memorised % | CAS | real | traditional+synthetic@0.5 | change |" \
-        in markdown and "| red | 0.0200 | 0.50 | 0.20 | 0.0 | 60.0 |" in markdown
+    assert (
+        "| class | KID | precision | coverage | memorised % | CAS | real | traditional+synthetic@0.5 | change |"
+        in markdown
+        and "| red | 0.0200 | 0.50 | 0.20 | 0.0 | 60.0 |" in markdown
+    )
     assert "Spearman rank correlation of cas with the change over 3 classes" in markdown
-    for png in ("curves_mobilenet_v3_small.png", "accuracy_vs_ratio_mobilenet_v3_small.png",
-                "confusion_mobilenet_v3_small_real.png", "confusion_mobilenet_v3_small_best.png",
-                "quality_vs_change_mobilenet_v3_small.png"):
+    for png in (
+        "curves_mobilenet_v3_small.png",
+        "accuracy_vs_ratio_mobilenet_v3_small.png",
+        "confusion_mobilenet_v3_small_real.png",
+        "confusion_mobilenet_v3_small_best.png",
+        "quality_vs_change_mobilenet_v3_small.png",
+    ):
         assert (work / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in markdown
 
@@ -97,7 +110,8 @@ def test_kept_models_reload_and_inference_is_not_stuck_at_one_class(sweep):
     assert best_info["test_accuracy"] == max(row["test_accuracy"] for row in augmented)
     # Only the best augmented run keeps its model file; the first seed's real run keeps its own.
     assert sorted(r for r, row in results.items() if row["has_model"]) == sorted(
-        ["mobilenet_v3_small-real-s0", best_info["run_id"]])
+        ["mobilenet_v3_small-real-s0", best_info["run_id"]]
+    )
     # Inference mode (BatchNorm moving statistics) must not collapse onto one class.
     images = np.stack([np.full((32, 32, 3), colour, np.float32) for colour in COLOURS.values()])
     predicted = np.argmax(keras.ops.convert_to_numpy(real.predict(images, verbose=0)), axis=-1)
@@ -127,8 +141,7 @@ def test_shard_restart_and_merge_equal_a_single_run(sweep, tmp_path):
     partial = shards / "runs" / second[0].run_id
     partial.mkdir(parents=True)
     (partial / "curve.csv").write_text("step,test_accuracy,train_loss,train_accuracy\n3,0.1,1,0\n")
-    trained = study.run_study(config, shards, synthetic_dir=sweep["synthetic"], data_dir=sweep["real"],
-                              shard=(1, 2))
+    trained = study.run_study(config, shards, synthetic_dir=sweep["synthetic"], data_dir=sweep["real"], shard=(1, 2))
     assert [row["run_id"] for row in trained] == [run.run_id for run in second]
     assert not (shards / "results.csv").exists()
     # The killed run started over: its curve is the uninterrupted run's, step for step, not the partial one.
@@ -199,8 +212,11 @@ def test_a_class_without_test_images_is_refused_before_training(tmp_path):
             Image.fromarray(np.full((16, 16, 3), 30 * i + (name == "many"), np.uint8)).save(data / name / f"{i}.png")
     config = get_config("smoke")
     config.regimes = ("real",)
-    with pytest.raises(DataError, match=r"class\(es\) lonely have no test images in the split of .*data: their "
-                       r"accuracy \(and the overall figure\) would be undefined"):
+    with pytest.raises(
+        DataError,
+        match=r"class\(es\) lonely have no test images in the split of .*data: their "
+        r"accuracy \(and the overall figure\) would be undefined",
+    ):
         study.run_study(config, tmp_path / "study", data_dir=data)
     assert not (tmp_path / "study" / "runs").exists()
 

@@ -50,10 +50,12 @@ def test_validation_share_is_stratified_seeded_and_disjoint_from_train_and_test(
 
 
 def test_the_choice_takes_the_best_mean_validation_accuracy():
-    runs = [{"lr_schedule": "constant", "val_curve": [0.6, 0.9, 0.6]},
-            {"lr_schedule": "constant", "val_curve": [0.6, 0.9, 0.8]},
-            {"lr_schedule": "cosine", "val_curve": [0.5, 0.8, 0.8]},
-            {"lr_schedule": "cosine", "val_curve": [0.5, 0.6, 0.8]}]
+    runs = [
+        {"lr_schedule": "constant", "val_curve": [0.6, 0.9, 0.6]},
+        {"lr_schedule": "constant", "val_curve": [0.6, 0.9, 0.8]},
+        {"lr_schedule": "cosine", "val_curve": [0.5, 0.8, 0.8]},
+        {"lr_schedule": "cosine", "val_curve": [0.5, 0.6, 0.8]},
+    ]
     choice = summary.choose_setting(runs, ["constant", "cosine"], [1, 2, 3])
     scores = {(row["lr_schedule"], row["final_evals"]): row["mean"] for row in choice["candidates"]}
     assert scores[("constant", 1)] == pytest.approx(0.7) and scores[("constant", 2)] == pytest.approx(0.8)
@@ -110,8 +112,11 @@ def test_bad_sources_and_choice_settings_are_refused(tmp_path):
 def _coloured(root, count, seed):
     rng = np.random.default_rng(seed)
     colours = {"blue": (30, 30, 220), "red": (220, 30, 30)}
-    return helpers.write_image_folder(root, dict.fromkeys(colours, count), lambda name, _: np.clip(
-        np.array(colours[name]) + rng.normal(0, 25, (16, 16, 3)), 0, 255).astype(np.uint8))
+    return helpers.write_image_folder(
+        root,
+        dict.fromkeys(colours, count),
+        lambda name, _: np.clip(np.array(colours[name]) + rng.normal(0, 25, (16, 16, 3)), 0, 255).astype(np.uint8),
+    )
 
 
 @pytest.mark.multibackend
@@ -129,8 +134,9 @@ def test_choice_on_validation_then_two_sources_over_repeated_hold_outs(tmp_path,
     loaded = []
     for name in ("load_images", "classifier_dataset"):
         original = getattr(pipeline, name)
-        monkeypatch.setattr(pipeline, name,
-                            lambda files, *a, _f=original, **k: loaded.extend(files) or _f(files, *a, **k))
+        monkeypatch.setattr(
+            pipeline, name, lambda files, *a, _f=original, **k: loaded.extend(files) or _f(files, *a, **k)
+        )
     assert study.run_study(config, work, synthetic_dir=sources, data_dir=real, choose_only=True) == []
     manifest = splits.SplitManifest.load(work / splits.MANIFEST_NAME, image_root=real)
     test_files = set(map(str, manifest.files("test")))
@@ -151,13 +157,15 @@ def test_choice_on_validation_then_two_sources_over_repeated_hold_outs(tmp_path,
     assert {row["real_images"] for row in trained} == {14}  # 10 train per class less 3 held out
     rows = io.read_csv(work / "results.csv")
     assert sorted(row["run_id"] for row in rows if row["split"] == "1") == [
-        "mobilenet_v3_small-real-v1-s0", "mobilenet_v3_small-synthetic-r0.5-filtered-v1-s0",
-        "mobilenet_v3_small-synthetic-r0.5-unfiltered-v1-s0"]
+        "mobilenet_v3_small-real-v1-s0",
+        "mobilenet_v3_small-synthetic-r0.5-filtered-v1-s0",
+        "mobilenet_v3_small-synthetic-r0.5-unfiltered-v1-s0",
+    ]
     markdown = (work / "report.md").read_text()
     assert "## Validation choice" in markdown and "The test split was not read for the choice." in markdown
     assert f"Chosen: lr_schedule={choice['chosen']['lr_schedule']}" in markdown
     assert "intervals over hold-outs x seeds" in markdown and "| synthetic@0.5 (filtered) | 2 |" in markdown
-    header = ("| cell | unfiltered mean | 95 % CI | filtered mean | 95 % CI | filtered - unfiltered | 95 % CI | MDE |")
+    header = "| cell | unfiltered mean | 95 % CI | filtered mean | 95 % CI | filtered - unfiltered | 95 % CI | MDE |"
     assert header in markdown
     # The paired difference: filtered minus unfiltered, per (hold-out, seed), averaged.
     accuracy = {(row["source"], row["split"]): float(row["test_accuracy"]) for row in rows if row["source"]}

@@ -26,9 +26,7 @@ def _square_model():
     x = keras.layers.Dropout(0.5, name="dropout")(x)
     logits = keras.layers.Dense(2, name="logits")(x)
     model = keras.Model(images, Probabilities(["square", "other"], name="probabilities")(logits))
-    backbone.get_layer("features").set_weights(
-        [np.full((2, 2, 3, 2), 1 / 12, np.float32), np.zeros(2, np.float32)]
-    )
+    backbone.get_layer("features").set_weights([np.full((2, 2, 3, 2), 1 / 12, np.float32), np.zeros(2, np.float32)])
     model.get_layer("logits").set_weights([np.array([[1, 0], [1, -2]], np.float32), np.zeros(2, np.float32)])
     return model
 
@@ -36,7 +34,7 @@ def _square_model():
 def _square_image(value=240.0, corner=(0, 0)):
     image = np.zeros((16, 16, 3), np.float32)
     top, left = corner
-    image[top:top + 8, left:left + 8] = value
+    image[top : top + 8, left : left + 8] = value
     return image
 
 
@@ -231,8 +229,8 @@ def _patch_images(count, rng):
     masks = np.zeros((count, 32, 32), bool)
     for i, label in enumerate(labels):
         y, x = rng.integers(0, 25, 2)
-        images[i, y:y + 8, x:x + 8] = np.roll((230, 30, 30), label)
-        masks[i, y:y + 8, x:x + 8] = True
+        images[i, y : y + 8, x : x + 8] = np.roll((230, 30, 30), label)
+        masks[i, y : y + 8, x : x + 8] = True
     return images, labels, masks
 
 
@@ -264,8 +262,10 @@ def test_the_default_layer_finds_the_patch_that_decides_the_class():
     assert (predicted == test_labels).mean() >= 0.9
     # Chance is the patch's share of the image, 1/16. Measured on TF: 8x8 map 1.0, the default 4x4 map 0.5,
     # the 2x2 map (the last map larger than 1x1, the old default) 0.0.
-    pointing = {name: metrics.pointing_game(GradCAM(model, layer_name=name)(test, targets=test_labels), masks).mean()
-                for name in (None, "pool3")}
+    pointing = {
+        name: metrics.pointing_game(GradCAM(model, layer_name=name)(test, targets=test_labels), masks).mean()
+        for name in (None, "pool3")
+    }
     assert pointing[None] >= 0.3 and pointing["pool3"] <= pointing[None] - 0.2, pointing
     with pytest.raises(UserError, match=r"spatial map of at least 64x64 \(largest: 32x32\)"):
         last_spatial_layer(model, min_map_size=64)

@@ -9,7 +9,7 @@ from keras_morsa.explain import metrics
 
 def _blob(size=8, top=0, left=0, height=4, width=4, value=1.0):
     array = np.zeros((size, size), np.float32)
-    array[top:top + height, left:left + width] = value
+    array[top : top + height, left : left + width] = value
     return array
 
 

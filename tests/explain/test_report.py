@@ -27,8 +27,8 @@ def _image(class_name, index):
     mask = np.zeros((SIZE, SIZE), np.uint8)
     top = 2 + index % 6
     left = 0 if class_name == "left" else 8
-    image[top:top + 8, left:left + 8] = 220
-    mask[top:top + 8, left:left + 8] = 255
+    image[top : top + 8, left : left + 8] = 220
+    mask[top : top + 8, left : left + 8] = 255
     return image.astype(np.uint8), mask
 
 
@@ -79,8 +79,9 @@ def test_report_writes_grids_html_and_metrics_with_known_groups(study, tmp_path,
     # No data_dir: the dataset is found among the built-in cache's builds by the manifest's hashes.
     monkeypatch.setenv("KERAS_MORSA_HOME", str(study / "home"))
     out = tmp_path / "out"
-    result = report.gradcam_report(study / "workdir", out, synthetic_dir=study / "synthetic", max_images=5,
-                                   progress=False)
+    result = report.gradcam_report(
+        study / "workdir", out, synthetic_dir=study / "synthetic", max_images=5, progress=False
+    )
     for group in report.GROUPS:
         with Image.open(out / "grids" / f"{group}.png") as grid:
             assert grid.format == "PNG" and grid.width > 100
@@ -111,8 +112,19 @@ def test_grid_columns_take_one_class_in_turn_with_a_seeded_draw():
     labels = np.repeat([0, 1, 2], 6)  # file order: all of class 0 first, as in a split manifest
     images = np.broadcast_to(np.arange(18.0)[:, None, None, None], (18, 4, 4, 3))  # image i is filled with i
     wrong = (labels + 1) % 3
-    views = [Explained(model=name, source="real", images=images, labels=labels, masks=None, pred=wrong,
-                       maps=np.zeros((18, 4, 4)), drops={}) for name in report.MODELS]
+    views = [
+        Explained(
+            model=name,
+            source="real",
+            images=images,
+            labels=labels,
+            masks=None,
+            pred=wrong,
+            maps=np.zeros((18, 4, 4)),
+            drops={},
+        )
+        for name in report.MODELS
+    ]
     columns = render.grid_columns(views, "wrong", 8, seed=0)
     assert [c.label for c in columns] == [0, 1, 2, 0, 1, 2, 0, 1]
     again = render.grid_columns(views, "wrong", 8, seed=0)
@@ -126,9 +138,14 @@ def test_grid_columns_take_one_class_in_turn_with_a_seeded_draw():
 
 def test_report_script_without_masks_and_without_synthetic_images(study, tmp_path, run_script):
     out = tmp_path / "out"
-    done = run_script("gradcam_report", f"--eval_workdir={study / 'workdir'}", f"--out_dir={out}",
-                      f"--data_dir={study / 'home' / 'tiny'}", f"--mask_dir={tmp_path / 'no_masks'}",
-                      "--max_images=2")
+    done = run_script(
+        "gradcam_report",
+        f"--eval_workdir={study / 'workdir'}",
+        f"--out_dir={out}",
+        f"--data_dir={study / 'home' / 'tiny'}",
+        f"--mask_dir={tmp_path / 'no_masks'}",
+        "--max_images=2",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((out / "metrics.json").read_text())
     assert result["groups"]["real"]["real_correct"]["n"] == 2
@@ -188,8 +205,16 @@ def test_scores_of_one_model_and_group_come_from_its_record_alone():
     masks = np.zeros((4, 4, 4), bool)
     masks[:2, :2, :2] = True  # the first two images' objects are under the map
     drops = {0.5: {"map": np.array([0.4, 0.2, 0.0, 0.0], np.float32), "random": np.zeros(4, np.float32)}}
-    view = Explained(model="real", source="real", images=np.zeros((4, 4, 4, 3)), labels=np.array([0, 1, 0, 1]),
-                     masks=masks, pred=np.array([0, 1, 1, 0]), maps=maps, drops=drops)
+    view = Explained(
+        model="real",
+        source="real",
+        images=np.zeros((4, 4, 4, 3)),
+        labels=np.array([0, 1, 0, 1]),
+        masks=masks,
+        pred=np.array([0, 1, 1, 0]),
+        maps=maps,
+        drops=drops,
+    )
     correct = scores.score_group(view, "correct", fractions=(0.5,), seed=0)
     assert (correct.model, correct.group, correct.n) == ("real", "real_correct", 2)
     assert correct.area.mean == pytest.approx(0.25) and correct.mask_energy.mean == pytest.approx(1.0)

@@ -35,6 +35,7 @@ REPO = HERE.parents[1]
 NAMES = ["jaw", "nut", "pin"]
 NZ = 8
 
+
 def _subprocess_env(**extra):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.update(extra)
@@ -56,12 +57,16 @@ def tiny(tmp_path_factory):
     model = keras.Model(images, Probabilities(["jaw", "nut"], name="probabilities")(logits))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
-    model.fit(rng.integers(0, 256, (8, 32, 32, 3)).astype("float32"), rng.integers(0, 2, 8), batch_size=4,
-              epochs=1, verbose=0)
+    model.fit(
+        rng.integers(0, 256, (8, 32, 32, 3)).astype("float32"), rng.integers(0, 2, 8), batch_size=4, epochs=1, verbose=0
+    )
     test = rng.integers(0, 256, (3, 32, 32, 3)).astype("uint8")
     model.save(root / "tiny.keras")
-    return {"keras": root / "tiny.keras", "test": test,
-            "probabilities": _numpy(model.predict(test.astype("float32"), verbose=0))}
+    return {
+        "keras": root / "tiny.keras",
+        "test": test,
+        "probabilities": _numpy(model.predict(test.astype("float32"), verbose=0)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -98,22 +103,48 @@ def processes(classifier, generator, tiny, tmp_path_factory):
     images = _images((2, 32, 32, 3), seed=11)
     png = _encode(_images((1, 50, 30, 3), seed=12)[0], "PNG")
     latents = np.random.default_rng(0).normal(size=(2, NZ)).astype("float32")
-    np.savez(root / "inputs.npz", images=images, latents=latents, num_images=2, seed=5,
-             **{"image_bytes/0": np.frombuffer(png, np.uint8)})
+    np.savez(
+        root / "inputs.npz",
+        images=images,
+        latents=latents,
+        num_images=2,
+        seed=5,
+        **{"image_bytes/0": np.frombuffer(png, np.uint8)},
+    )
     commands = {
         "cli_classifier": [str(cli), "show", "--all", "--dir", str(classifier["export"])],
         "cli_generator": [str(cli), "show", "--all", "--dir", str(generator["export"])],
-        "tf_only": [sys.executable, str(HERE / "tf_only_check.py"), str(root / "inputs.npz"), str(root / "out.npz"),
-                    str(classifier["export"]), str(generator["export"])],
-        "bin_export": [sys.executable, str(REPO / "bin" / "export"), f"--model={tiny['keras']}",
-                       f"--export_dir={root / 'bin' / 'tiny'}", "--version=3"],
-        "bin_error": [sys.executable, str(REPO / "bin" / "export"), f"--model={tiny['keras']}",
-                      f"--export_dir={root / 'taken'}", "--version=2"],
+        "tf_only": [
+            sys.executable,
+            str(HERE / "tf_only_check.py"),
+            str(root / "inputs.npz"),
+            str(root / "out.npz"),
+            str(classifier["export"]),
+            str(generator["export"]),
+        ],
+        "bin_export": [
+            sys.executable,
+            str(REPO / "bin" / "export"),
+            f"--model={tiny['keras']}",
+            f"--export_dir={root / 'bin' / 'tiny'}",
+            "--version=3",
+        ],
+        "bin_error": [
+            sys.executable,
+            str(REPO / "bin" / "export"),
+            f"--model={tiny['keras']}",
+            f"--export_dir={root / 'taken'}",
+            "--version=2",
+        ],
     }
     (root / "taken" / "2").mkdir(parents=True)
-    started = {name: (subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       env=_subprocess_env()), root)
-               for name, command in commands.items()}
+    started = {
+        name: (
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_subprocess_env()),
+            root,
+        )
+        for name, command in commands.items()
+    }
     started["inputs"] = {"images": images, "png": png, "latents": latents}
     yield started
     for name in commands:
@@ -162,6 +193,7 @@ def _pipeline_resized(tmp_path, images, size):
 
 # --- layout and versions ---------------------------------------------------------------------------------
 
+
 @pytest.mark.tf_backend
 def test_versions_count_up_and_never_overwrite(tiny, tmp_path):
     base = tmp_path / "serving" / "tiny"
@@ -173,7 +205,11 @@ def test_versions_count_up_and_never_overwrite(tiny, tmp_path):
     assert sorted(p.name for p in base.iterdir()) == ["1", "7", "8", "notes"]
     for version in ("1", "8"):
         assert sorted(p.name for p in (base / version).iterdir()) == [
-            "assets", "fingerprint.pb", "saved_model.pb", "variables"]
+            "assets",
+            "fingerprint.pb",
+            "saved_model.pb",
+            "variables",
+        ]
     before = (base / "7" / "saved_model.pb").read_bytes()
     with pytest.raises(UserError, match="version 7 already exists"):
         export_model(tiny["keras"], base, version=7)
@@ -181,11 +217,14 @@ def test_versions_count_up_and_never_overwrite(tiny, tmp_path):
 
 
 @pytest.mark.tf_backend
-@pytest.mark.parametrize("arguments, message", [
-    ({"version": 0}, "version=0; expected a positive integer"),
-    ({"version": "two"}, "version='two'; expected a positive integer"),
-    ({"kind": "detector"}, "kind='detector'; accepted: classifier, generator"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"version": 0}, "version=0; expected a positive integer"),
+        ({"version": "two"}, "version='two'; expected a positive integer"),
+        ({"kind": "detector"}, "kind='detector'; accepted: classifier, generator"),
+    ],
+)
 def test_bad_arguments_are_user_errors(tiny, tmp_path, arguments, message):
     with pytest.raises(UserError, match=re.escape(message)):
         export_model(tiny["keras"], tmp_path / "x", **arguments)
@@ -214,6 +253,7 @@ def test_kind_detection(classifier, generator, tiny, tmp_path):
 
 # --- a model trained under each backend, bin/export ----------------------------------------------------------
 
+
 @pytest.mark.multibackend
 def test_model_trained_on_this_backend_exports_with_its_outputs(tiny, tmp_path):
     # Under JAX and torch, export_model re-runs itself in a TensorFlow-backend child process.
@@ -223,7 +263,8 @@ def test_model_trained_on_this_backend_exports_with_its_outputs(tiny, tmp_path):
     result = served(images=tf.constant(tiny["test"]))
     np.testing.assert_allclose(result["probabilities"].numpy(), tiny["probabilities"], atol=1e-5)
     assert [name.decode() for name in result["class_name"].numpy()] == [
-        ["jaw", "nut"][i] for i in tiny["probabilities"].argmax(-1)]
+        ["jaw", "nut"][i] for i in tiny["probabilities"].argmax(-1)
+    ]
     if keras.backend.backend() != "tensorflow":  # a user error met in the child is re-raised here
         with pytest.raises(UserError, match="is not a FastGAN generator"):
             export_model(tiny["keras"], tmp_path / "serving" / "tiny", kind="generator")
@@ -236,8 +277,9 @@ def test_bin_export(processes, tiny):
     assert f"exported {root / 'bin' / 'tiny' / '3'}" in lines  # then the summary listing it
     assert f"  wrote {root / 'bin' / 'tiny' / '3'}" in lines and lines[-1].startswith("next: docker run")
     served = tf.saved_model.load(str(root / "bin" / "tiny" / "3")).signatures["serving_default"]
-    np.testing.assert_allclose(served(images=tf.constant(tiny["test"]))["probabilities"].numpy(),
-                               tiny["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(
+        served(images=tf.constant(tiny["test"]))["probabilities"].numpy(), tiny["probabilities"], atol=1e-5
+    )
 
 
 @pytest.mark.tf_backend
@@ -245,10 +287,12 @@ def test_bin_export_user_error_is_one_line(processes):
     _, stderr, root = _finish(processes, "bin_error", returncode=2)
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
-        f"error: version 2 already exists at {root / 'taken' / '2'}; pass another --version or leave it unset")
+        f"error: version 2 already exists at {root / 'taken' / '2'}; pass another --version or leave it unset"
+    )
 
 
 # --- classifier signatures -----------------------------------------------------------------------------------
+
 
 def _signature_block(text, name):
     match = re.search(rf"signature_def\['{name}'\]:\n(.*?)Method name is", text, re.S)
@@ -258,20 +302,31 @@ def _signature_block(text, name):
 
 def _tensors(block):
     """{(kind, name): (dtype, shape)} from one signature's listing; kind is 'inputs' or 'outputs'."""
-    return {(kind, name): (dtype, shape) for kind, name, dtype, shape in
-            re.findall(r"(inputs|outputs)\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)\n\s+shape: (.*)", block)}
+    return {
+        (kind, name): (dtype, shape)
+        for kind, name, dtype, shape in re.findall(
+            r"(inputs|outputs)\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)\n\s+shape: (.*)", block
+        )
+    }
 
 
 @pytest.mark.tf_backend
 def test_saved_model_cli_lists_named_classifier_signatures(processes):
     text, _, _ = _finish(processes, "cli_classifier")
     # Inputs have no declared shape on purpose: the signature checks them itself (keras_morsa.export.requests).
-    outputs = {("outputs", "probabilities"): ("DT_FLOAT", "(-1, 3)"), ("outputs", "class_id"): ("DT_INT64", "(-1)"),
-               ("outputs", "class_name"): ("DT_STRING", "(-1)")}
+    outputs = {
+        ("outputs", "probabilities"): ("DT_FLOAT", "(-1, 3)"),
+        ("outputs", "class_id"): ("DT_INT64", "(-1)"),
+        ("outputs", "class_name"): ("DT_STRING", "(-1)"),
+    }
     assert _tensors(_signature_block(text, "serving_default")) == {
-        ("inputs", "images"): ("DT_UINT8", "unknown_rank"), **outputs}
+        ("inputs", "images"): ("DT_UINT8", "unknown_rank"),
+        **outputs,
+    }
     assert _tensors(_signature_block(text, "predict_bytes")) == {
-        ("inputs", "image_bytes"): ("DT_STRING", "unknown_rank"), **outputs}
+        ("inputs", "image_bytes"): ("DT_STRING", "unknown_rank"),
+        **outputs,
+    }
     assert "args_0" not in text and "output_0" not in text
 
 
@@ -313,24 +368,43 @@ def test_class_names_travel_inside_the_export(classifier):
     assert [name.decode() for name in result["class_name"].numpy()] == [NAMES[i] for i in ids]
     assert class_names_of(classifier["model"]) == NAMES
     files = sorted(str(p.relative_to(classifier["export"])) for p in classifier["export"].rglob("*") if p.is_file())
-    assert files == ["fingerprint.pb", "saved_model.pb", "variables/variables.data-00000-of-00001",
-                     "variables/variables.index"]
+    assert files == [
+        "fingerprint.pb",
+        "saved_model.pb",
+        "variables/variables.data-00000-of-00001",
+        "variables/variables.index",
+    ]
     graph = (classifier["export"] / "saved_model.pb").read_bytes()
     assert all(name.encode() in graph for name in NAMES)
 
 
 @pytest.mark.tf_backend
-@pytest.mark.parametrize("signature, inputs, message", [
-    ("serving_default", {"images": np.zeros((20, 30, 3), np.uint8)},
-     "images must be uint8 [batch, height, width, 3] with height, width > 0; got shape [20 30 3]"),
-    ("serving_default", {"images": np.zeros((1, 20, 30, 4), np.uint8)},
-     "images must be uint8 [batch, height, width, 3] with height, width > 0; got shape [1 20 30 4]"),
-    ("serving_default", {"images": np.zeros((1, 0, 30, 3), np.uint8)}, "got shape [1 0 30 3]"),
-    ("predict_bytes", {"image_bytes": [b"\x89PNG\r\n\x1a\n", b"not an image"]},
-     "image_bytes must hold JPEG or PNG files; the strings at indices [1] are neither"),
-    ("predict_bytes", {"image_bytes": [[b"a"], [b"b"]]},
-     "image_bytes must be a batch (a list) of encoded JPEG or PNG strings; got shape [2 1]"),
-])
+@pytest.mark.parametrize(
+    "signature, inputs, message",
+    [
+        (
+            "serving_default",
+            {"images": np.zeros((20, 30, 3), np.uint8)},
+            "images must be uint8 [batch, height, width, 3] with height, width > 0; got shape [20 30 3]",
+        ),
+        (
+            "serving_default",
+            {"images": np.zeros((1, 20, 30, 4), np.uint8)},
+            "images must be uint8 [batch, height, width, 3] with height, width > 0; got shape [1 20 30 4]",
+        ),
+        ("serving_default", {"images": np.zeros((1, 0, 30, 3), np.uint8)}, "got shape [1 0 30 3]"),
+        (
+            "predict_bytes",
+            {"image_bytes": [b"\x89PNG\r\n\x1a\n", b"not an image"]},
+            "image_bytes must hold JPEG or PNG files; the strings at indices [1] are neither",
+        ),
+        (
+            "predict_bytes",
+            {"image_bytes": [[b"a"], [b"b"]]},
+            "image_bytes must be a batch (a list) of encoded JPEG or PNG strings; got shape [2 1]",
+        ),
+    ],
+)
 def test_bad_classifier_requests_name_the_problem(classifier, signature, inputs, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
         classifier["signatures"][signature](**{k: tf.constant(v) for k, v in inputs.items()})
@@ -344,6 +418,7 @@ def test_truncated_image_file_fails_cleanly(classifier):
 
 
 # --- generator signatures -------------------------------------------------------------------------------------
+
 
 def _generate(signature, **inputs):
     dtypes = {"num_images": tf.int32, "seed": tf.int64, "latents": tf.float32}
@@ -375,28 +450,39 @@ def test_saved_model_cli_lists_named_generator_signatures(processes):
     text, _, _ = _finish(processes, "cli_generator")
     images = ("DT_UINT8", "(-1, 64, 64, 3)")
     assert _tensors(_signature_block(text, "serving_default")) == {
-        ("inputs", "num_images"): ("DT_INT32", "unknown_rank"), ("inputs", "seed"): ("DT_INT64", "unknown_rank"),
-        ("outputs", "images"): images}
+        ("inputs", "num_images"): ("DT_INT32", "unknown_rank"),
+        ("inputs", "seed"): ("DT_INT64", "unknown_rank"),
+        ("outputs", "images"): images,
+    }
     assert _tensors(_signature_block(text, "from_latents")) == {
-        ("inputs", "latents"): ("DT_FLOAT", "unknown_rank"), ("inputs", "seed"): ("DT_INT64", "unknown_rank"),
-        ("outputs", "images"): images}
+        ("inputs", "latents"): ("DT_FLOAT", "unknown_rank"),
+        ("inputs", "seed"): ("DT_INT64", "unknown_rank"),
+        ("outputs", "images"): images,
+    }
 
 
 @pytest.mark.tf_backend
-@pytest.mark.parametrize("signature, inputs, message", [
-    ("serving_default", {"num_images": 0, "seed": 1}, "num_images must be in [1, 64]; got 0"),
-    ("serving_default", {"num_images": 65, "seed": 1}, "num_images must be in [1, 64]; got 65"),
-    ("serving_default", {"num_images": [1, 2], "seed": 1}, "num_images must be one integer; got shape [2]"),
-    ("from_latents", {"latents": np.zeros((2, NZ + 1)), "seed": 0},
-     f"latents must be float32 [n, {NZ}] with n > 0; got shape [2 {NZ + 1}]"),
-    ("from_latents", {"latents": np.zeros(NZ), "seed": 0}, f"got shape [{NZ}]"),
-])
+@pytest.mark.parametrize(
+    "signature, inputs, message",
+    [
+        ("serving_default", {"num_images": 0, "seed": 1}, "num_images must be in [1, 64]; got 0"),
+        ("serving_default", {"num_images": 65, "seed": 1}, "num_images must be in [1, 64]; got 65"),
+        ("serving_default", {"num_images": [1, 2], "seed": 1}, "num_images must be one integer; got shape [2]"),
+        (
+            "from_latents",
+            {"latents": np.zeros((2, NZ + 1)), "seed": 0},
+            f"latents must be float32 [n, {NZ}] with n > 0; got shape [2 {NZ + 1}]",
+        ),
+        ("from_latents", {"latents": np.zeros(NZ), "seed": 0}, f"got shape [{NZ}]"),
+    ],
+)
 def test_bad_generator_requests_name_the_problem(generator, signature, inputs, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
         _generate(generator["signatures"][signature], **inputs)
 
 
 # --- a fresh process with TensorFlow only -------------------------------------------------------------------------
+
 
 @pytest.mark.tf_backend
 def test_exports_run_in_a_tensorflow_only_process(classifier, generator, processes, tmp_path):
@@ -419,6 +505,7 @@ def test_exports_run_in_a_tensorflow_only_process(classifier, generator, process
 
 
 # --- the REST client's payloads ------------------------------------------------------------------------------------
+
 
 def _client():
     spec = importlib.util.spec_from_file_location("serving_client", REPO / "examples" / "serving_client.py")
@@ -488,8 +575,12 @@ def test_client_posts_to_a_rest_endpoint(classifier):
             received.append(self.path)
             payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             outputs = _serve_like_tf_serving(signatures, payload)
-            rows = [{"probabilities": p.tolist(), "class_id": int(i), "class_name": n.decode()} for p, i, n in zip(
-                outputs["probabilities"].numpy(), outputs["class_id"].numpy(), outputs["class_name"].numpy())]
+            rows = [
+                {"probabilities": p.tolist(), "class_id": int(i), "class_name": n.decode()}
+                for p, i, n in zip(
+                    outputs["probabilities"].numpy(), outputs["class_id"].numpy(), outputs["class_name"].numpy()
+                )
+            ]
             body = json.dumps({"predictions": rows}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -525,14 +616,19 @@ def _forged_png(height, width):
 @pytest.mark.tf_backend
 def test_predict_bytes_refuses_too_many_pixels_before_decoding(classifier):
     # The issue's 20000 x 20000 PNG, as a header only: refused by the default limit, nothing decoded.
-    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=re.escape(
             "an image of image_bytes is 20000 x 20000 pixels (height x width), over the limit of "
-            f"{MAX_PIXELS} pixels set at export; send a smaller image")):
+            f"{MAX_PIXELS} pixels set at export; send a smaller image"
+        ),
+    ):
         classifier["signatures"]["predict_bytes"](image_bytes=tf.constant([_forged_png(20000, 20000)]))
 
     # A limit set at export is baked into the graph: 40 x 48 = 1920 pixels pass, 48 x 48 do not (PNG, JPEG).
-    path = export_model(classifier["root"] / "classifier.keras", classifier["root"] / "serving" / "small",
-                        max_pixels=2000)
+    path = export_model(
+        classifier["root"] / "classifier.keras", classifier["root"] / "serving" / "small", max_pixels=2000
+    )
     small = tf.saved_model.load(str(path)).signatures["predict_bytes"]
     images = _images((2, 48, 40, 3), seed=7)
     assert small(image_bytes=tf.constant([_encode(images[0], "PNG")]))["probabilities"].shape == (1, len(NAMES))

@@ -29,9 +29,9 @@ def main(inputs_path, outputs_path, classifier_dir, generator_dir):
         "classifier/serving_default": classifier["serving_default"](images=tf.constant(inputs["images"])),
         "classifier/predict_bytes": classifier["predict_bytes"](image_bytes=tf.constant(image_bytes)),
         "generator/serving_default": generator["serving_default"](
-            num_images=tf.constant(int(inputs["num_images"]), tf.int32), seed=seed),
-        "generator/from_latents": generator["from_latents"](
-            latents=tf.constant(inputs["latents"]), seed=seed),
+            num_images=tf.constant(int(inputs["num_images"]), tf.int32), seed=seed
+        ),
+        "generator/from_latents": generator["from_latents"](latents=tf.constant(inputs["latents"]), seed=seed),
     }
     outputs = {f"{call}/{name}": value.numpy() for call, result in calls.items() for name, value in result.items()}
     outputs = {key: value.astype(bytes) if value.dtype == object else value for key, value in outputs.items()}

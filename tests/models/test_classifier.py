@@ -35,14 +35,20 @@ def images():
 @pytest.mark.multibackend
 def test_structure_names_and_bn_momentum(small, images):
     assert [layer.name for layer in small.layers] == [
-        "images", "backbone", "pool", "dropout", "logits", "probabilities"
+        "images",
+        "backbone",
+        "pool",
+        "dropout",
+        "logits",
+        "probabilities",
     ]
     assert class_names_of(small) == NAMES
     probabilities = _numpy(small(images))
     assert probabilities.shape == (2, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     momenta = {
-        layer.momentum for layer in small.get_layer("backbone").layers
+        layer.momentum
+        for layer in small.get_layer("backbone").layers
         if isinstance(layer, keras.layers.BatchNormalization)
     }
     assert momenta == {0.8}
@@ -123,9 +129,7 @@ def test_reestimate_bn_statistics_averages_batch_statistics():
     batches = [rng.normal(loc=3.0 * k, scale=1.0 + k, size=(8, 4)).astype("float32") for k in range(3)]
     used = reestimate_bn_statistics(model, [(b, np.zeros(8)) for b in batches], steps=5)
     assert used == 3
-    np.testing.assert_allclose(
-        _numpy(norm.moving_mean), np.mean([b.mean(axis=0) for b in batches], axis=0), rtol=1e-5
-    )
+    np.testing.assert_allclose(_numpy(norm.moving_mean), np.mean([b.mean(axis=0) for b in batches], axis=0), rtol=1e-5)
     np.testing.assert_allclose(
         _numpy(norm.moving_variance), np.mean([b.var(axis=0) for b in batches], axis=0), rtol=1e-4
     )

@@ -94,9 +94,7 @@ def test_fit_updates_spectral_norm_state_and_batch_norm_statistics():
     # A conv + noise + BN stack is enough to show Keras threads the state assigned in `call` through `fit`
     # (under JAX via stateless_call); the whole networks use the same layers.
     keras.utils.set_random_seed(8)
-    model = keras.Sequential(
-        [keras.Input((8, 8, 3)), SpectralConv2D(4, 3), NoiseInjection(seed=8), batch_norm("bn")]
-    )
+    model = keras.Sequential([keras.Input((8, 8, 3)), SpectralConv2D(4, 3), NoiseInjection(seed=8), batch_norm("bn")])
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     state = {v.path: ops.convert_to_numpy(v).copy() for v in model.non_trainable_variables}
     trainable = {v.path: ops.convert_to_numpy(v).copy() for v in model.trainable_variables}
@@ -219,14 +217,22 @@ def test_self_attention_starts_as_identity():
         (lambda: Generator(image_size=100), "image_size=100 is not supported; accepted: 64, 128, 256, 512, 1024"),
         (lambda: Discriminator(image_size=32), "image_size=32 is not supported"),
         (lambda: Generator(activation="relu"), "activation='relu' is not supported; accepted: glu, leaky_relu"),
-        (lambda: Generator(image_size=64, attention_resolutions=(128,)),
-         "attention resolution 128 does not exist in this generator; accepted: 4, 8, 16, 32, 64"),
-        (lambda: Discriminator(image_size=128, attention_resolutions=(4,)),
-         "attention resolution 4 does not exist in this discriminator; accepted: 8, 16, 32, 64, 128"),
-        (lambda: Generator(ngf=8, nz=16, image_size=64).build((None, 32)),
-         "latents of shape (None, 32) do not fit this generator; expected [B, 16]"),
-        (lambda: Discriminator(ndf=8, image_size=64).build((None, 128, 128, 3), (None, 64, 64, 3)),
-         "images of shape (None, 128, 128, 3) do not fit this discriminator; expected [B, 64, 64, 3]"),
+        (
+            lambda: Generator(image_size=64, attention_resolutions=(128,)),
+            "attention resolution 128 does not exist in this generator; accepted: 4, 8, 16, 32, 64",
+        ),
+        (
+            lambda: Discriminator(image_size=128, attention_resolutions=(4,)),
+            "attention resolution 4 does not exist in this discriminator; accepted: 8, 16, 32, 64, 128",
+        ),
+        (
+            lambda: Generator(ngf=8, nz=16, image_size=64).build((None, 32)),
+            "latents of shape (None, 32) do not fit this generator; expected [B, 16]",
+        ),
+        (
+            lambda: Discriminator(ndf=8, image_size=64).build((None, 128, 128, 3), (None, 64, 64, 3)),
+            "images of shape (None, 128, 128, 3) do not fit this discriminator; expected [B, 64, 64, 3]",
+        ),
         (lambda: Discriminator(image_size=64, decoder_width=0), "decoder_width=0: expected a positive integer"),
         (lambda: Discriminator(image_size=64, decoder_width=8.0), "decoder_width=8.0: expected a positive integer"),
     ],
@@ -244,6 +250,7 @@ def test_decoder_width_scales_only_the_decoders():
         d.build((None, 128, 128, 3), (None, 64, 64, 3))
     assert [up.filters for up in reference.decoder_big.ups] == [128, 64, 64]
     assert [up.filters for up in narrow.decoder_part.ups] == [16, 8, 8]
+
     def encoder(d):  # (path below the model's own name, shape) of every non-decoder weight
         return [(v.path.split("/", 1)[1], tuple(v.shape)) for v in d.trainable_variables if "decoder" not in v.path]
 
@@ -337,7 +344,10 @@ def test_forward_passes_agree_across_backends(tmp_path):
     runs = {
         backend: subprocess.Popen(
             [sys.executable, str(script), str(tmp_path / f"{backend}.npz")],
-            env=dict(os.environ, KERAS_BACKEND=backend), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, KERAS_BACKEND=backend),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for backend in ("jax", "torch")
     }

@@ -31,8 +31,11 @@ def _registered():
         # and no Keras object.
         if not module.name.startswith("keras_morsa.scripts."):
             importlib.import_module(module.name)
-    return {name: obj for name, obj in sorted(keras.saving.get_custom_objects().items())
-            if getattr(obj, "__module__", "").split(".")[0] == "keras_morsa"}
+    return {
+        name: obj
+        for name, obj in sorted(keras.saving.get_custom_objects().items())
+        if getattr(obj, "__module__", "").split(".")[0] == "keras_morsa"
+    }
 
 
 REGISTERED = _registered()
@@ -48,11 +51,9 @@ LAYER_EXAMPLES = {
     fl.SpectralConv2D: (lambda: fl.SpectralConv2D(4, 3, strides=2), _normal(2, 8, 8, 3), {}),
     fl.SpectralConv2DTranspose: (lambda: fl.SpectralConv2DTranspose(4, 4), _normal(2, 1, 1, 3), {}),
     fl.NoiseInjection: (lambda: fl.NoiseInjection(seed=1), _normal(2, 4, 4, 3), {}),
-    fl.SkipLayerExcitation: (lambda: fl.SkipLayerExcitation(4), (_normal(2, 4, 4, 3), _normal(2, 8, 8, 4, seed=1)),
-                             {}),
+    fl.SkipLayerExcitation: (lambda: fl.SkipLayerExcitation(4), (_normal(2, 4, 4, 3), _normal(2, 8, 8, 4, seed=1)), {}),
     fl.SelfAttention: (fl.SelfAttention, _normal(2, 4, 4, 8), {}),
-    fl.ConditionalBatchNorm: (lambda: fl.ConditionalBatchNorm(2), (_normal(2, 4, 4, 3), np.array([0, 1], "int32")),
-                              {}),
+    fl.ConditionalBatchNorm: (lambda: fl.ConditionalBatchNorm(2), (_normal(2, 4, 4, 3), np.array([0, 1], "int32")), {}),
     fl.UpBlock: (lambda: fl.UpBlock(4, compound=True, seed=2), _normal(2, 4, 4, 3), {}),
     fl.DownBlock: (lambda: fl.DownBlock(4), _normal(2, 8, 8, 3), {}),
     fl.CompoundDownBlock: (lambda: fl.CompoundDownBlock(4), _normal(2, 8, 8, 3), {}),
@@ -60,8 +61,11 @@ LAYER_EXAMPLES = {
     Probabilities: (lambda: Probabilities(["jaw", "pin", "nut"]), _normal(2, 3), {}),
     Generator: (lambda: Generator(ngf=4, nz=8, image_size=64, seed=3), _normal(2, 8), {}),
     # With ``part`` the decoders are called too, so every trainable variable is reached.
-    Discriminator: (lambda: Discriminator(ndf=4, image_size=64, decoder_width=2),
-                    (np.tanh(_normal(2, 64, 64, 3)), np.tanh(_normal(2, 32, 32, 3, seed=1))), {"part": 1}),
+    Discriminator: (
+        lambda: Discriminator(ndf=4, image_size=64, decoder_width=2),
+        (np.tanh(_normal(2, 64, 64, 3)), np.tanh(_normal(2, 32, 32, 3, seed=1))),
+        {"part": 1},
+    ),
 }
 
 
@@ -82,8 +86,10 @@ def test_the_registry_is_found_and_every_entry_is_checked():
 def test_registered_layer_passes_the_layer_check(name, tmp_path):
     cls = REGISTERED[name]
     if cls not in LAYER_EXAMPLES:
-        pytest.fail(f"{name} ({cls.__module__}) is registered but has no entry in LAYER_EXAMPLES of {__file__}: "
-                    "add a factory and a tiny example input so that it goes through the layer check")
+        pytest.fail(
+            f"{name} ({cls.__module__}) is registered but has no entry in LAYER_EXAMPLES of {__file__}: "
+            "add a factory and a tiny example input so that it goes through the layer check"
+        )
     make_layer, inputs, call_kwargs = LAYER_EXAMPLES[cls]
     run_layer_check(make_layer, inputs, tmp_path, call_kwargs=call_kwargs)
 

@@ -51,8 +51,14 @@ def test_load_model_needs_no_other_import(tmp_path):
     np.save(tmp_path / "images.npy", images)
 
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run([sys.executable, "-c", _LOAD_ONLY, str(tmp_path)], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_ONLY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "Generator ['jaw', 'nut']"
     np.testing.assert_allclose(np.load(tmp_path / "generator_out.npy"), expected[0], atol=1e-6)

@@ -61,8 +61,9 @@ def test_load_embedding_from_a_local_keras_file_and_refusals(tmp_path):
     loaded = features.load_embedding(str(tmp_path / "clf.keras"), 16)
     assert loaded.class_names == ["a", "b"] and loaded.image_size == 16
     # Penultimate layer spatial: globally averaged to its 2 channels.
-    plain = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(3, 3), keras.layers.Conv2D(2, 1),
-                              keras.layers.Flatten()])
+    plain = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Conv2D(3, 3), keras.layers.Conv2D(2, 1), keras.layers.Flatten()]
+    )
     plain.save(tmp_path / "plain.keras")
     other = features.load_embedding(str(tmp_path / "plain.keras"), 16)
     assert not other.has_probabilities and other.embed(images(size=16)).shape == (5, 2)

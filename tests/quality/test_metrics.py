@@ -30,8 +30,9 @@ def test_mmd2_matches_a_hand_computed_value():
 
 def test_kid_is_near_zero_for_one_distribution_and_large_for_disjoint_sets():
     fresh = np.random.default_rng(5).standard_normal((120, 8))
-    same, other, shifted, far = (metrics.kid(REAL, x, num_subsets=20, subset_size=60)["mean"]
-                                 for x in (REAL.copy(), fresh, fresh + 0.5, FAR))
+    same, other, shifted, far = (
+        metrics.kid(REAL, x, num_subsets=20, subset_size=60)["mean"] for x in (REAL.copy(), fresh, fresh + 0.5, FAR)
+    )
     # Unbiased: ~0 (here within +-0.2, kernel values ~1-10) for one distribution, growing with the shift.
     assert abs(same) < 0.2 and abs(other) < 0.2
     assert shifted > 1.0 and far > 1e9
@@ -41,14 +42,18 @@ def test_kid_is_near_zero_for_one_distribution_and_large_for_disjoint_sets():
 def test_fid_is_zero_for_identical_sets_and_the_squared_shift_for_a_translation():
     assert metrics.fid(REAL, REAL) == pytest.approx(0.0, abs=1e-6)
     # A translation keeps the covariance: FID is the squared distance of the means, 50^2 * d.
-    assert metrics.fid(REAL, FAR) == pytest.approx(50.0 ** 2 * 8, rel=1e-6)
+    assert metrics.fid(REAL, FAR) == pytest.approx(50.0**2 * 8, rel=1e-6)
     # Singular covariances (N <= d) still give a finite value.
     assert math.isfinite(metrics.fid(REAL[:5], FAR[:5]))
 
 
 def test_prdc_identical_disjoint_and_subset():
-    assert metrics.prdc(REAL, REAL, k=5) == {"precision": 1.0, "recall": 1.0, "coverage": 1.0,
-                                             "density": pytest.approx(metrics.prdc(REAL, REAL, k=5)["density"])}
+    assert metrics.prdc(REAL, REAL, k=5) == {
+        "precision": 1.0,
+        "recall": 1.0,
+        "coverage": 1.0,
+        "density": pytest.approx(metrics.prdc(REAL, REAL, k=5)["density"]),
+    }
     assert metrics.prdc(REAL, REAL, k=5)["density"] > 0.5
     far = metrics.prdc(REAL, FAR, k=5)
     assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
@@ -75,7 +80,7 @@ def test_memorisation_flags_planted_copies():
     assert result.flagged.tolist() == [False] * 15 + [True] * 3
     assert result.share == pytest.approx(3 / 18)
     assert result.nearest[15:].tolist() == [3, 50, 199]
-    assert result.distances[15:] == pytest.approx(np.full(3, 16 ** 0.5 * 1e-6), rel=1e-3)
+    assert result.distances[15:] == pytest.approx(np.full(3, 16**0.5 * 1e-6), rel=1e-3)
     assert result.threshold == pytest.approx(np.percentile(result.test_distances, 5))
     # Identical sets: every generated image is a copy.
     assert metrics.memorisation(train, test, train).share == 1.0

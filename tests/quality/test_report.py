@@ -33,8 +33,11 @@ def data(tmp_path_factory):
             image = np.full((48, 48, 3), 240, np.uint8)
             y, x = rng.integers(4, 20, 2)
             yy, xx = np.mgrid[:48, :48]
-            mask = (yy - y - 12) ** 2 + (xx - x - 12) ** 2 < 144 if name == "disc" else (
-                (yy >= y) & (yy < y + 24) & (xx >= x) & (xx < x + 24))
+            mask = (
+                (yy - y - 12) ** 2 + (xx - x - 12) ** 2 < 144
+                if name == "disc"
+                else ((yy >= y) & (yy < y + 24) & (xx >= x) & (xx < x + 24))
+            )
             image[mask] = rng.integers(0, 255, 3)
             Image.fromarray(image).save(real / name / f"{name}_{i}.png")
     manifest = splits.load_or_create_split(real)
@@ -52,8 +55,15 @@ def data(tmp_path_factory):
 
 def test_report_files_and_planted_answers(data, tmp_path):
     root, manifest = data
-    report = gan_quality(get_config("smoke"), tmp_path, synthetic_dir=root / "synthetic", data_dir=root / "real",
-                         features="random", classifier=root / "classifier.keras", progress=False)
+    report = gan_quality(
+        get_config("smoke"),
+        tmp_path,
+        synthetic_dir=root / "synthetic",
+        data_dir=root / "real",
+        features="random",
+        classifier=root / "classifier.keras",
+        progress=False,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nearest", "quality.html", "quality.json", "quality.md"]
     assert sorted(p.name for p in (tmp_path / "nearest").iterdir()) == ["disc.png", "square.png"]
     assert read_json(tmp_path / "quality.json") == json.loads(json.dumps(report))
@@ -88,12 +98,24 @@ def test_report_files_and_planted_answers(data, tmp_path):
 
 def test_classifier_features_without_a_classifier_file_give_no_cas_only_with_random(data, tmp_path):
     root, _ = data
-    report = gan_quality(get_config("smoke"), tmp_path, synthetic_dir=root / "synthetic", data_dir=root / "real",
-                         features=str(root / "classifier.keras"), progress=False)
+    report = gan_quality(
+        get_config("smoke"),
+        tmp_path,
+        synthetic_dir=root / "synthetic",
+        data_dir=root / "real",
+        features=str(root / "classifier.keras"),
+        progress=False,
+    )
     assert report["settings"]["features"] == f"penultimate features of {root / 'classifier.keras'}"
     assert "cas" in report["classes"]["disc"]  # the features file is a classifier of these classes
-    report = gan_quality(get_config("smoke"), tmp_path / "r", synthetic_dir=root / "synthetic",
-                         data_dir=root / "real", features="random", progress=False)
+    report = gan_quality(
+        get_config("smoke"),
+        tmp_path / "r",
+        synthetic_dir=root / "synthetic",
+        data_dir=root / "real",
+        features="random",
+        progress=False,
+    )
     assert "cas" not in report["classes"]["disc"] and "cas" not in report["mean"]
     assert "No classifier: no CAS." in (tmp_path / "r" / "quality.md").read_text()
 
@@ -104,8 +126,9 @@ def test_refusals(data, tmp_path):
     with pytest.raises(UserError, match="exactly one of --gan_workdir"):
         gan_quality(config, tmp_path, data_dir=root / "real")
     with pytest.raises(UserError, match="--classifier=missing.keras: no such file"):
-        gan_quality(config, tmp_path, synthetic_dir=root / "synthetic", data_dir=root / "real",
-                    classifier="missing.keras")
+        gan_quality(
+            config, tmp_path, synthetic_dir=root / "synthetic", data_dir=root / "real", classifier="missing.keras"
+        )
     leaky = tmp_path / "leaky"
     shutil.copytree(root / "synthetic", leaky)
     test_file = splits.SplitManifest.load(root / "real" / splits.MANIFEST_NAME, root / "real").files("test")[0]
@@ -117,8 +140,13 @@ def test_refusals(data, tmp_path):
 def test_bin_trains_a_classifier_on_the_train_split_when_none_is_given(data, tmp_path, run_script):
     root, _ = data
     out = tmp_path / "q"
-    result = run_script("gan_quality", "--config=configs/gan_quality.py:smoke", f"--synthetic_dir={root / 'synthetic'}",
-                        f"--data_dir={root / 'real'}", f"--out_dir={out}")
+    result = run_script(
+        "gan_quality",
+        "--config=configs/gan_quality.py:smoke",
+        f"--synthetic_dir={root / 'synthetic'}",
+        f"--data_dir={root / 'real'}",
+        f"--out_dir={out}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training a mobilenet_v3_small classifier on the real train split (4 steps of 4)" in result.stdout
     report = read_json(out / "quality.json")

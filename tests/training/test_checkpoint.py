@@ -17,10 +17,15 @@ Y = X.sum(axis=1, keepdims=True)
 def _model(width=8):
     """A small model with a BN statistic, a SeedGenerator (Dropout) and two optimizers."""
     keras.utils.set_random_seed(1)
-    model = keras.Sequential([
-        keras.Input((4,)), keras.layers.Dense(width), keras.layers.BatchNormalization(),
-        keras.layers.Dropout(0.5, seed=3), keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(width),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(0.5, seed=3),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(keras.optimizers.Adam(1e-2), "mse")
     model.optimizer.build(model.trainable_variables)
     model.d_optimizer = keras.optimizers.SGD(0.1)
@@ -131,9 +136,14 @@ def test_no_intact_checkpoint_is_one_clear_error(tmp_path):
     manager.save(2)
     manager.path(2).write_bytes(b"not a zip")
     (tmp_path / "ckpt_00000004.npz").write_bytes(b"")
-    with pytest.warns(ckpt.CheckpointWarning), pytest.raises(
-            ckpt.CorruptCheckpoint, match=r"no readable checkpoint in .*: ckpt_00000004.npz \(.*\); "
-                                          r"ckpt_00000002.npz \(.*\); delete these files"):
+    with (
+        pytest.warns(ckpt.CheckpointWarning),
+        pytest.raises(
+            ckpt.CorruptCheckpoint,
+            match=r"no readable checkpoint in .*: ckpt_00000004.npz \(.*\); "
+            r"ckpt_00000002.npz \(.*\); delete these files",
+        ),
+    ):
         manager.restore_latest()
 
 

@@ -29,7 +29,7 @@ def _shifted(x, dy, dx):
     out = np.zeros_like(x)
     size = x.shape[0]
     rows, cols = slice(max(dy, 0), size + min(dy, 0)), slice(max(dx, 0), size + min(dx, 0))
-    out[rows, cols] = x[max(-dy, 0): size - max(dy, 0), max(-dx, 0): size - max(dx, 0)]
+    out[rows, cols] = x[max(-dy, 0) : size - max(dy, 0), max(-dx, 0) : size - max(dx, 0)]
     return out
 
 

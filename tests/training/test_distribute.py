@@ -39,12 +39,16 @@ def _compare_one_step(strategy, conditional=False):
         keras.utils.set_random_seed(0)
         # Every DiffAugment operation is on: its draws, like the latents', are made for the global batch.
         classes = 3 if conditional else 0
-        gan = FastGAN(Generator(ngf=8, nz=16, image_size=64, seed=0, num_classes=classes),
-                      Discriminator(ndf=8, image_size=64, num_classes=classes), policy="color,translation,cutout",
-                      seed=0)
+        gan = FastGAN(
+            Generator(ngf=8, nz=16, image_size=64, seed=0, num_classes=classes),
+            Discriminator(ndf=8, image_size=64, num_classes=classes),
+            policy="color,translation,cutout",
+            seed=0,
+        )
         distribute.synchronize_batch_norm(gan, strategy)
-        gan.compile(g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5),
-                    d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5))
+        gan.compile(
+            g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5), d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.5)
+        )
         return gan
 
     single = make()
@@ -58,11 +62,15 @@ def _compare_one_step(strategy, conditional=False):
     differences = {}
     for a, b in zip(single.state_variables(), multi.state_variables()):
         differences[a.path] = float(np.max(np.abs(ops.convert_to_numpy(a) - ops.convert_to_numpy(b)), initial=0))
-    print(json.dumps({
-        "replicas": distribute.replica_count(strategy),
-        "differences": differences,
-        "losses": [{k: v[0] for k, v in log.items()} for log in logs],
-    }))
+    print(
+        json.dumps(
+            {
+                "replicas": distribute.replica_count(strategy),
+                "differences": differences,
+                "losses": [{k: v[0] for k, v in log.items()} for log in logs],
+            }
+        )
+    )
 
 
 def _run_child(strategy, conditional=False):

@@ -45,9 +45,11 @@ def test_writes_pngs_manifest_and_the_union_of_sources(gan_workdir, tmp_path):
         for p in files:
             image = Image.open(p)
             assert image.size == (64, 64) and image.mode == "RGB"
-        assert [(r["path"], r["checkpoint_step"], r["seed"], r["latent_index"])
-                for r in read_csv(tmp_path / "manifest.csv") if r["class_name"] == name] == [
-            (f"{name}/{name}_seed0_0000{i}.png", step, "0", str(i)) for i in range(3)]
+        assert [
+            (r["path"], r["checkpoint_step"], r["seed"], r["latent_index"])
+            for r in read_csv(tmp_path / "manifest.csv")
+            if r["class_name"] == name
+        ] == [(f"{name}/{name}_seed0_0000{i}.png", step, "0", str(i)) for i in range(3)]
     assert (tmp_path / "sources.txt").read_text().split() == ["a" * 64, "b" * 64, "c" * 64]
 
 
@@ -126,6 +128,8 @@ def test_a_class_folder_or_synthetic_folder_in_use_stops_generate(gan_workdir, t
     write_json(busy / "pin" / io.LOCK_NAME, holder)  # train_gan is continuing this class
     with pytest.raises(io.FolderLocked, match=r"pin is in use by pid"):
         gen.generate(busy, tmp_path / "out2", 1, progress=False)
+
+
 def biased_classifier(path, bias, size=32, names=("jaw", "pin")):
     """A classifier whose probabilities ignore the image: softmax(bias)."""
     import keras
@@ -134,8 +138,9 @@ def biased_classifier(path, bias, size=32, names=("jaw", "pin")):
 
     images = keras.Input((size, size, 3), name="images")
     x = keras.layers.GlobalAveragePooling2D(name="pool")(images)
-    logits = keras.layers.Dense(len(names), kernel_initializer="zeros",
-                                bias_initializer=keras.initializers.Constant(bias), name="logits")(x)
+    logits = keras.layers.Dense(
+        len(names), kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(bias), name="logits"
+    )(x)
     keras.Model(images, Probabilities(list(names), name="probabilities")(logits)).save(path)
     return path
 
@@ -145,19 +150,41 @@ def test_classifier_filter_keeps_confident_images_scores_them_and_bounds_the_dra
     out = tmp_path / "out"
     (out / "jaw").mkdir(parents=True)
     (out / "jaw" / "jaw_seed0_00099.png").write_bytes(b"stale")  # not kept by this call: removed
-    rows = gen.generate(gan_workdir, out, 3, class_names=["jaw"], filter="classifier", classifier=classifier,
-                        min_confidence=0.9, progress=False)
+    rows = gen.generate(
+        gan_workdir,
+        out,
+        3,
+        class_names=["jaw"],
+        filter="classifier",
+        classifier=classifier,
+        min_confidence=0.9,
+        progress=False,
+    )
     assert [r["latent_index"] for r in rows] == [0, 1, 2]
     assert sorted(p.name for p in (out / "jaw").iterdir()) == [f"jaw_seed0_0000{i}.png" for i in range(3)]
     scores = [float(r["score"]) for r in read_csv(out / "manifest.csv")]
     np.testing.assert_allclose(scores, np.exp(2) / (np.exp(2) + np.exp(-2)), rtol=1e-5)
     # Latents are drawn a batch (16) at a time: all 16 passed, the first 3 are kept.
-    assert read_json(out / "yield.json")["jaw"] == {"kept": 3, "passed": 16, "drawn": 16, "yield": 1.0,
-                                                    "min_confidence": 0.9, "seed": 0}
+    assert read_json(out / "yield.json")["jaw"] == {
+        "kept": 3,
+        "passed": 16,
+        "drawn": 16,
+        "yield": 1.0,
+        "min_confidence": 0.9,
+        "seed": 0,
+    }
     # No image is a confident 'pin': the bound (num_images x max_draws_per_image latents) ends it with the yield.
     with pytest.raises(UserError, match=r"class 'pin': only 0 of 8 drawn images \(yield 0.0 %\)"):
-        gen.generate(gan_workdir, out, 2, class_names=["pin"], filter="classifier", classifier=classifier,
-                     max_draws_per_image=4, progress=False)
+        gen.generate(
+            gan_workdir,
+            out,
+            2,
+            class_names=["pin"],
+            filter="classifier",
+            classifier=classifier,
+            max_draws_per_image=4,
+            progress=False,
+        )
     assert read_json(out / "yield.json")["pin"]["drawn"] == 8
     with pytest.raises(UserError, match="--filter=classifier needs --classifier"):
         gen.generate(gan_workdir, out, 1, filter="classifier")
@@ -187,8 +214,11 @@ def test_dedupe_drops_near_copies_of_training_images_and_draws_more(tmp_path, mo
     write_json(run / "done.json", {"step": 7})
     colours = {0: greys[3], 2: greys[7]}
     monkeypatch.setattr(gen, "latent", lambda seed, index, nz: np.full(nz, index, np.float32))
-    monkeypatch.setattr(gen, "_images", lambda generator, z, batch_size: np.stack(
-        [_solid(colours.get(int(i), 120 + 10 * int(i))) for i in z[:, 0]]))
+    monkeypatch.setattr(
+        gen,
+        "_images",
+        lambda generator, z, batch_size: np.stack([_solid(colours.get(int(i), 120 + 10 * int(i))) for i in z[:, 0]]),
+    )
 
     out = tmp_path / "out"
     with pytest.raises(UserError, match=r"--dedupe needs --data_dir=<the folder bin/train_gan learned 'jaw' from>"):

@@ -24,10 +24,12 @@ def trained():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         keras.utils.set_random_seed(0)
-        gan = FastGAN(Generator(ngf=8, nz=16, image_size=64, seed=0), Discriminator(ndf=8, image_size=64),
-                      ema_decay=0.9, seed=0)
-        gan.compile(g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
-                    d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
+        gan = FastGAN(
+            Generator(ngf=8, nz=16, image_size=64, seed=0), Discriminator(ndf=8, image_size=64), ema_decay=0.9, seed=0
+        )
+        gan.compile(
+            g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5)
+        )
         # The EMA generator is not trainable: its copies of G's trainable weights are paired by position.
         ema = [e for e, g in zip(gan.ema_generator.variables, gan.generator.variables) if g.trainable]
         weights = (gan.generator.trainable_variables, gan.discriminator.trainable_variables, ema)

@@ -85,8 +85,9 @@ def test_training_with_perceptual_reconstruction(vgg_weights, tmp_path):
         assert all(np.isfinite(float(v)) for v in step.values()), step
         assert float(step["rec_loss"]) > 0.0
     # D learned; the frozen VGG16 did not.
-    assert any(not np.array_equal(a, ops.convert_to_numpy(b))
-               for a, b in zip(d_before, gan.discriminator.trainable_variables))
+    assert any(
+        not np.array_equal(a, ops.convert_to_numpy(b)) for a, b in zip(d_before, gan.discriminator.trainable_variables)
+    )
     for a, b in zip(vgg_before, network.weights):
         np.testing.assert_array_equal(a, ops.convert_to_numpy(b))
     # The frozen network is not training state: no checkpoint holds it, and a checkpoint round-trips.

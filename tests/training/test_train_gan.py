@@ -118,8 +118,9 @@ def test_checkpoint_quality_is_logged_and_the_best_generator_kept(trained, tmp_p
         generate(workdir, out, 1, checkpoint="latest")
 
 
-def test_resume_continues_and_a_non_finite_loss_keeps_the_last_good_checkpoint(trained, data_dir, tmp_path,
-                                                                               monkeypatch):
+def test_resume_continues_and_a_non_finite_loss_keeps_the_last_good_checkpoint(
+    trained, data_dir, tmp_path, monkeypatch
+):
     workdir = tmp_path / "gan"
     shutil.copytree(trained[0], workdir)
     run = workdir / "disc"
@@ -145,8 +146,7 @@ def _learning_rates(checkpoint):
         return sorted(float(data[k]) for k in data.files if k.endswith("adam/learning_rate"))
 
 
-def test_a_rerun_with_lower_learning_rates_uses_them_over_the_checkpoint(data_dir, tmp_path, capsys,
-                                                                         monkeypatch):
+def test_a_rerun_with_lower_learning_rates_uses_them_over_the_checkpoint(data_dir, tmp_path, capsys, monkeypatch):
     # The repro, with the divergence made deterministic: any step from 3 on goes NaN while G's rate
     # is above 1e-2. The first run stops at step 3 with its step-2 checkpoint holding the high rates; the
     # rerun with the lower rates the message suggests used to get them back from the checkpoint's optimizer
@@ -154,8 +154,9 @@ def test_a_rerun_with_lower_learning_rates_uses_them_over_the_checkpoint(data_di
     finish_step = FastGAN.finish_step
 
     def diverging(self, losses):
-        too_fast = ops.logical_and(ops.greater(self.g_optimizer.learning_rate, 1e-2),
-                                   ops.greater_equal(self.g_optimizer.iterations, 3))
+        too_fast = ops.logical_and(
+            ops.greater(self.g_optimizer.learning_rate, 1e-2), ops.greater_equal(self.g_optimizer.iterations, 3)
+        )
         return finish_step(self, {**losses, "g_loss": losses["g_loss"] + ops.where(too_fast, float("nan"), 0.0)})
 
     monkeypatch.setattr(FastGAN, "finish_step", diverging)
@@ -171,8 +172,10 @@ def test_a_rerun_with_lower_learning_rates_uses_them_over_the_checkpoint(data_di
     capsys.readouterr()
     train_gan(config, tmp_path, "disc", data_dir=data_dir)
     printed = capsys.readouterr().out
-    assert ("disc: resuming step 2 with changed settings (applied from here on): train.d_lr: 0.05 -> 0.0001; "
-            "train.g_lr: 0.05 -> 0.0002; train.num_steps: 48 -> 4") in printed
+    assert (
+        "disc: resuming step 2 with changed settings (applied from here on): train.d_lr: 0.05 -> 0.0001; "
+        "train.g_lr: 0.05 -> 0.0002; train.num_steps: 48 -> 4"
+    ) in printed
     assert read_json(run / "done.json")["step"] == 4
     # D's and G's rates (D's optimizer is stored among the model's variables), as the config says.
     assert _learning_rates(run / "checkpoints" / "ckpt_00000004.npz") == pytest.approx([1e-4, 2e-4])
@@ -185,8 +188,11 @@ def test_resume_refuses_another_network_naming_the_keys(trained, data_dir, tmp_p
     config.train.num_steps = 8
     config.model.ngf = 16
     config.model.activation = "leaky_relu"
-    with pytest.raises(CheckpointMismatch, match=r"ckpt_00000006.npz was written with another network: "
-                       r"model.activation: 'glu' -> 'leaky_relu'; model.ngf: 8 -> 16; the network cannot change"):
+    with pytest.raises(
+        CheckpointMismatch,
+        match=r"ckpt_00000006.npz was written with another network: "
+        r"model.activation: 'glu' -> 'leaky_relu'; model.ngf: 8 -> 16; the network cannot change",
+    ):
         train_gan(config, workdir, "disc", data_dir=data_dir)
     assert not (workdir / "disc" / "checkpoints" / "ckpt_00000008.npz").exists()
 
@@ -195,21 +201,35 @@ def test_a_second_process_on_a_class_folder_stops_naming_the_first(data_dir, tmp
     holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-02T08:00:00+00:00"}
     (tmp_path / "disc").mkdir()
     write_json(tmp_path / "disc" / LOCK_NAME, holder)
-    with pytest.raises(FolderLocked, match=rf"disc is in use by pid {os.getppid()} on {socket.gethostname()} "
-                       r"since 2026-12-02T08:00:00\+00:00; wait for it to finish, or delete .*disc/.lock"):
+    with pytest.raises(
+        FolderLocked,
+        match=rf"disc is in use by pid {os.getppid()} on {socket.gethostname()} "
+        r"since 2026-12-02T08:00:00\+00:00; wait for it to finish, or delete .*disc/.lock",
+    ):
         train_gan(get_config("smoke"), tmp_path, "disc", data_dir=data_dir)
     assert sorted(p.name for p in (tmp_path / "disc").iterdir()) == [LOCK_NAME]
 
 
 def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path):
     workdir = tmp_path / "gan"
-    args = [f"--data_dir={data_dir}", f"--workdir={workdir}", "--class=square",
-            SMOKE, "--config.train.num_steps=16",
-            "--config.checkpoint_every=4", "--config.sample_every=4"]
+    args = [
+        f"--data_dir={data_dir}",
+        f"--workdir={workdir}",
+        "--class=square",
+        SMOKE,
+        "--config.train.num_steps=16",
+        "--config.checkpoint_every=4",
+        "--config.sample_every=4",
+    ]
     # This checkout's package, not whichever one is installed (as run_script does).
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "train_gan"), *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "bin" / "train_gan"), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     checkpoints = workdir / "square" / "checkpoints"
     deadline = time.time() + 300
     while not (checkpoints.is_dir() and any(p.suffix == ".npz" for p in checkpoints.iterdir())):
@@ -237,7 +257,8 @@ def test_bin_train_gan_rejects_a_bad_class_in_one_line(run_script, data_dir, tmp
     result = run_script("train_gan", "--class=nope", f"--data_dir={data_dir}", f"--workdir={tmp_path}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: --class='nope' is not a class of " f"{data_dir}; expected 'all' or one of: disc, square")
+        f"error: --class='nope' is not a class of {data_dir}; expected 'all' or one of: disc, square"
+    )
     assert "Traceback" not in result.stderr
 
 

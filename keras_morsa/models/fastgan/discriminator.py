@@ -102,8 +102,9 @@ class Discriminator(keras.Model):
         (2, 50)
     """
 
-    def __init__(self, ndf=64, image_size=256, attention_resolutions=(), channels=3, decoder_width=32, num_classes=0,
-                 **kwargs):
+    def __init__(
+        self, ndf=64, image_size=256, attention_resolutions=(), channels=3, decoder_width=32, num_classes=0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.num_classes = fl.check_num_classes(num_classes)
         self.ndf = int(ndf)
@@ -123,15 +124,21 @@ class Discriminator(keras.Model):
         for i, side in enumerate(stem_sides):
             downsample = side < self.image_size
             self.stem_convs.append(
-                fl.SpectralConv2D(self.widths[2 * side], 4 if downsample else 3, strides=2 if downsample else 1,
-                                  name=f"stem_conv{i + 1}")
+                fl.SpectralConv2D(
+                    self.widths[2 * side],
+                    4 if downsample else 3,
+                    strides=2 if downsample else 1,
+                    name=f"stem_conv{i + 1}",
+                )
             )
         # The reference normalises the second stem conv at 1024 px only.
         self.stem_norm = fl.batch_norm("stem_bn") if len(stem_sides) == 2 else None
         self.downs = [fl.CompoundDownBlock(self.widths[2 * side], name=f"down_{side}") for side in self.big_sides[1:]]
         self.sle_sides = [side for side in self.big_sides if DISCRIMINATOR_SLE.get(side) in self.big_sides]
-        self.sles = [fl.SkipLayerExcitation(self.widths[2 * side], name=f"sle_{DISCRIMINATOR_SLE[side]}_{side}")
-                     for side in self.sle_sides]
+        self.sles = [
+            fl.SkipLayerExcitation(self.widths[2 * side], name=f"sle_{DISCRIMINATOR_SLE[side]}_{side}")
+            for side in self.sle_sides
+        ]
         self.attentions = [fl.SelfAttention(name=f"attention_{side}") for side in self.attention_resolutions]
         self.logits_conv = fl.SpectralConv2D(self.widths[8], 1, padding="valid", name="logits_conv")
         self.logits_norm = fl.batch_norm("logits_bn")
@@ -139,8 +146,9 @@ class Discriminator(keras.Model):
 
         self.small_sides = [self.small_size // 2**i for i in range(1, self.small_size.bit_length() - 3)]
         self.small_stem = fl.SpectralConv2D(self.widths[4 * self.small_sides[0]], 4, strides=2, name="small_stem")
-        self.small_downs = [fl.DownBlock(self.widths[4 * side], name=f"small_down_{side}")
-                            for side in self.small_sides[1:]]
+        self.small_downs = [
+            fl.DownBlock(self.widths[4 * side], name=f"small_down_{side}") for side in self.small_sides[1:]
+        ]
         self.small_logits = fl.SpectralConv2D(1, 4, padding="valid", name="small_logits")
 
         self.decoder_big, self.decoder_small, self.decoder_part = (
@@ -150,8 +158,9 @@ class Discriminator(keras.Model):
         self.decoder_width = self.decoder_big.width  # validated there
         if self.num_classes:
             self.projections = [
-                keras.layers.Embedding(self.num_classes, width, embeddings_initializer=fl.NumpyNormal(0.0, 0.02),
-                                       name=f"projection_{path}")
+                keras.layers.Embedding(
+                    self.num_classes, width, embeddings_initializer=fl.NumpyNormal(0.0, 0.02), name=f"projection_{path}"
+                )
                 for path, width in (("big", self.widths[8]), ("small", self.widths[32]))
             ]
 
@@ -203,8 +212,10 @@ class Discriminator(keras.Model):
         """Logits [B, 50] and the maps the decoders read: the last big-path map, the last small-path map,
         and the 16x16 big-path map whose quarters the part decoder sees."""
         if bool(self.num_classes) != (labels is not None):
-            raise UserError(f"discriminator {self.name!r} has num_classes={self.num_classes}: "
-                            + ("call it with labels" if self.num_classes else "it takes no labels"))
+            raise UserError(
+                f"discriminator {self.name!r} has num_classes={self.num_classes}: "
+                + ("call it with labels" if self.num_classes else "it takes no labels")
+            )
         x = images
         for conv in self.stem_convs:
             x = conv(x, training=training)

@@ -114,13 +114,17 @@ class Generator(keras.Model):
         if self.num_classes:
             self.label_dim = max(1, self.nz // 4) if label_dim is None else fl.check_num_classes(label_dim, 1)
             self.label_embedding = keras.layers.Embedding(
-                self.num_classes, self.label_dim, embeddings_initializer=fl.NumpyNormal(0.0, 1.0),
-                name="label_embedding")
+                self.num_classes,
+                self.label_dim,
+                embeddings_initializer=fl.NumpyNormal(0.0, 1.0),
+                name="label_embedding",
+            )
 
         init_filters = self.widths[4] * 2 if activation == "glu" else self.widths[4]
         self.init_conv = fl.SpectralConv2DTranspose(init_filters, 4, name="init_conv")
-        self.init_norm = (fl.ConditionalBatchNorm(self.num_classes, name="init_bn") if self.num_classes
-                          else fl.batch_norm("init_bn"))
+        self.init_norm = (
+            fl.ConditionalBatchNorm(self.num_classes, name="init_bn") if self.num_classes else fl.batch_norm("init_bn")
+        )
         self.up_sides = sides[1:]
         self.ups = [
             fl.UpBlock(
@@ -134,8 +138,10 @@ class Generator(keras.Model):
             for i, side in enumerate(self.up_sides)
         ]
         self.sle_sides = [side for side in self.up_sides if side in GENERATOR_SLE]
-        self.sles = [fl.SkipLayerExcitation(self.widths[side], name=f"sle_{GENERATOR_SLE[side]}_{side}")
-                     for side in self.sle_sides]
+        self.sles = [
+            fl.SkipLayerExcitation(self.widths[side], name=f"sle_{GENERATOR_SLE[side]}_{side}")
+            for side in self.sle_sides
+        ]
         self.attentions = [fl.SelfAttention(name=f"attention_{side}") for side in self.attention_resolutions]
         self.to_big = fl.SpectralConv2D(self.channels, 3, name="to_big")
         self.to_small = fl.SpectralConv2D(self.channels, 1, padding="valid", name="to_small")
@@ -163,8 +169,10 @@ class Generator(keras.Model):
 
     def call(self, z, labels=None, training=False):
         if bool(self.num_classes) != (labels is not None):
-            raise UserError(f"generator {self.name!r} has num_classes={self.num_classes}: "
-                            + ("call it with labels" if self.num_classes else "it takes no labels"))
+            raise UserError(
+                f"generator {self.name!r} has num_classes={self.num_classes}: "
+                + ("call it with labels" if self.num_classes else "it takes no labels")
+            )
         x = z
         if self.num_classes:
             embedded = ops.cast(self.label_embedding(ops.cast(labels, "int32")), z.dtype)
@@ -178,8 +186,11 @@ class Generator(keras.Model):
         if 4 in attentions:
             features[4] = attentions[4](x, training=training)
         for side, up in zip(self.up_sides, self.ups):
-            x = up(features[side // 2], labels, training=training) if self.num_classes else up(
-                features[side // 2], training=training)
+            x = (
+                up(features[side // 2], labels, training=training)
+                if self.num_classes
+                else up(features[side // 2], training=training)
+            )
             if side in sles:
                 x = sles[side](features[GENERATOR_SLE[side]], x, training=training)
             if side in attentions:

@@ -88,16 +88,17 @@ class ConditionalBatchNorm(keras.layers.Layer):
     def __init__(self, num_classes, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = check_num_classes(num_classes, minimum=1)
-        self.norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=False, scale=False,
-                                                    name="bn")
+        self.norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=False, scale=False, name="bn")
 
     def build(self, inputs_shape, labels_shape=None):
         channels = int(inputs_shape[-1])
         self.norm.build(inputs_shape)
-        self.gamma = self.add_weight(name="gamma", shape=(self.num_classes, channels),
-                                     initializer=NumpyNormal(1.0, 0.02), trainable=True)
-        self.beta = self.add_weight(name="beta", shape=(self.num_classes, channels), initializer="zeros",
-                                    trainable=True)
+        self.gamma = self.add_weight(
+            name="gamma", shape=(self.num_classes, channels), initializer=NumpyNormal(1.0, 0.02), trainable=True
+        )
+        self.beta = self.add_weight(
+            name="beta", shape=(self.num_classes, channels), initializer="zeros", trainable=True
+        )
 
     def call(self, inputs, labels, training=False):
         x = self.norm(inputs, training=training)
@@ -319,7 +320,9 @@ class NoiseInjection(keras.layers.Layer):
         # the noise one device would draw, not a copy of the first rows.
         noise = backend.replica_share(
             lambda full_shape, seed: keras.random.normal(full_shape, dtype=inputs.dtype, seed=seed),
-            shape[0], (shape[1], shape[2], 1), self.seed_generator,
+            shape[0],
+            (shape[1], shape[2], 1),
+            self.seed_generator,
         )
         return inputs + ops.cast(self.weight, inputs.dtype) * noise
 
@@ -425,8 +428,10 @@ class UpBlock(keras.layers.Layer):
         conv_filters = self.filters * 2 if activation == "glu" else self.filters
         stages = 2 if self.compound else 1
         self.convs = [SpectralConv2D(conv_filters, 3, name=f"conv{i + 1}") for i in range(stages)]
-        self.norms = [ConditionalBatchNorm(self.num_classes, name=f"bn{i + 1}") if self.num_classes
-                      else batch_norm(f"bn{i + 1}") for i in range(stages)]
+        self.norms = [
+            ConditionalBatchNorm(self.num_classes, name=f"bn{i + 1}") if self.num_classes else batch_norm(f"bn{i + 1}")
+            for i in range(stages)
+        ]
         self.noises = [
             NoiseInjection(seed=None if seed is None else seed + i, name=f"noise{i + 1}")
             for i in range(stages if self.compound else 0)
@@ -600,7 +605,5 @@ def check_attention_resolutions(attention_resolutions, available, network):
     for resolution in resolutions:
         if resolution not in available:
             accepted = ", ".join(str(r) for r in sorted(available))
-            raise UserError(
-                f"attention resolution {resolution} does not exist in this {network}; accepted: {accepted}"
-            )
+            raise UserError(f"attention resolution {resolution} does not exist in this {network}; accepted: {accepted}")
     return resolutions
