@@ -450,7 +450,10 @@ def _changed_keys(old, new):
                 items[f"{prefix}{key}"] = value
         return items
 
-    old, new = {**_ADDED_KEYS, **flat(old)}, flat(json.loads(json.dumps(new, default=str)))
+    new = flat(json.loads(json.dumps(new, default=str)))
+    # A key added since ``old`` was written counts at its old behaviour, where the new config has it at all
+    # (the pipeline compares other sections with this too).
+    old = {**{key: value for key, value in _ADDED_KEYS.items() if key in new}, **flat(old)}
     return [
         (key, f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
         for key in sorted(set(old) | set(new))

@@ -437,9 +437,10 @@ class UpBlock(keras.layers.Layer):
             for i in range(stages if self.compound else 0)
         ]
 
-    def build(self, input_shape, labels_shape=None):
-        batch, side = input_shape[0], 2 * input_shape[1]
-        channels = input_shape[-1]
+    def build(self, inputs_shape, labels_shape=None):
+        # Keras matches build's arguments to call's by name when there are several: inputs -> inputs_shape.
+        batch, side = inputs_shape[0], 2 * inputs_shape[1]
+        channels = inputs_shape[-1]
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             conv.build((batch, side, side, channels))
             conv_shape = (batch, side, side, conv.filters)
