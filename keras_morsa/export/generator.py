@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from keras_morsa.errors import UserError
 from keras_morsa.export.requests import padded_shape, require, scalar_int
+from keras_morsa.models.fastgan.layers import call_with_labels
 
 
 def generator_sizes(model):
@@ -74,9 +75,7 @@ def seeded_images(model, latents, seed, labels=None):
         for i, state in enumerate(states)
     ]
     with keras.StatelessScope(state_mapping=mapping):
-        if labels is None:
-            return model(latents, training=False)[0]
-        return model(latents, labels=labels, training=False)[0]
+        return call_with_labels(model, latents, labels=labels, training=False)[0]
 
 
 def to_grey_levels(images):

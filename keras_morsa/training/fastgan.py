@@ -41,6 +41,7 @@ from keras import ops
 from keras_morsa import backend
 from keras_morsa.errors import UserError
 from keras_morsa.models.fastgan import downscale, reconstruction_targets
+from keras_morsa.models.fastgan.layers import call_with_labels
 from keras_morsa.training.checkpoint import checkpoint_variables
 from keras_morsa.training.diffaugment import diff_augment, parse_policy
 
@@ -114,10 +115,10 @@ class FastGAN(keras.Model):
 
         z = ops.zeros((1, self.latent_dim))
         labels = ops.zeros((1,), "int32") if self.num_classes else None
-        images, images_small = generator_outputs(generator, z, labels)
+        images, images_small = call_with_labels(generator, z, labels=labels)
         discriminator.call_with_reconstructions(images, images_small, ops.convert_to_tensor(0, "int32"), labels)
         self.ema_generator = generator.__class__.from_config(generator.get_config())
-        generator_outputs(self.ema_generator, z, labels)
+        call_with_labels(self.ema_generator, z, labels=labels)
         self.ema_generator.trainable = False
         self._ema_pairs = self._pair_ema_variables()
         for ema, source in self._ema_pairs:
@@ -174,13 +175,8 @@ class FastGAN(keras.Model):
     def call(self, z, labels=None, training=False):
         """Images from the EMA generator (the one every shown or saved sample comes from); ``labels`` int [B]
         for a conditional game."""
-        images, _ = generator_outputs(self.ema_generator, z, labels, training=training)
+        images, _ = call_with_labels(self.ema_generator, z, labels=labels, training=training)
         return _float32(images)
-
-    def _discriminate(self, images, images_small, labels):
-        if labels is None:
-            return self.discriminator(images, images_small, training=True)
-        return self.discriminator(images, images_small, labels=labels, training=True)
 
     # The functions below are the shared part of a training iteration, called by the per-backend plumbing
     # in keras_morsa.backend (which differentiates them). They are written in the stateful style: on JAX
@@ -209,7 +205,7 @@ class FastGAN(keras.Model):
         """Draws latents, runs G in training mode (on ``labels``, conditional only) and augments:
         ``(images, images_small)``."""
         z = self._per_sample(keras.random.normal, batch_size, self.latent_dim)
-        images, images_small = generator_outputs(self.generator, z, labels, training=True)
+        images, images_small = call_with_labels(self.generator, z, labels=labels, training=True)
         # Under a mixed policy G computes in bfloat16; augmentation and losses stay in float32.
         images, images_small = _float32(images), _float32(images_small)
         return tuple(diff_augment([images, images_small], self.policy, self.seed_generator))
@@ -234,14 +230,14 @@ class FastGAN(keras.Model):
         d_real = ops.mean(ops.relu(self._margins(logits) - logits))
         targets = reconstruction_targets(real, part, int(reconstructions[0].shape[1]))
         rec_loss = sum(self.reconstruction_loss(r, t) for r, t in zip(reconstructions, targets))
-        fake_logits = _float32(self._discriminate(*fakes, labels))
+        fake_logits = _float32(call_with_labels(self.discriminator, *fakes, labels=labels, training=True))
         d_fake = ops.mean(ops.relu(self._margins(fake_logits) + fake_logits))
         d_loss = d_real + d_fake + rec_loss
         return d_loss, {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "rec_loss": rec_loss}
 
     def generator_loss(self, fakes, labels=None):
         """G's loss on augmented fakes (differentiable w.r.t. them): ``-mean(D(fakes))``."""
-        return -ops.mean(_float32(self._discriminate(*fakes, labels)))
+        return -ops.mean(_float32(call_with_labels(self.discriminator, *fakes, labels=labels, training=True)))
 
     def finish_step(self, losses):
         """Updates the EMA generator and the loss means; returns the logs dict."""
@@ -258,16 +254,6 @@ class FastGAN(keras.Model):
     def train_step(self, *args):
         # (data,) on TensorFlow and torch; (state, data) on JAX.
         return backend.train_step(self, *args)
-
-
-def generator_outputs(generator, z, labels=None, training=False):
-    """``generator(z)``, or ``generator(z, labels=labels)`` for a conditional one: ``(images, images_small)``.
-
-    An unconditional generator is called exactly as before labels existed.
-    """
-    if labels is None:
-        return generator(z, training=training)
-    return generator(z, labels=labels, training=training)
 
 
 def _float32(x):

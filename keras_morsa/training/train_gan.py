@@ -58,10 +58,11 @@ from keras_morsa import backend, hardware, io
 from keras_morsa.data import morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, PerformanceWarning, UserError
 from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reconstruction_targets
+from keras_morsa.models.fastgan.layers import call_with_labels
 from keras_morsa.training import callbacks as cbs
 from keras_morsa.training import distribute
 from keras_morsa.training.checkpoint import CheckpointManager, CheckpointMismatch
-from keras_morsa.training.fastgan import FastGAN, generator_outputs
+from keras_morsa.training.fastgan import FastGAN
 
 GENERATOR_FILE = "generator_ema.keras"
 #: The run folder of a class-conditional model (``model.conditional``), beside the per-class folders.
@@ -504,7 +505,7 @@ def _data_seed(seed, step):
 
 
 def _samples(gan, latents, labels=None):
-    images, _ = generator_outputs(gan.ema_generator, latents, labels)
+    images, _ = call_with_labels(gan.ema_generator, latents, labels=labels)
     return cbs.images_to_uint8(images)
 
 

@@ -211,11 +211,7 @@ class Discriminator(keras.Model):
     def _encode(self, images, images_small, training, labels=None):
         """Logits [B, 50] and the maps the decoders read: the last big-path map, the last small-path map,
         and the 16x16 big-path map whose quarters the part decoder sees."""
-        if bool(self.num_classes) != (labels is not None):
-            raise UserError(
-                f"discriminator {self.name!r} has num_classes={self.num_classes}: "
-                + ("call it with labels" if self.num_classes else "it takes no labels")
-            )
+        fl.check_labels(f"discriminator {self.name!r}", self.num_classes, labels)
         x = images
         for conv in self.stem_convs:
             x = conv(x, training=training)
@@ -283,9 +279,7 @@ class Discriminator(keras.Model):
             ``(logits, (rec_big, rec_small, rec_part))``, reconstructions [B, r, r, C] in [-1, 1] with
             r = ``reconstruction_size``; compare them with :func:`reconstruction_targets`.
         """
-        if labels is None:
-            return self(images, images_small, part=part, training=training)
-        return self(images, images_small, part=part, labels=labels, training=training)
+        return fl.call_with_labels(self, images, images_small, part=part, labels=labels, training=training)
 
     def get_config(self):
         config = super().get_config()

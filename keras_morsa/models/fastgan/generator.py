@@ -168,17 +168,13 @@ class Generator(keras.Model):
         self.to_small.build(shape(self.small_size))
 
     def call(self, z, labels=None, training=False):
-        if bool(self.num_classes) != (labels is not None):
-            raise UserError(
-                f"generator {self.name!r} has num_classes={self.num_classes}: "
-                + ("call it with labels" if self.num_classes else "it takes no labels")
-            )
+        fl.check_labels(f"generator {self.name!r}", self.num_classes, labels)
         x = z
         if self.num_classes:
             embedded = ops.cast(self.label_embedding(ops.cast(labels, "int32")), z.dtype)
             x = ops.concatenate([z, embedded], axis=-1)
         x = self.init_conv(ops.reshape(x, (-1, 1, 1, self.nz + self.label_dim)), training=training)
-        x = self.init_norm(x, labels, training=training) if self.num_classes else self.init_norm(x, training=training)
+        x = fl.call_with_labels(self.init_norm, x, labels=labels, training=training)
         x = fl.apply_activation(x, self.activation)
         features = {4: x}
         sles = dict(zip(self.sle_sides, self.sles))
@@ -186,11 +182,7 @@ class Generator(keras.Model):
         if 4 in attentions:
             features[4] = attentions[4](x, training=training)
         for side, up in zip(self.up_sides, self.ups):
-            x = (
-                up(features[side // 2], labels, training=training)
-                if self.num_classes
-                else up(features[side // 2], training=training)
-            )
+            x = fl.call_with_labels(up, features[side // 2], labels=labels, training=training)
             if side in sles:
                 x = sles[side](features[GENERATOR_SLE[side]], x, training=training)
             if side in attentions:

@@ -113,6 +113,25 @@ class ConditionalBatchNorm(keras.layers.Layer):
         return config
 
 
+def check_labels(name, num_classes, labels):
+    """A UserError unless ``labels`` come exactly when the network is class-conditional (``num_classes`` > 0)."""
+    if bool(num_classes) != (labels is not None):
+        raise UserError(
+            f"{name} has num_classes={num_classes}: " + ("call it with labels" if num_classes else "it takes no labels")
+        )
+
+
+def call_with_labels(layer, *args, labels=None, **kwargs):
+    """``layer(*args, **kwargs)``, with ``labels=labels`` only when there are labels.
+
+    An unconditional network or layer is so called exactly as before labels existed (plain batch norm takes
+    none, and Keras infers build shapes from the arguments a call gets).
+    """
+    if labels is None:
+        return layer(*args, **kwargs)
+    return layer(*args, labels=labels, **kwargs)
+
+
 def check_num_classes(num_classes, minimum=0):
     """``num_classes`` as an int >= ``minimum`` (0: an unconditional network), or a UserError."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < minimum:
@@ -450,14 +469,13 @@ class UpBlock(keras.layers.Layer):
             channels = self.filters
 
     def call(self, inputs, labels=None, training=False):
-        if self.num_classes and labels is None:
-            raise UserError(f"{self.name}: a class-conditional up-block needs labels")
+        check_labels(f"up-block {self.name!r}", self.num_classes, labels)
         x = upsample_nearest(inputs)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = conv(x, training=training)
             if self.noises:
                 x = self.noises[i](x)
-            x = norm(x, labels, training=training) if self.num_classes else norm(x, training=training)
+            x = call_with_labels(norm, x, labels=labels, training=training)
             x = apply_activation(x, self.activation)
         return x
 
