@@ -272,6 +272,15 @@ def _pad_to_batches(images, batch_size):
     return np.concatenate([images, np.repeat(images[-1:], missing, axis=0)]) if missing else images
 
 
+def _evaluation_images(manifest, split, config, replicas):
+    """``(images, labels)`` of ``split`` ("test", or "val" of a hold-out) for :class:`_Evaluate`, padded to
+    whole eval batches across ``replicas`` devices."""
+    images = pipeline.load_images(manifest.files(split), config.image_size, config.eval_batch_size)
+    if replicas > 1:
+        images = _pad_to_batches(images, int(config.eval_batch_size))
+    return images, np.asarray(manifest.labels(split), np.int64)
+
+
 def _check_budget(config):
     if int(config.steps) < 1 or int(config.eval_every) < 1 or int(config.steps) % int(config.eval_every):
         raise UserError(
@@ -537,10 +546,7 @@ def _choose(config, workdir, held_out, trainers, bar, replicas=1):
             continue
         manifest = held_out[run.split]
         if run.split not in images:
-            val = pipeline.load_images(manifest.files("val"), config.image_size, config.eval_batch_size)
-            if replicas > 1:
-                val = _pad_to_batches(val, int(config.eval_batch_size))
-            images[run.split] = (val, np.asarray(manifest.labels("val"), np.int64))
+            images[run.split] = _evaluation_images(manifest, "val", config, replicas)
         val = images[run.split]
         start = time.time()
         _, evaluate = _fit(
@@ -660,12 +666,7 @@ def _run(config, workdir, runs, sources, data_dir, shard, strategy, replicas, ch
                     choice = _choose(config, workdir, held_out, trainers, bar, replicas)
                     config = results_lib.with_choice(config, choice)
                 if todo:
-                    test = (
-                        pipeline.load_images(manifest.files("test"), config.image_size, config.eval_batch_size),
-                        np.asarray(manifest.labels("test"), np.int64),
-                    )
-                    if replicas > 1:
-                        test = (_pad_to_batches(test[0], int(config.eval_batch_size)), test[1])
+                    test = _evaluation_images(manifest, "test", config, replicas)
                     for run in todo:
                         trained.append(
                             _train_one(
