@@ -34,9 +34,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="backend-agnostic; runs once, in the TF pass"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_script():
-    """Runs ``bin/<name>`` in a fresh interpreter; returns the CompletedProcess (text, captured)."""
+    """Runs ``bin/<name>`` in a fresh interpreter with this checkout's package; returns the CompletedProcess
+    (text, captured). Session-scoped, so module fixtures can run scripts too."""
 
     def run(name, *args, env=None, timeout=600, check=False):
         full_env = dict(os.environ)

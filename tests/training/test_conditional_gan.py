@@ -1,9 +1,6 @@
 """One class-conditional FastGAN for every class: balanced data, the game, train_gan, generate and export."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -99,19 +96,11 @@ def test_the_conditional_game_trains_on_images_and_labels_and_refuses_images_alo
 
 
 @pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
+def trained(data_dir, tmp_path_factory, run_script):
     """bin/train_gan --class=all --config.model.conditional=True on the tiny folder (the smoke config)."""
     workdir = tmp_path_factory.mktemp("gan")
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     args = [f"--data_dir={data_dir}", f"--workdir={workdir}", "--class=all", SMOKE, "--config.model.conditional=True"]
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bin" / "train_gan"), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = run_script("train_gan", *args, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
 
