@@ -44,11 +44,18 @@ def get_config(arg=None):
     config.eval_every = 100
     config.batch_size = 32
     config.eval_batch_size = 128
-    # Adam learning rate per architecture, the same for every regime, from a real-only check of the rates
-    # (README, "The ratio study"); Large was not re-checked and shares Small's rate. VGG16 from scratch is not
-    # yet a working recipe (same place): prefer --config.weights=<pretrained backbone .weights.h5>.
-    config.learning_rates = ml_collections.ConfigDict(
-        dict(mobilenet_v3_small=3e-3, mobilenet_v3_large=3e-3, vgg16=1e-4)
+    # One training recipe per architecture (keras_morsa/training/recipes.py), the same in every regime; the
+    # measurements that chose them are in the README ("Classifier recipes"). MobileNetV3: Adam 3e-3 from a
+    # real-only check of the rates on Small (Large measured with it: 73 % over 3 seeds). VGG16 (no BatchNorm)
+    # stays at ln(classes) with KerasCV's Glorot kernels at 1e-3 and 1e-4; He-normal kernels, Adam 3e-4, a
+    # 40-step warm-up and clipping at norm 1 learn (measured on a validation share of the train split).
+    mobilenet = dict(optimizer="adam", learning_rate=3e-3, warmup_steps=0, clipnorm=0.0, conv_init="default")
+    config.recipes = ml_collections.ConfigDict(
+        dict(
+            mobilenet_v3_small=mobilenet,
+            mobilenet_v3_large=dict(mobilenet),
+            vgg16=dict(optimizer="adam", learning_rate=3e-4, warmup_steps=40, clipnorm=1.0, conv_init="he_normal"),
+        )
     )
     config.dropout = 0.2
     # From scratch, KerasCV's BatchNorm momentum 0.999 leaves the moving statistics far behind the weights.
@@ -124,4 +131,5 @@ def get_config(arg=None):
         config.batch_size = 8
         config.eval_batch_size = 32
         config.bn_reestimate_batches = 2
+        config.recipes.vgg16.warmup_steps = 2
     return config

@@ -7,10 +7,13 @@ A sweep trains one classifier per run, a run being (architecture, regime, parame
 Every run gets the same budget: ``config.steps`` optimizer steps of ``config.batch_size`` images, so more data
 never means more compute, and is evaluated on the same real test split every ``config.eval_every`` steps.
 Runs with the same seed share their initial weights, data order seed and synthetic draw, which makes
-per-seed differences against ``real`` paired. The learning rate is constant or follows a cosine decay to 0
-at the end of the budget (``config.lr_schedule``); a run's final accuracy is the mean of its last
-``config.final_evals`` evaluations (test accuracy jumps between consecutive evaluations under a constant
-rate). Nothing is chosen by looking at the test split: it gives the final numbers only.
+per-seed differences against ``real`` paired. Each architecture trains with its recipe
+(``config.recipes.<arch>``: optimizer, rate, warm-up, clipping, kernel initialisation;
+:mod:`keras_morsa.training.recipes`), the same in every regime. After the warm-up the learning rate is
+constant or follows a cosine decay to 0 at the end of the budget (``config.lr_schedule``); a run's final
+accuracy is the mean of its last ``config.final_evals`` evaluations (test accuracy jumps between
+consecutive evaluations under a constant rate). Nothing is chosen by looking at the test split: it gives
+the final numbers only.
 
 Layout of ``workdir``::
 
@@ -57,9 +60,7 @@ from keras_morsa.evaluation.results import chooses
 from keras_morsa.evaluation.summary import bn_description
 from keras_morsa.models.classifier import build_classifier, reestimate_bn_statistics
 from keras_morsa.quality import files as quality_files
-from keras_morsa.training import distribute
-
-LR_SCHEDULES = ("constant", "cosine")
+from keras_morsa.training import distribute, recipes
 
 
 def parse_shard(text):
@@ -106,14 +107,10 @@ class _Trainer:
             )
         self.model = self._build()
         distribute.synchronize_batch_norm(self.model, strategy)
-        rate = float(config.learning_rates[arch])
-        if lr_schedule == "cosine":
-            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=int(config.steps))
+        optimizer = recipes.build_optimizer(config.recipes[arch], config.steps, lr_schedule)
         # One-hot targets and per-row weights for every regime: the same loss whether or not a regime smooths
         # or down-weights its synthetic rows (with hard targets and weight 1 it equals the sparse loss).
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=rate), loss="categorical_crossentropy", metrics=["accuracy"]
-        )
+        self.model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
         self.model.optimizer.build(self.model.trainable_variables)
         self._optimizer_state = [np.array(v) for v in self.model.optimizer.variables]
 
@@ -126,6 +123,7 @@ class _Trainer:
             bn_momentum=self.config.bn_momentum,
             weights=self.config.weights or None,
             class_names=self.class_names,
+            conv_init=self.config.recipes[self.arch].conv_init,
         )
 
     def reset(self, seed):
@@ -287,11 +285,15 @@ def _check_budget(config):
             f"steps={config.steps}, eval_every={config.eval_every}; expected positive integers with eval_every "
             "dividing steps"
         )
-    missing = [arch for arch in config.archs if arch not in config.learning_rates]
+    missing = [arch for arch in config.archs if arch not in config.recipes]
     if missing:
-        raise UserError(f"config.learning_rates has no entry for {missing}; add one per architecture")
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"config.lr_schedule={config.lr_schedule!r}; accepted: {', '.join(LR_SCHEDULES)}")
+        raise UserError(
+            f"config.recipes has no entry for {missing}; add one per architecture (keys: {', '.join(recipes.KEYS)})"
+        )
+    for arch in config.archs:
+        recipes.check_recipe(config.recipes[arch], config.steps, f"config.recipes.{arch}")
+    if config.lr_schedule not in recipes.LR_SCHEDULES:
+        raise UserError(f"config.lr_schedule={config.lr_schedule!r}; accepted: {', '.join(recipes.LR_SCHEDULES)}")
     evaluations = int(config.steps) // int(config.eval_every)
     if not 1 <= int(config.final_evals) <= evaluations:
         raise UserError(
@@ -312,11 +314,11 @@ def _check_budget(config):
             f"config.choose lists candidates {candidates} but config.validation_share is 0: a choice "
             "needs a validation share of the train split (the test split is never used for one), e.g. 0.2"
         )
-    bad = [s for s in choose.lr_schedule if s not in LR_SCHEDULES]
+    bad = [s for s in choose.lr_schedule if s not in recipes.LR_SCHEDULES]
     bad += [k for k in choose.final_evals if not 1 <= int(k) <= evaluations]
     if bad:
         raise UserError(
-            f"config.choose candidate(s) {bad}; accepted: lr_schedule from {', '.join(LR_SCHEDULES)}, "
+            f"config.choose candidate(s) {bad}; accepted: lr_schedule from {', '.join(recipes.LR_SCHEDULES)}, "
             f"final_evals from 1 to the {evaluations} evaluations of a run"
         )
     if not list(choose.regimes) or any(r not in summary_lib.BASELINES for r in choose.regimes):
@@ -411,6 +413,7 @@ def _train_one(run, training_set, trainer, manifest, test, config, workdir, bar)
         "wall_time_s": wall,
         "bn": bn_description(config),
         "lr_schedule": config.lr_schedule,
+        "recipe": recipes.describe(config.recipes[run.arch]),
         "has_model": False,
     }
     result["has_model"] = _keep_model(run, result["test_accuracy"], model, run_dir, workdir, config)

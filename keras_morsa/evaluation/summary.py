@@ -8,6 +8,7 @@ import numpy as np
 from keras_morsa.errors import UserError
 from keras_morsa.evaluation import stats
 from keras_morsa.evaluation.regimes import REGIMES
+from keras_morsa.training import recipes
 
 
 def bn_description(config):
@@ -25,7 +26,9 @@ def describe_budget(config):
         f"({int(config.steps) * int(config.batch_size)} images seen) at {config.image_size} px from "
         f"{'the weights in ' + config.weights if config.weights else 'scratch'}, whatever its training set "
         f"size, and is evaluated on the real test split every {config.eval_every} steps. BatchNorm: "
-        f"{bn_description(config)}."
+        f"{bn_description(config)}. Recipes (the same in every regime): "
+        + "; ".join(f"{arch}: {recipes.describe(config.recipes[arch])}" for arch in config.archs)
+        + f"; then a {config.lr_schedule} learning rate."
     )
 
 

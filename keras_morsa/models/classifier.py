@@ -25,6 +25,9 @@ from keras_morsa.errors import UserError
 from keras_morsa.models.backbones import build_backbone
 from keras_morsa.models.probabilities import Probabilities
 
+#: Kernel initialisations :func:`build_classifier` accepts (``conv_init``).
+CONV_INITS = ("default", "he_normal")
+
 
 def build_classifier(
     arch,
@@ -34,6 +37,7 @@ def build_classifier(
     bn_momentum=0.9,
     weights=None,
     class_names=None,
+    conv_init="default",
 ):
     """Builds a classifier: backbone, global average pooling, dropout, ``logits`` and ``probabilities``.
 
@@ -51,6 +55,9 @@ def build_classifier(
             is loaded; the head stays fresh). Nothing is ever downloaded.
         class_names: optional list of ``num_classes`` label names stored in the ``probabilities`` layer's
             config (default ``class_0``, ``class_1``, ...).
+        conv_init: "default" keeps the backbone library's kernel initialiser; "he_normal" redraws every
+            convolution kernel of the backbone He-normal (from the global seed; what VGG16 needs to learn
+            from scratch, :mod:`keras_morsa.training.recipes`). Loaded ``weights`` replace either.
 
     Returns:
         A functional ``keras.Model`` taking float images in [0, 255] and returning class probabilities.
@@ -72,6 +79,12 @@ def build_classifier(
         raise UserError(f"class_names has {len(class_names)} names; expected num_classes={num_classes}")
 
     backbone = build_backbone(arch, image_size)
+    if conv_init == "he_normal":
+        for layer in backbone._flatten_layers():
+            if isinstance(layer, keras.layers.Conv2D):
+                layer.kernel.assign(keras.initializers.HeNormal()(layer.kernel.shape))
+    elif conv_init not in CONV_INITS:
+        raise UserError(f"conv_init={conv_init!r}; accepted: {', '.join(CONV_INITS)}")
     if bn_momentum is not None:
         set_bn_momentum(backbone, bn_momentum)
     images = keras.Input(shape=(int(image_size), int(image_size), 3), name="images")

@@ -56,6 +56,7 @@ def test_plan_names_share_runs_and_refuses_bad_parameters():
     for key, value, match in (
         ("lr_schedule", "step", "'step'; accepted: constant, cosine"),
         ("final_evals", 3, "final_evals=3; expected 1 to the 2 evaluations"),
+        ("archs", ("mobilenet_v3_small", "resnet"), r"config.recipes has no entry for \['resnet'\]"),
     ):
         with pytest.raises(UserError, match=match):
             study.run_study(_config(**{key: value}), "unused")
@@ -121,16 +122,22 @@ def test_study_runs_the_new_regimes_and_reports_verdicts(data):
         final_evals=2,
         image_size=32,
     )
+    # Every regime trains with the architecture's recipe; this one takes the warm-up, clipping and SGD paths.
+    config.recipes.mobilenet_v3_small.update(
+        optimizer="sgd", learning_rate=0.01, warmup_steps=2, clipnorm=1.0, conv_init="he_normal"
+    )
     rows = study.run_study(config, base / "work", synthetic_dir=base / "synthetic", data_dir=manifest.image_root)
     by_cell = {}
     for row in rows:
         by_cell.setdefault(row["cell"], []).append(row)
         assert row["final_evals"] == 2 and row["lr_schedule"] == "cosine"
+        assert row["recipe"] == "SGD-Nesterov 0.9 0.01, 2-step warm-up, clipnorm 1, He-normal kernels"
         curve = io.read_csv(base / "work" / "runs" / row["run_id"] / "curve.csv")
         assert [point["step"] for point in curve] == ["3", "6"]
         assert row["test_accuracy"] == pytest.approx(np.mean([float(p["test_accuracy"]) for p in curve]))
     assert sorted(by_cell) == ["pretrain_synthetic", "real", "share@0.25", "traditional"]
     markdown = (base / "work" / "report.md").read_text()
+    assert "Recipes (the same in every regime): mobilenet_v3_small: SGD-Nesterov 0.9 0.01, 2-step" in markdown
     assert "Best cell against real:" in markdown and "Best cell against traditional:" in markdown
     assert "| MDE |" in markdown and "](accuracy_by_cell_mobilenet_v3_small.png)" in markdown
 

@@ -101,6 +101,26 @@ def test_bad_arguments_name_the_value():
         build_classifier("mobilenet_v3_small", 3, 32, class_names=["a", "b"])
 
 
+@pytest.mark.multibackend
+def test_he_normal_conv_init_redraws_every_convolution_kernel_from_the_seed():
+    def kernels(conv_init, seed):
+        keras.utils.set_random_seed(seed)
+        model = build_classifier("mobilenet_v3_small", 3, 32, conv_init=conv_init)
+        layers = model.get_layer("backbone")._flatten_layers()
+        return [_numpy(layer.kernel) for layer in layers if isinstance(layer, keras.layers.Conv2D)]
+
+    he, again, default = kernels("he_normal", 0), kernels("he_normal", 0), kernels("default", 0)
+    assert len(he) > 10 and [k.shape for k in he] == [k.shape for k in default]
+    for index, kernel in enumerate(he):
+        np.testing.assert_array_equal(kernel, again[index])  # seeded: the same draw again
+        fan_in = np.prod(kernel.shape[:-1])
+        # He-normal: truncated normal with std sqrt(2 / fan_in) (Glorot's is sqrt(2 / (fan_in + fan_out))).
+        assert kernel.std() == pytest.approx(np.sqrt(2.0 / fan_in), rel=0.25 if kernel.size > 400 else 0.6), index
+        assert not np.array_equal(kernel, default[index])
+    with pytest.raises(UserError, match="conv_init='orthogonal'; accepted: default, he_normal"):
+        build_classifier("mobilenet_v3_small", 3, 32, conv_init="orthogonal")
+
+
 def test_paper_tables_give_keras_cv_parameter_counts():
     # KerasCV 0.9.0's own preset arguments (same tables) build these counts; its hub metadata says
     # 933,502 and 2,994,518, which no argument set in its source reproduces.
