@@ -142,6 +142,48 @@ class ProgressBar(StepCallback):
         self._bar.update(self.step_after_batch(batch) - self.start_step, values)
 
 
+class TimeEstimate(StepCallback):
+    """Prints once, after the first logged interval, the time per step measured on this machine and the time
+    the rest of the run will take at that rate.
+
+    The run's first step is left out (it traces or compiles the train step), so the figure is the steady
+    rate; checkpoints, sample grids and the quality monitor add a few per cent on top. A first interval of one
+    step is measured to the end of the next. ``seconds_per_step`` holds the figure once measured.
+
+    Args:
+        num_steps: the final step.
+        label: what is being trained, first in the line (e.g. the class name).
+        machine: how the machine is named in the line (e.g. ``hardware.cpu_info().describe()``).
+        write: where the line goes (``print``).
+    """
+
+    def __init__(self, num_steps, label, machine, write=print):
+        super().__init__()
+        self.num_steps, self.label, self.machine, self.write = num_steps, label, machine, write
+        self.seconds_per_step = None
+        self._first = self._last = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.seconds_per_step is None:
+            mark = (time.perf_counter(), self.step_after_batch(batch))
+            self._first, self._last = self._first or mark, mark
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.seconds_per_step is not None or self._first is None or self._last[1] == self._first[1]:
+            return
+        (t0, first), (t1, last) = self._first, self._last
+        self.seconds_per_step = (t1 - t0) / (last - first)
+        remaining = self.num_steps - self.step_after_epoch(epoch)
+        if remaining > 0:
+            seconds = self.seconds_per_step * remaining
+            duration = f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+            span = f"step {last}" if last == first + 1 else f"steps {first + 1}-{last}"
+            self.write(
+                f"{self.label}: {self.seconds_per_step:.3g} s/step measured over {span} on "
+                f"this machine ({self.machine}): the remaining {remaining} steps take about {duration}"
+            )
+
+
 class NonFiniteGuard(StepCallback):
     """Stops training at the first step whose logged losses are not finite; ``failure`` says which.
 

@@ -344,6 +344,7 @@ def _fit(config, class_dir, manifest, class_name, gan):
     callbacks = [
         guard,
         cbs.ProgressBar(start, num_steps),
+        cbs.TimeEstimate(num_steps, class_name, ", ".join(backend.accelerators()) or hardware.cpu_info().describe()),
         *monitor,
         cbs.CsvLog(class_dir / "log.csv", start, writer),
         cbs.ImageGrid(
