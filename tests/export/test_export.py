@@ -6,7 +6,6 @@ import http.server
 import importlib.util
 import io
 import json
-import os
 import re
 import struct
 import subprocess
@@ -30,16 +29,12 @@ from keras_morsa.models.classifier import build_classifier, class_names_of
 from keras_morsa.models.fastgan import Generator
 from keras_morsa.models.probabilities import Probabilities
 
+import helpers
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 NAMES = ["jaw", "nut", "pin"]
 NZ = 8
-
-
-def _subprocess_env(**extra):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +135,9 @@ def processes(classifier, generator, tiny, tmp_path_factory):
     (root / "taken" / "2").mkdir(parents=True)
     started = {
         name: (
-            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_subprocess_env()),
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=helpers.checkout_env()
+            ),
             root,
         )
         for name, command in commands.items()
