@@ -39,15 +39,14 @@ def run_script():
     """Runs ``bin/<name>`` in a fresh interpreter with this checkout's package; returns the CompletedProcess
     (text, captured). Session-scoped, so module fixtures can run scripts too."""
 
+    import helpers  # here, not at the top: it imports Keras, which must see KERAS_BACKEND set above
+
     def run(name, *args, env=None, timeout=600, check=False):
-        full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
-        full_env.update(env or {})
         return subprocess.run(
             [sys.executable, str(REPO / "bin" / name), *map(str, args)],
             capture_output=True,
             text=True,
-            env=full_env,
+            env=helpers.checkout_env(**(env or {})),
             timeout=timeout,
             check=check,
         )

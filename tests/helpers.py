@@ -1,4 +1,5 @@
-"""The test harness: tiny image folders, tiny FastGAN networks and classifiers, and the layer check.
+"""The test harness: tiny image folders, tiny FastGAN networks and classifiers, the layer check, and the
+environment of a child process.
 
 Imported by the tests as ``helpers`` (pytest puts ``tests/`` on ``sys.path`` for its rootdir conftest; the name
 ``tests`` itself is taken by a package tf-keras-vis installs). Everything here is tiny, seeded and written once:
@@ -6,6 +7,9 @@ a test states what its data or network looks like and leaves the plumbing to the
 keras-hub's ``src/tests/test_case.py``, :func:`run_layer_check` takes any layer through the checks every
 registered layer must pass (tests/models/test_registered_layers.py runs it on each).
 """
+
+import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,6 +23,8 @@ from keras_morsa.training.fastgan import FastGAN
 # Tiny FastGAN: 64 px (the smallest size), widths of 8 and a 16-d latent.
 TINY_SIZE = 64
 TINY_NZ = 16
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 # --- image folders ---------------------------------------------------------------------------------------------
@@ -241,3 +247,20 @@ def run_layer_check(make_layer, inputs, tmp_path, call_kwargs=None, seed=0, run_
     for out, again in zip(expected, keras.tree.flatten(loaded(list(inputs))), strict=True):
         np.testing.assert_allclose(_numpy(again), _numpy(out), rtol=1e-6, atol=1e-6, err_msg=cls.__name__)
     return model
+
+
+# --- child processes ---------------------------------------------------------------------------------------------
+
+
+def checkout_env(**changes):
+    """The environment of a child process that imports this checkout's ``keras_morsa``, not an installed one:
+    ``os.environ`` with the repository root first on ``PYTHONPATH``, then ``changes`` (``NAME=None`` removes
+    ``NAME``, e.g. ``TF_CPP_MIN_LOG_LEVEL=None`` for a user's default logging)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env

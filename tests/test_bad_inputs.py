@@ -83,6 +83,11 @@ def _cases(c):
             ["--class=jaw", f"--workdir={c}/w2", f"--config={c}/nope.py"],
             "No such file or directory",
         ),
+        "misspelt gan_quality config key": (
+            "gan_quality",
+            [f"--out_dir={c}/q", "--config.featurs=random"],
+            "featurs",
+        ),
         "config variant typo": (
             "train_gan",
             ["--class=jaw", f"--workdir={c}/w3", "--config=configs/fastgan_cpu.py:smok"],

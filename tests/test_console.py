@@ -19,15 +19,15 @@ from keras_morsa import cli, console, scripts, summaries
 from keras_morsa.data.folder import DataWarning
 from keras_morsa.io import read_json, write_csv, write_json
 
+import helpers
+
 REPO = Path(__file__).resolve().parents[1]
 NOISE = ("cuInit", "cuda drivers", "cpu_feature_guard", "absl::InitializeLog")
 
 
 def _quiet_env():
     """This checkout's package, and no TF_CPP_MIN_LOG_LEVEL (conftest sets one; a user usually has none)."""
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return helpers.checkout_env(TF_CPP_MIN_LOG_LEVEL=None)
 
 
 # --- warnings, quiet stderr, the summary ---------------------------------------------------------------------

@@ -9,12 +9,11 @@ recall, coverage and the memorised share per class, and the next command.
 """
 
 from absl import flags
-from ml_collections import config_flags
 
 from keras_morsa import cli, summaries
 from keras_morsa.quality.report import gan_quality
 
-_CONFIG = config_flags.DEFINE_config_file(
+_CONFIG = cli.define_config_file(
     "config",
     cli.config_file("gan_quality.py"),
     "Quality config (configs/gan_quality.py, ':smoke' for the tiny variant); override keys with --config.x=y.",

@@ -16,6 +16,8 @@ from keras_morsa.explain.compute import Explained
 from keras_morsa.io import read_csv, sha256_file, write_csv
 from keras_morsa.models.probabilities import Probabilities
 
+import helpers
+
 CLASSES = ["left", "right"]
 SIZE = 16
 
@@ -55,16 +57,15 @@ def study(tmp_path_factory):
     """``home/tiny/{images,masks,split_manifest.csv}`` (a built-in-like build), ``workdir/models``, ``synthetic``."""
     base = tmp_path_factory.mktemp("study")
     data = base / "home" / "tiny"
-    for class_name in CLASSES:
-        for kind in ("images", "masks"):
-            (data / kind / class_name).mkdir(parents=True)
-        (base / "synthetic" / class_name).mkdir(parents=True)
-        for index in range(6):
-            image, mask = _image(class_name, index)
-            Image.fromarray(image).save(data / "images" / class_name / f"{class_name}_{index}.png")
-            Image.fromarray(mask, mode="L").save(data / "masks" / class_name / f"{class_name}_{index}.png")
-        for index in range(3):
-            Image.fromarray(_image(class_name, 10 + index)[0]).save(base / "synthetic" / class_name / f"{index}.png")
+    six = dict.fromkeys(CLASSES, 6)
+    helpers.write_image_folder(data / "images", six, lambda class_name, index: _image(class_name, index)[0])
+    helpers.write_image_folder(data / "masks", six, lambda class_name, index: _image(class_name, index)[1])
+    helpers.write_image_folder(
+        base / "synthetic",
+        dict.fromkeys(CLASSES, 3),
+        lambda class_name, index: _image(class_name, 10 + index)[0],
+        pattern="{index}.png",
+    )
     workdir = base / "workdir"
     # Like the study: the split lives beside the data.
     splits.load_or_create_split(data, test_fraction=0.5, seed=0)

@@ -6,7 +6,6 @@ import http.server
 import importlib.util
 import io
 import json
-import os
 import re
 import struct
 import subprocess
@@ -28,7 +27,8 @@ from keras_morsa.export.generator import latents_for_seed, seeded_images, to_gre
 from keras_morsa.export.saved_model import detect_kind, export_model, next_version
 from keras_morsa.models.classifier import build_classifier, class_names_of
 from keras_morsa.models.fastgan import Generator
-from keras_morsa.models.probabilities import Probabilities
+
+import helpers
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -36,25 +36,13 @@ NAMES = ["jaw", "nut", "pin"]
 NZ = 8
 
 
-def _subprocess_env(**extra):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.update(extra)
-    return env
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A tiny classifier (the contract's ``images`` input, ``logits`` and the real Probabilities layer) trained
+    """helpers.tiny_classifier (the contract's ``images`` input, ``logits`` and the real Probabilities layer) trained
     for two steps on this pass's backend and saved with its compiled optimizer, plus its predictions."""
     root = tmp_path_factory.mktemp("tiny")
     keras.utils.set_random_seed(0)
-    images = keras.Input((32, 32, 3), name="images")
-    x = keras.layers.Rescaling(1 / 255.0)(images)
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    logits = keras.layers.Dense(2, name="logits")(x)
-    model = keras.Model(images, Probabilities(["jaw", "nut"], name="probabilities")(logits))
+    model = helpers.tiny_classifier(32, ("jaw", "nut"), strides=2, batch_norm=True)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     model.fit(
@@ -140,7 +128,9 @@ def processes(classifier, generator, tiny, tmp_path_factory):
     (root / "taken" / "2").mkdir(parents=True)
     started = {
         name: (
-            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_subprocess_env()),
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=helpers.checkout_env()
+            ),
             root,
         )
         for name, command in commands.items()

@@ -1,7 +1,6 @@
 """FastGAN networks: reference parity, shapes at 64/128 px, quarter selection, spectral norm, attention,
 serialization and cross-backend agreement."""
 
-import os
 import re
 import runpy
 import subprocess
@@ -24,8 +23,10 @@ from keras_morsa.models.fastgan.layers import (
     select_quarter,
 )
 
+import helpers
+
 BACKEND = keras.backend.backend()
-NZ = 16
+NZ = helpers.TINY_NZ
 
 
 def trainable_count(model):
@@ -33,12 +34,11 @@ def trainable_count(model):
 
 
 def tiny_models(size, **generator_kwargs):
+    """The tiny generator and discriminator at ``size`` px, seeded with ``size``; D gets G's attention_resolutions."""
     keras.utils.set_random_seed(size)
-    g = Generator(ngf=8, nz=NZ, image_size=size, seed=size, **generator_kwargs)
-    d = Discriminator(ndf=8, image_size=size, attention_resolutions=generator_kwargs.get("attention_resolutions", ()))
-    g.build((None, NZ))
-    d.build((None, size, size, 3), (None, size // 2, size // 2, 3))
-    return g, d
+    attention = generator_kwargs.get("attention_resolutions", ())
+    g = helpers.tiny_generator(image_size=size, seed=size, **generator_kwargs)
+    return g, helpers.tiny_discriminator(image_size=size, attention_resolutions=attention)
 
 
 def latents(batch=2, seed=0):
@@ -244,10 +244,8 @@ def test_bad_arguments_raise_user_errors(build, message):
 
 def test_decoder_width_scales_only_the_decoders():
     # 128 px: decoders up to 64x64, i.e. up-blocks to 16, 32 and 64 (multipliers 4, 2, 2 of the width).
-    reference = Discriminator(ndf=8, image_size=128)
-    narrow = Discriminator(ndf=8, image_size=128, decoder_width=4)
-    for d in (reference, narrow):
-        d.build((None, 128, 128, 3), (None, 64, 64, 3))
+    reference = helpers.tiny_discriminator(image_size=128)
+    narrow = helpers.tiny_discriminator(image_size=128, decoder_width=4)
     assert [up.filters for up in reference.decoder_big.ups] == [128, 64, 64]
     assert [up.filters for up in narrow.decoder_part.ups] == [16, 8, 8]
 
@@ -344,7 +342,7 @@ def test_forward_passes_agree_across_backends(tmp_path):
     runs = {
         backend: subprocess.Popen(
             [sys.executable, str(script), str(tmp_path / f"{backend}.npz")],
-            env=dict(os.environ, KERAS_BACKEND=backend),
+            env=helpers.checkout_env(KERAS_BACKEND=backend),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -1,9 +1,7 @@
 """keras_morsa.models.saving.load_model: a saved generator or classifier loads from any entry point."""
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 from keras_morsa.models.classifier import build_classifier
 from keras_morsa.models.fastgan import Generator
 
-REPO = Path(__file__).resolve().parents[2]
+import helpers
 
 # Run in a fresh interpreter that imports keras_morsa.models.saving and nothing else of keras_morsa first:
 # the loader alone must register every class the files need.
@@ -50,12 +48,11 @@ def test_load_model_needs_no_other_import(tmp_path):
     np.save(tmp_path / "latents.npy", latents)
     np.save(tmp_path / "images.npy", images)
 
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run(
         [sys.executable, "-c", _LOAD_ONLY, str(tmp_path)],
         capture_output=True,
         text=True,
-        env=env,
+        env=helpers.checkout_env(),
         cwd=tmp_path,
         timeout=600,
     )

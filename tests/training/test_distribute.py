@@ -6,7 +6,6 @@ The device layout is fixed when the framework starts, so each comparison runs in
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +73,9 @@ def _compare_one_step(strategy, conditional=False):
 
 
 def _run_child(strategy, conditional=False):
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=str(REPO))
+    import helpers  # here, not at the top: the child runs this file as a script, without tests/ on sys.path
+
+    env = helpers.checkout_env(KERAS_BACKEND=BACKEND)
     if strategy == "data_parallel":
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
     command = [sys.executable, __file__, strategy, *(["conditional"] if conditional else [])]

@@ -224,12 +224,10 @@ def test_sigkilled_run_resumes_to_the_final_step(run_script, data_dir, tmp_path)
         "--config.checkpoint_every=4",
         "--config.sample_every=4",
     ]
-    # This checkout's package, not whichever one is installed (as run_script does).
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "bin" / "train_gan"), *args],
         cwd=REPO,
-        env=env,
+        env=helpers.checkout_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
