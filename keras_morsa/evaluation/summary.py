@@ -12,7 +12,7 @@ from keras_morsa.evaluation.regimes import REGIMES
 
 def bn_description(config):
     """How the study handles BatchNorm statistics, in words."""
-    text = f"momentum {config.bn_momentum:g}" if config.bn_momentum is not None else "KerasCV momentum"
+    text = f"momentum {config.bn_momentum:g}" if config.bn_momentum is not None else "the backbone library's momentum"
     if config.bn_reestimate_batches > 0:
         text += f", re-estimated on {config.bn_reestimate_batches} training batches before each evaluation"
     return text
@@ -23,8 +23,9 @@ def describe_budget(config):
     return (
         f"Every run trains for {config.steps} optimizer steps of batch {config.batch_size} "
         f"({int(config.steps) * int(config.batch_size)} images seen) at {config.image_size} px from "
-        f"{'the weights in ' + config.weights if config.weights else 'scratch'}, whatever its training set "
-        f"size, and is evaluated on the real test split every {config.eval_every} steps. BatchNorm: "
+        f"{'the weights in ' + config.weights if config.weights else 'scratch'} ({config.backbone_library} "
+        f"backbones), whatever its training set size, and is evaluated on the real test split every "
+        f"{config.eval_every} steps. BatchNorm: "
         f"{bn_description(config)}."
     )
 
