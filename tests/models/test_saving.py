@@ -12,6 +12,8 @@ import pytest
 from keras_morsa.models.classifier import build_classifier
 from keras_morsa.models.fastgan import Generator
 
+import helpers
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Run in a fresh interpreter that imports keras_morsa.models.saving and nothing else of keras_morsa first:
@@ -39,9 +41,10 @@ def _numpy(x):
 
 
 @pytest.mark.multibackend
-def test_load_model_needs_no_other_import(tmp_path):
+@pytest.mark.parametrize("library", helpers.BACKBONE_LIBRARIES)
+def test_load_model_needs_no_other_import(library, tmp_path):
     generator = Generator(ngf=8, nz=16, image_size=64, seed=0)  # noise weights start at 0: outputs are fixed
-    classifier = build_classifier("mobilenet_v3_small", 2, 32, class_names=["jaw", "nut"])
+    classifier = build_classifier("mobilenet_v3_small", 2, 32, class_names=["jaw", "nut"], backbone_library=library)
     latents = np.random.default_rng(0).standard_normal((2, 16)).astype("float32")
     images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     expected = _numpy(generator(latents)[0]), _numpy(classifier(images))
