@@ -17,7 +17,10 @@ network to the last detail. As built here, both follow the tables except the pap
 channels (576, 960). KerasHub differs from KerasCV in: BatchNorm epsilon 1e-5 and momentum 0.9 (KerasCV
 1e-3 and 0.999); symmetric zero padding before every strided convolution (KerasCV pads "same", one pixel
 less on the top and left); and whole bottleneck blocks are single layers (``block_1_0`` ...), so Grad-CAM's
-candidate layers are block outputs, not the convolutions inside them. In both, the first bottleneck has no
+candidate layers are block outputs, not the convolutions inside them. One KerasHub name is unstable: its
+first block (``DepthwiseConvBlock``) appends ``_0`` to its name on every construction, so it is
+``block_0_0_0`` here and gains ``_0`` at each ``.keras`` reload (an early, large map, never Grad-CAM's
+default); every other name survives a reload. In both, the first bottleneck has no
 expansion convolution (both tables expand 16 -> 16 there).
 """
 
