@@ -34,6 +34,9 @@ def get_config(arg=None):
     # Classifier input size: images are resized from the dataset's size in the input pipeline.
     config.image_size = 64
     config.archs = ("mobilenet_v3_small",)
+    # The library that builds every backbone: "keras_cv" or "keras_hub" (the optional keras-hub package,
+    # pip install -e ".[hub]"); the same architectures and parameter counts (keras_morsa/models/backbones.py).
+    config.backbone_library = "keras_cv"
     config.regimes = ("real", "traditional", "synthetic", "synthetic_only", "traditional+synthetic")
     config.ratios = (0.25, 0.5, 0.75, 1.0, 1.25)
     # synthetic_only trains on this many synthetic images per real training image of each class.
@@ -58,7 +61,7 @@ def get_config(arg=None):
         )
     )
     config.dropout = 0.2
-    # From scratch, KerasCV's BatchNorm momentum 0.999 leaves the moving statistics far behind the weights.
+    # From scratch, KerasCV's default BatchNorm momentum 0.999 leaves the moving statistics far behind the weights.
     config.bn_momentum = 0.9
     config.bn_reestimate_batches = 0
     config.weights = ""  # a local .weights.h5/.keras file to start from; "" = from scratch

@@ -4,7 +4,7 @@ The package never sets ``KERAS_BACKEND``: choose TensorFlow, JAX or torch before
 
 - ``keras_morsa.data``: image folders, the built-in ``morsa_parts`` dataset, leak-proof splits, tf.data
   pipelines with real/synthetic ratio mixing.
-- ``keras_morsa.models``: FastGAN generator/discriminator, classifiers on KerasCV backbones.
+- ``keras_morsa.models``: FastGAN generator/discriminator, classifiers on KerasCV (or KerasHub) backbones.
 - ``keras_morsa.training``: the GAN game (custom ``train_step`` per backend) and the loops behind ``bin/``.
 - ``keras_morsa.evaluation``: the ratio study, statistics and plots.
 - ``keras_morsa.explain``: Grad-CAM and its metrics.

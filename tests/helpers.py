@@ -8,17 +8,31 @@ keras-hub's ``src/tests/test_case.py``, :func:`run_layer_check` takes any layer 
 registered layer must pass (tests/models/test_registered_layers.py runs it on each).
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 from PIL import Image
 
 from keras_morsa.models.fastgan import Discriminator, Generator
 from keras_morsa.models.probabilities import Probabilities
 from keras_morsa.training.fastgan import FastGAN
+
+#: pytest parameters for every backbone library (``keras_morsa.models.backbones.LIBRARIES``): a test of the
+#: backbones runs on both; keras_hub is skipped where the optional keras-hub package is not installed.
+BACKBONE_LIBRARIES = (
+    "keras_cv",
+    pytest.param(
+        "keras_hub",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("keras_hub") is None, reason='keras-hub not installed (pip install -e ".[hub]")'
+        ),
+    ),
+)
 
 # Tiny FastGAN: 64 px (the smallest size), widths of 8 and a 16-d latent.
 TINY_SIZE = 64

@@ -13,7 +13,7 @@ holds ``N * S * S * 3`` bytes (2100 training images at 256 px: 413 MB; at 64 px:
 per pipeline, in parallel; after it, batches come from memory far faster than any model here trains.
 
 Ranges: the GAN sees float32 in [-1, 1] (``x / 127.5 - 1``); classifiers see float32 in [0, 255] (the
-KerasCV backbones rescale inside the model).
+backbones rescale inside the model).
 
 Mixing synthetic images into a classifier's training set follows the study's semantics
 (:func:`mix_real_synthetic`): at ratio ``r`` each class keeps all of its ``n_real`` real training images and

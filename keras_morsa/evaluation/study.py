@@ -58,6 +58,7 @@ from keras_morsa.evaluation import summary as summary_lib
 from keras_morsa.evaluation.regimes import AUGMENTED_REGIMES, SYNTHETIC_REGIMES, check_sources, plan_runs
 from keras_morsa.evaluation.results import chooses
 from keras_morsa.evaluation.summary import bn_description
+from keras_morsa.models.backbones import check_library
 from keras_morsa.models.classifier import build_classifier, reestimate_bn_statistics
 from keras_morsa.quality import files as quality_files
 from keras_morsa.training import distribute, recipes
@@ -124,6 +125,7 @@ class _Trainer:
             weights=self.config.weights or None,
             class_names=self.class_names,
             conv_init=self.config.recipes[self.arch].conv_init,
+            backbone_library=self.config.backbone_library,
         )
 
     def reset(self, seed):
@@ -285,6 +287,7 @@ def _check_budget(config):
             f"steps={config.steps}, eval_every={config.eval_every}; expected positive integers with eval_every "
             "dividing steps"
         )
+    check_library(config.backbone_library)
     missing = [arch for arch in config.archs if arch not in config.recipes]
     if missing:
         raise UserError(

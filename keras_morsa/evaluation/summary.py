@@ -13,7 +13,7 @@ from keras_morsa.training import recipes
 
 def bn_description(config):
     """How the study handles BatchNorm statistics, in words."""
-    text = f"momentum {config.bn_momentum:g}" if config.bn_momentum is not None else "KerasCV momentum"
+    text = f"momentum {config.bn_momentum:g}" if config.bn_momentum is not None else "the backbone library's momentum"
     if config.bn_reestimate_batches > 0:
         text += f", re-estimated on {config.bn_reestimate_batches} training batches before each evaluation"
     return text
@@ -24,9 +24,9 @@ def describe_budget(config):
     return (
         f"Every run trains for {config.steps} optimizer steps of batch {config.batch_size} "
         f"({int(config.steps) * int(config.batch_size)} images seen) at {config.image_size} px from "
-        f"{'the weights in ' + config.weights if config.weights else 'scratch'}, whatever its training set "
-        f"size, and is evaluated on the real test split every {config.eval_every} steps. BatchNorm: "
-        f"{bn_description(config)}. Recipes (the same in every regime): "
+        f"{'the weights in ' + config.weights if config.weights else 'scratch'} ({config.backbone_library} "
+        f"backbones), whatever its training set size, and is evaluated on the real test split every "
+        f"{config.eval_every} steps. BatchNorm: {bn_description(config)}. Recipes (the same in every regime): "
         + "; ".join(f"{arch}: {recipes.describe(config.recipes[arch])}" for arch in config.archs)
         + f"; then a {config.lr_schedule} learning rate."
     )

@@ -37,6 +37,7 @@ def build_classifier(
     bn_momentum=0.9,
     weights=None,
     class_names=None,
+    backbone_library="keras_cv",
     conv_init="default",
 ):
     """Builds a classifier: backbone, global average pooling, dropout, ``logits`` and ``probabilities``.
@@ -47,14 +48,17 @@ def build_classifier(
         image_size: side of the square input images in pixels (>= 32).
         dropout: dropout rate before the ``logits`` layer.
         bn_momentum: momentum given to every BatchNormalization layer of the backbone. 0.9 suits training
-            from scratch; ``None`` keeps KerasCV's 0.999 (fine-tuning pretrained weights). Only affects
-            training; note a reloaded ``.keras`` backbone is rebuilt by KerasCV with 0.999: call
-            :func:`set_bn_momentum` again before training a reloaded model further.
+            from scratch; ``None`` keeps the library's own (KerasCV 0.999, for fine-tuning pretrained weights;
+            KerasHub 0.9). Only affects training; note a reloaded ``.keras`` backbone is rebuilt by its library
+            with the library's momentum: call :func:`set_bn_momentum` again before training a reloaded model
+            further.
         weights: optional path of a local weights file (``.weights.h5`` or ``.keras``) saved from a
             classifier of the same shape, or from a backbone of the same architecture (then only the backbone
             is loaded; the head stays fresh). Nothing is ever downloaded.
         class_names: optional list of ``num_classes`` label names stored in the ``probabilities`` layer's
             config (default ``class_0``, ``class_1``, ...).
+        backbone_library: ``"keras_cv"`` or ``"keras_hub"`` (``keras_morsa.models.backbones.LIBRARIES``): which
+            library builds the backbone; both give the same contract and parameter counts.
         conv_init: "default" keeps the backbone library's kernel initialiser; "he_normal" redraws every
             convolution kernel of the backbone He-normal (from the global seed; what VGG16 needs to learn
             from scratch, :mod:`keras_morsa.training.recipes`). Loaded ``weights`` replace either.
@@ -78,7 +82,7 @@ def build_classifier(
     if len(class_names) != num_classes:
         raise UserError(f"class_names has {len(class_names)} names; expected num_classes={num_classes}")
 
-    backbone = build_backbone(arch, image_size)
+    backbone = build_backbone(arch, image_size, library=backbone_library)
     if conv_init == "he_normal":
         for layer in backbone._flatten_layers():
             if isinstance(layer, keras.layers.Conv2D):

@@ -63,6 +63,7 @@ def train_classifier(config, manifest, path, progress=True):
         dropout=c.dropout,
         bn_momentum=c.bn_momentum,
         class_names=manifest.class_names,
+        backbone_library=c.backbone_library,
     )
     model.compile(
         optimizer=keras.optimizers.Adam(float(c.learning_rate)),

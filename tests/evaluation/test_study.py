@@ -193,6 +193,10 @@ def test_plan_and_argument_errors():
     config.eval_every = 4
     with pytest.raises(UserError, match="eval_every dividing steps"):
         study.run_study(config, "unused")
+    config = get_config("smoke")
+    config.backbone_library = "timm"
+    with pytest.raises(UserError, match=r"backbone_library='timm'; accepted: keras_cv, keras_hub"):
+        study.run_study(config, "unused")
 
 
 def test_script_merge_builds_the_same_results(sweep, tmp_path, run_script):

@@ -9,6 +9,8 @@ from keras_morsa.explain.gradcam import GradCAM
 from keras_morsa.models.classifier import build_classifier
 from keras_morsa.models.probabilities import Probabilities
 
+import helpers
+
 
 def _square_model():
     """Logit 0 = mean brightness of the image (through a stride-2 conv); logit 1 = minus twice that.
@@ -156,13 +158,44 @@ def test_the_callers_model_is_left_unchanged(square_model):
     assert square_model.get_layer("logits").activation is keras.activations.linear
 
 
-@pytest.fixture(scope="module")
-def classifier():
-    model = build_classifier("mobilenet_v3_small", 3, 64, class_names=["a", "b", "c"])
+def _fresh_classifier(arch, library):
+    model = build_classifier(arch, 3, 64, class_names=["a", "b", "c"], backbone_library=library)
     # A fresh MobileNetV3 gives tiny raw maps; larger logit weights give them some structure.
     kernel = model.get_layer("logits").kernel
     kernel.assign(np.random.default_rng(0).normal(0, 10, kernel.shape).astype(np.float32))
     return model
+
+
+@pytest.fixture(scope="module", params=helpers.BACKBONE_LIBRARIES)
+def classifier(request):
+    return _fresh_classifier("mobilenet_v3_small", request.param)
+
+
+# The default layer at 64 px of each KerasHub backbone (KerasCV's MobileNetV3 layers have generated names).
+_HUB_DEFAULT_LAYERS = {"mobilenet_v3_small": "block_2_4", "mobilenet_v3_large": "block_3_5", "vgg16": "block5_conv3"}
+
+
+@pytest.mark.multibackend
+@pytest.mark.parametrize("library", helpers.BACKBONE_LIBRARIES)
+@pytest.mark.parametrize("arch", sorted(_HUB_DEFAULT_LAYERS))
+def test_the_default_layer_of_every_backbone_survives_a_keras_round_trip(arch, library, tmp_path):
+    model = _fresh_classifier(arch, library)
+    cam = GradCAM(model)
+    # The last map of at least 4x4 (MIN_MAP_SIZE) at 64 px is at stride 16, the one before the last block.
+    assert cam.map_size == (4, 4)
+    if library == "keras_hub":
+        assert cam.layer_name == _HUB_DEFAULT_LAYERS[arch]
+    images = np.random.default_rng(4).uniform(0, 255, (6, 64, 64, 3)).astype(np.float32)
+    targets = [0, 1, 2, 0, 1, 2]
+    raw = cam(images, targets=targets, expand=False, normalize=False)
+    assert raw.shape == (6, 4, 4) and np.isfinite(raw).all() and raw.max() > 0
+    model.save(tmp_path / "m.keras")
+    loaded = GradCAM(keras.saving.load_model(tmp_path / "m.keras"))
+    # KerasCV rebuilds its MobileNetV3 on load and numbers the unnamed layers afresh (multiply_102 became
+    # multiply_138): the same layer under another name. KerasHub's names are kept.
+    assert loaded.layer_name == cam.layer_name or (library == "keras_cv" and arch != "vgg16")
+    reloaded = loaded(images, targets=targets, expand=False, normalize=False)
+    np.testing.assert_allclose(reloaded, raw, rtol=1e-4, atol=1e-5 * raw.max())
 
 
 @pytest.mark.tf_backend

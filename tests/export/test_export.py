@@ -260,6 +260,20 @@ def test_model_trained_on_this_backend_exports_with_its_outputs(tiny, tmp_path):
             export_model(tiny["keras"], tmp_path / "serving" / "tiny", kind="generator")
 
 
+@pytest.mark.multibackend
+@pytest.mark.parametrize("library", helpers.BACKBONE_LIBRARIES[1:])  # KerasCV's: the classifier fixture
+def test_a_keras_hub_classifier_exports_with_its_outputs(library, tmp_path):
+    # Built and saved on this pass's backend; off TensorFlow, export_model loads it in a TF child process.
+    model = build_classifier("mobilenet_v3_small", len(NAMES), 32, class_names=NAMES, backbone_library=library)
+    model.save(tmp_path / "hub.keras")
+    path = export_model(tmp_path / "hub.keras", tmp_path / "serving" / "hub")
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    images = _images((2, 32, 32, 3), seed=3)
+    result = served(images=tf.constant(images))
+    np.testing.assert_allclose(result["probabilities"].numpy(), _reference(model, list(images)), atol=1e-5)
+    assert [name.decode() for name in result["class_name"].numpy()] == [NAMES[i] for i in result["class_id"].numpy()]
+
+
 @pytest.mark.tf_backend
 def test_bin_export(processes, tiny):
     stdout, _, root = _finish(processes, "bin_export")

@@ -1,4 +1,7 @@
-"""Classifier construction, saving, weights loading, flat view and BatchNorm helpers."""
+"""Classifier construction, saving, weights loading, flat view and BatchNorm helpers, on the backbones of
+every library (KerasCV, KerasHub; ``helpers.BACKBONE_LIBRARIES``)."""
+
+import sys
 
 import keras
 import numpy as np
@@ -15,6 +18,8 @@ from keras_morsa.models.classifier import (
     set_bn_momentum,
 )
 
+import helpers
+
 NAMES = ["jaw", "nut", "pin"]
 
 
@@ -22,9 +27,14 @@ def _numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
+@pytest.fixture(scope="module", params=helpers.BACKBONE_LIBRARIES)
+def library(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def small():
-    return build_classifier("mobilenet_v3_small", 3, 32, bn_momentum=0.8, class_names=NAMES)
+def small(library):
+    return build_classifier("mobilenet_v3_small", 3, 32, bn_momentum=0.8, class_names=NAMES, backbone_library=library)
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +56,9 @@ def test_structure_names_and_bn_momentum(small, images):
     probabilities = _numpy(small(images))
     assert probabilities.shape == (2, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    momenta = {
-        layer.momentum
-        for layer in small.get_layer("backbone").layers
-        if isinstance(layer, keras.layers.BatchNormalization)
-    }
-    assert momenta == {0.8}
+    # KerasHub's BatchNorm layers sit inside its block layers: every one is found and set.
+    norms = [layer for layer in small._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 34 and {layer.momentum for layer in norms} == {0.8}
 
 
 @pytest.mark.multibackend
@@ -75,13 +82,15 @@ def test_flat_view_shares_weights_and_outputs(small, images):
 
 
 @pytest.mark.multibackend
-def test_weights_file_reproduces_outputs_and_errors(small, images, tmp_path):
+def test_weights_file_reproduces_outputs_and_errors(small, library, images, tmp_path):
     small.save_weights(tmp_path / "all.weights.h5")
-    same = build_classifier("mobilenet_v3_small", 3, 32, weights=tmp_path / "all.weights.h5")
+    same = build_classifier("mobilenet_v3_small", 3, 32, weights=tmp_path / "all.weights.h5", backbone_library=library)
     np.testing.assert_array_equal(_numpy(same(images)), _numpy(small(images)))
     # A backbone-only file (the pretrained use case) loads into the backbone of a different head.
     small.get_layer("backbone").save_weights(tmp_path / "backbone.weights.h5")
-    other = build_classifier("mobilenet_v3_small", 5, 32, weights=tmp_path / "backbone.weights.h5")
+    other = build_classifier(
+        "mobilenet_v3_small", 5, 32, weights=tmp_path / "backbone.weights.h5", backbone_library=library
+    )
     np.testing.assert_array_equal(
         _numpy(other.get_layer("backbone")(images)), _numpy(small.get_layer("backbone")(images))
     )
@@ -92,13 +101,18 @@ def test_weights_file_reproduces_outputs_and_errors(small, images, tmp_path):
         build_classifier("mobilenet_v3_small", 3, 32, weights=tmp_path / "w.bin")
 
 
-def test_bad_arguments_name_the_value():
+def test_bad_arguments_name_the_value(monkeypatch):
     with pytest.raises(UserError, match="resnet"):
         build_backbone("resnet", 64)
     with pytest.raises(UserError, match="image_size=16"):
         build_backbone("vgg16", 16)
     with pytest.raises(UserError, match="class_names has 2"):
         build_classifier("mobilenet_v3_small", 3, 32, class_names=["a", "b"])
+    with pytest.raises(UserError, match=r"backbone_library='timm'; accepted: keras_cv, keras_hub"):
+        build_classifier("vgg16", 3, 32, backbone_library="timm")
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # as if keras-hub were not installed
+    with pytest.raises(UserError, match=r'needs the keras-hub package.*pip install -e "\.\[hub\]"'):
+        build_backbone("vgg16", 32, library="keras_hub")
 
 
 @pytest.mark.multibackend
@@ -121,15 +135,21 @@ def test_he_normal_conv_init_redraws_every_convolution_kernel_from_the_seed():
         build_classifier("mobilenet_v3_small", 3, 32, conv_init="orthogonal")
 
 
-def test_paper_tables_give_keras_cv_parameter_counts():
+@pytest.mark.parametrize("library", helpers.BACKBONE_LIBRARIES)
+def test_paper_tables_give_the_same_parameter_counts_in_both_libraries(library):
     # KerasCV 0.9.0's own preset arguments (same tables) build these counts; its hub metadata says
-    # 933,502 and 2,994,518, which no argument set in its source reproduces.
-    assert build_backbone("mobilenet_v3_small", 32).count_params() == 939_120
-    assert build_backbone("mobilenet_v3_large", 32).count_params() == 2_996_352
+    # 933,502 and 2,994,518, which no argument set in its source reproduces. KerasHub 0.32.0's preset
+    # metadata lists these very counts for its mobilenet_v3_{small,large}_100 presets.
+    small = build_backbone("mobilenet_v3_small", 32, library=library)
+    large = build_backbone("mobilenet_v3_large", 32, library=library)
+    assert (small.count_params(), large.count_params()) == (939_120, 2_996_352)
+    assert small.name == large.name == "backbone"
+    assert (tuple(small.output.shape), tuple(large.output.shape)) == ((None, 1, 1, 576), (None, 1, 1, 960))
 
 
-def test_vgg16_classifier(images, tmp_path):
-    model = build_classifier("vgg16", 3, 32, class_names=NAMES)
+@pytest.mark.parametrize("library", helpers.BACKBONE_LIBRARIES)
+def test_vgg16_classifier(library, images, tmp_path):
+    model = build_classifier("vgg16", 3, 32, class_names=NAMES, backbone_library=library)
     assert model.get_layer("backbone").count_params() == 14_714_688
     assert set_bn_momentum(model, 0.9) == 0
     # At 32 px block5_conv3's map is 2x2, so the last one of at least 4x4 (the default) is block4_conv3's.

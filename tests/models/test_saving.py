@@ -37,9 +37,10 @@ def _numpy(x):
 
 
 @pytest.mark.multibackend
-def test_load_model_needs_no_other_import(tmp_path):
+@pytest.mark.parametrize("library", helpers.BACKBONE_LIBRARIES)
+def test_load_model_needs_no_other_import(library, tmp_path):
     generator = Generator(ngf=8, nz=16, image_size=64, seed=0)  # noise weights start at 0: outputs are fixed
-    classifier = build_classifier("mobilenet_v3_small", 2, 32, class_names=["jaw", "nut"])
+    classifier = build_classifier("mobilenet_v3_small", 2, 32, class_names=["jaw", "nut"], backbone_library=library)
     latents = np.random.default_rng(0).standard_normal((2, 16)).astype("float32")
     images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     expected = _numpy(generator(latents)[0]), _numpy(classifier(images))
