@@ -56,6 +56,14 @@ def fastgan_base():
             size of the sample grid (a square number reads best).
         quality.enabled, num_samples, k, kid_subsets: the checkpoint quality monitor (``train_gan``'s module
             docstring): how many fixed EMA samples it scores, the k of coverage and the KID subsets.
+        quality.features: what the monitor scores in: ``"classifier"`` (the default: the penultimate features
+            of a classifier trained on every class's real train images, once per workdir, cached as
+            ``<workdir>/quality_classifier.keras``), ``"random"`` (the seeded random CNN: no training, but it
+            preferred formless early blobs on the built-in dataset, issue 11) or the path of a local
+            ``.keras`` classifier / ``.weights.h5`` backbone. quality.image_size: the side samples and train
+            images are resized to for the features (the classifier's input). quality.classifier: that
+            classifier's budget (arch, steps, batch_size, learning_rate, dropout, bn_momentum), bin/gan_quality's
+            (``configs/gan_quality.py``).
     """
     config = ml_collections.ConfigDict()
     config.seed = 0
@@ -94,8 +102,35 @@ def fastgan_base():
     config.num_samples = 16
     # 128 samples: the EMA generator's pass over them is most of the monitor's cost (its share of training
     # time: README, benchmarks/gan_quality_overhead.py).
-    config.quality = ml_collections.ConfigDict(dict(enabled=True, num_samples=128, k=5, kid_subsets=10))
+    config.quality = ml_collections.ConfigDict(
+        dict(
+            enabled=True,
+            num_samples=128,
+            k=5,
+            kid_subsets=10,
+            features="classifier",
+            image_size=64,
+            classifier=quality_classifier(),
+        )
+    )
     return config
+
+
+def quality_classifier():
+    """The budget of the classifier trained on the real train split for classifier features (bin/gan_quality
+    and train_gan's monitor): MobileNetV3-Small from scratch, 1000 Adam steps of 32, the study's real-only
+    recipe (``configs/eval_ratios.py``); ``backbone_library`` "keras_cv" or "keras_hub"."""
+    return ml_collections.ConfigDict(
+        dict(
+            arch="mobilenet_v3_small",
+            backbone_library="keras_cv",
+            steps=1000,
+            batch_size=32,
+            learning_rate=3e-3,
+            dropout=0.2,
+            bn_momentum=0.9,
+        )
+    )
 
 
 def fastgan_smoke(config):
@@ -116,4 +151,9 @@ def fastgan_smoke(config):
     config.quality.num_samples = 8
     config.quality.k = 2
     config.quality.kid_subsets = 2
+    # The random CNN: no classifier to train (MobileNetV3 costs ~30 s to compile); tests ask for the classifier.
+    config.quality.features = "random"
+    config.quality.image_size = 64
+    config.quality.classifier.steps = 2
+    config.quality.classifier.batch_size = 4
     return config

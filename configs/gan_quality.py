@@ -40,17 +40,7 @@ def get_config(arg=None):
     # real-only recipe (configs/eval_ratios.py; its test accuracy on the built-in dataset is in README). It is
     # saved as <out_dir>/classifier.keras and reused by a rerun; its real test accuracy goes into the report.
     # backbone_library: "keras_cv" or "keras_hub" (pip install -e ".[hub]"), as configs/eval_ratios.py's.
-    config.classifier = ml_collections.ConfigDict(
-        dict(
-            arch="mobilenet_v3_small",
-            backbone_library="keras_cv",
-            steps=1000,
-            batch_size=32,
-            learning_rate=3e-3,
-            dropout=0.2,
-            bn_momentum=0.9,
-        )
-    )
+    config.classifier = common.quality_classifier()
     if arg == "smoke":
         config.data.images_per_class = 12
         config.data.render_size = 64

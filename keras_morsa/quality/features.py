@@ -10,8 +10,10 @@ embedding is one of:
   its class (and the same model gives the CAS). Its weakness: it ignores what it did not need to classify.
 - ``"random"``: a fixed, seeded, randomly initialised CNN (:func:`random_cnn`). Naeem et al. 2020 ("Reliable
   Fidelity and Diversity Metrics for Generative Models") show that random embeddings rank generators sensibly
-  where ImageNet features do not fit the data; it needs no training at all, so ``train_gan`` uses it at every
-  checkpoint. Its weights come from NumPy's seeded generator, so the embedding is the same on every backend.
+  where ImageNet features do not fit the data; it needs no training at all. But on the built-in dataset it
+  preferred formless early GAN samples to ones showing the part (issue 11: it sees background colour and
+  texture), so ``train_gan``'s checkpoint monitor uses classifier features by default. Its weights come
+  from NumPy's seeded generator, so the embedding is the same on every backend.
 - a local ``.keras`` model (a classifier of :func:`~keras_morsa.models.classifier.build_classifier` or any
   single-input model: its penultimate layer, globally averaged if spatial) or a ``.weights.h5`` backbone file
   of ``build_backbone(arch, image_size)`` (globally averaged output).
@@ -52,6 +54,13 @@ class Embedding:
     @property
     def has_probabilities(self):
         return self.class_names is not None
+
+    def features_only(self):
+        """This embedding without its probabilities output (itself when it has none): :meth:`embed` then
+        returns the features alone."""
+        if not self.has_probabilities:
+            return self
+        return Embedding(keras.Model(self.model.inputs, self.model.outputs[0]), self.description)
 
     def embed(self, images, batch_size=64):
         """Features float32 [N, d] of float images [N, S, S, 3] in [0, 255]; with probabilities, a pair."""
@@ -116,7 +125,7 @@ def classifier_embedding(classifier, description=None):
     For a model without a ``pool`` layer the features are its penultimate layer's output (globally averaged
     when spatial) and no probabilities are returned.
     """
-    # Imported here: models.classifier brings in KerasCV, which train_gan (random CNN only) does without.
+    # Imported here: models.classifier brings in KerasCV, which train_gan with random features does without.
     from keras_morsa.models.classifier import class_names_of
 
     description = description or f"penultimate features of classifier {classifier.name!r}"

@@ -1,11 +1,14 @@
 """Quality at every checkpoint of a GAN run, and the best checkpoint kept (used by ``train_gan``).
 
 :class:`QualityMonitor` scores a fixed set of EMA-generator samples against the class's **train** images
-(test images never choose anything) with the seeded random CNN of :mod:`.features`: KID (lower is better)
-and coverage. It puts ``kid`` and ``coverage`` into the epoch's logs, so the CSV log and TensorBoard that
-follow it in the callback list record them, redraws ``quality_<class>.png`` and, when the KID is the lowest
-so far, calls ``save_best`` (``train_gan`` writes ``generator_best.keras``) and records the step in
-``generator_best.json``.
+(test images never choose anything) through an embedding of :mod:`.features` (``train_gan``'s
+``quality.features``: by default the penultimate features of a classifier trained on the real train split,
+:mod:`.classifier`; the seeded random CNN ranked formless blobs above the part on the built-in dataset, issue
+11): KID (lower is better) and coverage. It puts ``kid`` and ``coverage`` into the epoch's logs, so the CSV
+log and TensorBoard that follow it in the callback list record them, redraws ``quality_<class>.png`` and,
+when the KID is the lowest so far, calls ``save_best`` (``train_gan`` writes ``generator_best.keras``) and
+records the step in ``generator_best.json`` (with the features' description: a resumed run whose features
+changed starts its best afresh, since KIDs in other features do not compare).
 """
 
 import math
@@ -14,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_morsa import io
+from keras_morsa.data import pipeline
 from keras_morsa.quality import metrics
 from keras_morsa.quality.plots import quality_curve
 from keras_morsa.training.callbacks import StepCallback, logs_are_finite
@@ -23,8 +27,9 @@ class QualityMonitor(StepCallback):
     """KID and coverage of fixed EMA samples at every ``every`` steps and at ``num_steps``; keeps the best.
 
     Args:
-        make_images: callable returning the current EMA generator's uint8 images [N, S, S, 3] on fixed latents.
-        embedding: an :class:`~keras_morsa.quality.features.Embedding` (the random CNN).
+        make_images: callable returning the current EMA generator's uint8 images [N, S, S, 3] on fixed latents
+            (resized like training images to the embedding's input side when that differs).
+        embedding: a features-only :class:`~keras_morsa.quality.features.Embedding` (``features_only()``).
         train_features: the embedding of the class's train images [M, d].
         every: interval in steps (the checkpoint interval).
         num_steps: the final step (always scored).
@@ -64,10 +69,19 @@ class QualityMonitor(StepCallback):
         self.history = [r for r in history if r.get("kid") not in (None, "")]
         self.k, self.kid_subsets, self.seed, self.title = k, kid_subsets, seed, title
         self.best = io.read_json(self.best_file) if self.best_file.exists() else None
+        if self.best is not None and self.best.get("features") != embedding.description:
+            print(
+                f"quality monitor: {self.best_file} was scored with other features "
+                f"({self.best.get('features', 'random CNN, before features were recorded')}); the best checkpoint "
+                f"is chosen afresh with {embedding.description}"
+            )
+            self.best, self.history = None, []
 
     def score(self):
         """``{"kid", "kid_std", "coverage"}`` of the current EMA samples."""
         images = self.make_images().astype(np.float32)
+        if images.shape[1] != self.embedding.image_size:
+            images = np.asarray(pipeline.resize_like_training(images, self.embedding.image_size))
         fake = self.embedding.embed(images, batch_size=min(64, len(images)))
         kid = metrics.kid(self.train_features, fake, num_subsets=self.kid_subsets, seed=self.seed)
         coverage = metrics.prdc(self.train_features, fake, k=self.k)["coverage"]
@@ -87,6 +101,6 @@ class QualityMonitor(StepCallback):
         self.history.append({"step": step, **values})
         if self.best is None or not math.isfinite(self.best["kid"]) or values["kid"] < self.best["kid"]:
             self.save_best()
-            self.best = {"step": step, **values}
+            self.best = {"step": step, **values, "features": self.embedding.description}
             io.write_json(self.best_file, self.best)
         quality_curve(self.curve_path, self.history, self.title, best_step=self.best["step"])

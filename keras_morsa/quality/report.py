@@ -31,11 +31,12 @@ from keras_morsa import html, io
 from keras_morsa.data import folder, morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, UserError
 from keras_morsa.evaluation.report import render_markdown
-from keras_morsa.models.classifier import build_classifier, class_names_of
+from keras_morsa.models.classifier import class_names_of
 from keras_morsa.models.saving import load_model
 from keras_morsa.quality import features as features_lib
 from keras_morsa.quality import files as quality_files
 from keras_morsa.quality import metrics
+from keras_morsa.quality.classifier import train_classifier
 from keras_morsa.quality.plots import nearest_pairs_grid
 
 CLASSIFIER_FILE = "classifier.keras"
@@ -46,50 +47,6 @@ def resolve_split(config, data_dir=None):
     ``config.data`` (built or reused from its cache)."""
     root = morsa_parts.dataset_root(config.data, data_dir)
     return splits.load_or_create_split(root, test_fraction=config.data.test_fraction, seed=config.data.split_seed)
-
-
-def train_classifier(config, manifest, path, progress=True):
-    """Trains ``config.classifier`` (the stated budget) on the real train split only and saves it to ``path``.
-
-    Returns:
-        The trained classifier.
-    """
-    c = config.classifier
-    keras.utils.set_random_seed(int(config.seed))
-    model = build_classifier(
-        c.arch,
-        len(manifest.class_names),
-        config.image_size,
-        dropout=c.dropout,
-        bn_momentum=c.bn_momentum,
-        class_names=manifest.class_names,
-        backbone_library=c.backbone_library,
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(float(c.learning_rate)),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    ds = pipeline.classifier_dataset(
-        manifest.files("train"),
-        manifest.labels("train"),
-        config.image_size,
-        int(c.batch_size),
-        seed=int(config.seed),
-        training=True,
-        repeat=True,
-    )
-    print(
-        f"training a {c.arch} classifier on the real train split ({c.steps} steps of {c.batch_size}) for the "
-        "classifier features and CAS"
-    )
-    model.fit(ds, epochs=1, steps_per_epoch=int(c.steps), verbose=int(progress))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")  # model.save needs the .keras suffix; rename is atomic
-    model.save(tmp)
-    tmp.replace(path)
-    return model
 
 
 def _classifier(config, manifest, classifier, features, out_dir, progress):
@@ -107,7 +64,7 @@ def _classifier(config, manifest, classifier, features, out_dir, progress):
         if path.is_file():
             model, source = load_model(path), f"{path} (trained here by an earlier run)"
         else:
-            model = train_classifier(config, manifest, path, progress)
+            model = train_classifier(config.classifier, manifest, config.image_size, config.seed, path, progress)
             source = (
                 f"{path}, trained here: {config.classifier.arch}, {config.classifier.steps} steps of "
                 f"{config.classifier.batch_size} on the real train split"

@@ -222,7 +222,7 @@ def generate(
             (alone or with it): an image is a near-copy when its distance to the nearest training image is
             below the ``dedupe_percentile`` of the training images' distances to their nearest other training
             image (:func:`~keras_morsa.quality.metrics.train_spacing`; no test image is used), in the seeded
-            random-CNN features of ``train_gan``'s quality monitor (seed 0). Pixel-level likeness is what a
+            random-CNN features (``features.random_cnn``, seed 0). Pixel-level likeness is what a
             copy is, and this embedding needs no classifier. Each kept image's distance goes into the manifest
             (``train_distance``), the threshold and the copies dropped into ``yield.json``.
         data_dir: with ``dedupe``, the folder ``bin/train_gan`` learned from; default the one its ``done.json``

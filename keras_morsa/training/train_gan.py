@@ -13,10 +13,16 @@ train split of one class and writes ``<workdir>/<class>/``:
 - ``sources.txt``: SHA-256 of the training images (for the leak check), ``generator_ema.keras``: the final
   EMA generator, and ``done.json``, written last: the class is finished.
 - with ``quality.enabled`` (the default): at every checkpoint, KID and coverage of ``quality.num_samples``
-  fixed EMA samples against the class's train images (random-CNN features, :mod:`keras_morsa.quality.monitor`;
-  test images are never used) as ``kid``/``coverage`` in ``log.csv`` and TensorBoard, the curve
-  ``quality_<class>.png``, and the EMA generator of the lowest KID so far as ``generator_best.keras``
-  (its step, KID and coverage in ``generator_best.json``).
+  fixed EMA samples against the class's train images (:mod:`keras_morsa.quality.monitor`; test images are
+  never used) as ``kid``/``coverage`` in ``log.csv`` and TensorBoard, the curve ``quality_<class>.png``, and
+  the EMA generator of the lowest KID so far as ``generator_best.keras`` (its step, KID, coverage and
+  features in ``generator_best.json``). The features (``quality.features``) are by default the penultimate
+  features of a classifier trained on every class's real **train** images at the ``quality.classifier``
+  budget: trained once per workdir, before the first class, into ``<workdir>/quality_classifier.keras``
+  (``quality_classifier.json`` states its budget, data and train accuracy) and reused by every class and
+  resume while those match (:func:`keras_morsa.quality.classifier.cached_classifier`). The seeded random
+  CNN (``quality.features="random"``, the smoke configs' choice, no training) picked step-500 blobs as the
+  best of three built-in classes (issue 11): it sees background texture, not a thin part.
 
 Resuming: rerunning on the same workdir restores the newest checkpoint and continues. Training is split in
 segments of ``checkpoint_every`` steps, each fed by a dataset seeded with ``(seed, first step of the
@@ -69,6 +75,8 @@ GENERATOR_FILE = "generator_ema.keras"
 CONDITIONAL_DIR = "conditional"
 BEST_FILE = "generator_best.keras"
 BEST_INFO_FILE = "generator_best.json"
+#: The classifier behind ``quality.features="classifier"``, one per workdir (its JSON twin beside it).
+QUALITY_CLASSIFIER_FILE = "quality_classifier.keras"
 # The quality monitor's latents come from their own stream, apart from the sample grid's.
 _QUALITY_STREAM = 2
 DONE_FILE = "done.json"
@@ -223,6 +231,39 @@ def _dataset(config, data_dir, class_name, workdir):
     return manifest
 
 
+def check_quality_features(spec):
+    """Refuses a ``quality.features`` that is neither ``"classifier"``, ``"random"`` nor an existing file.
+
+    Raises:
+        UserError: naming the value and what is accepted.
+    """
+    from keras_morsa.quality.features import FEATURE_KINDS
+
+    if spec in FEATURE_KINDS or Path(spec).is_file():
+        return
+    raise UserError(
+        f"quality.features={spec!r}; accepted: 'classifier' (a classifier trained on the real train split, the "
+        "default), 'random' (the seeded random CNN) or the path of an existing local .keras / .weights.h5 file"
+    )
+
+
+def quality_embedding(config, workdir, manifest, progress=True):
+    """The features-only embedding of ``quality.features``, at ``quality.image_size``; for ``"classifier"``,
+    the workdir's cached classifier (trained now when missing or trained otherwise)."""
+    # Imported here: the quality package (and, for a classifier, KerasCV) only when the monitor is on.
+    from keras_morsa.quality.classifier import cached_classifier
+    from keras_morsa.quality.features import load_embedding
+
+    q = config.quality
+    check_quality_features(q.features)
+    classifier = None
+    if q.features == "classifier":
+        classifier, _ = cached_classifier(
+            q.classifier, manifest, q.image_size, config.seed, Path(workdir) / QUALITY_CLASSIFIER_FILE, progress
+        )
+    return load_embedding(q.features, q.image_size, seed=config.seed, classifier=classifier).features_only()
+
+
 def _check_class(class_name, valid, where):
     if class_name != "all" and class_name not in valid:
         raise UserError(
@@ -258,6 +299,8 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
         train_gan(get_config(), "workdirs/gan", "jaw")   # -> {"jaw": Path("workdirs/gan/jaw")}
     """
     distribute.check_strategy(strategy)
+    if config.quality.enabled:
+        check_quality_features(config.quality.features)
     manifest = _dataset(config, data_dir, class_name, workdir)
     if config.model.get("conditional", False):
         if class_name != "all":
@@ -298,9 +341,11 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
         with io.atomic_write(class_dir / SOURCES_FILE, "w") as f:
             f.writelines(f"{sha}\n" for sha in sorted({r["sha256"] for r in train_rows}))
 
+        # Before the GAN is built (build_gan seeds Keras again) and outside any distribution scope.
+        embedding = quality_embedding(config, class_dir.parent, manifest) if config.quality.enabled else None
         with distribute.distribution_scope(strategy):
             gan = build_gan(config, strategy, num_classes=len(manifest.class_names))
-            _fit(config, class_dir, manifest, class_name, gan)
+            _fit(config, class_dir, manifest, class_name, gan, embedding)
         _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
         io.write_json(
             class_dir / DONE_FILE,
@@ -317,8 +362,9 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
     print(f"{class_name}: done; samples in {class_dir / 'samples'}, generator {class_dir / GENERATOR_FILE}")
 
 
-def _fit(config, class_dir, manifest, class_name, gan):
-    """Restores the newest checkpoint, then fits segment by segment up to ``num_steps`` (module docstring)."""
+def _fit(config, class_dir, manifest, class_name, gan, embedding=None):
+    """Restores the newest checkpoint, then fits segment by segment up to ``num_steps`` (module docstring);
+    ``embedding``: the quality monitor's features (:func:`quality_embedding`), ``None`` without a monitor."""
     num_steps, every = config.train.num_steps, config.checkpoint_every
     # One fit epoch is the largest chunk every interval is a multiple of, so epoch ends hit each of them.
     chunk = math.gcd(num_steps, config.log_every, config.sample_every, every)
@@ -340,7 +386,9 @@ def _fit(config, class_dir, manifest, class_name, gan):
     writer = cbs.SummaryWriter(class_dir / "tb")
     guard = cbs.NonFiniteGuard()
     # Before the CSV log: it records the kid and coverage the monitor adds to the epoch's logs.
-    monitor = [_quality_monitor(config, class_dir, manifest, class_name, gan, start)] if config.quality.enabled else []
+    monitor = (
+        [] if embedding is None else [_quality_monitor(config, class_dir, manifest, class_name, gan, start, embedding)]
+    )
     callbacks = [
         guard,
         cbs.ProgressBar(start, num_steps),
@@ -437,7 +485,7 @@ def _resume(config, manager, gan, class_name):
 
 # Keys added to the config after checkpoints were written without them: {key: the value that means what the
 # checkpoints did}, so that an older run resumes.
-_ADDED_KEYS = {"model.conditional": False}
+_ADDED_KEYS = {"model.conditional": False, "quality.features": "random"}
 
 
 def _changed_keys(old, new):
@@ -463,13 +511,11 @@ def _changed_keys(old, new):
     ]
 
 
-def _quality_monitor(config, class_dir, manifest, class_name, gan, start):
+def _quality_monitor(config, class_dir, manifest, class_name, gan, start, embedding):
     # Imported here: the quality package is only needed when the monitor is on.
-    from keras_morsa.quality.features import random_cnn
     from keras_morsa.quality.monitor import QualityMonitor
 
     q = config.quality
-    embedding = random_cnn(config.model.image_size, seed=config.seed)
     train = embedding.embed_files(manifest.files("train", _selection(config, class_name)))
     latents = keras.ops.convert_to_tensor(
         np.random.default_rng([config.seed, _QUALITY_STREAM])
