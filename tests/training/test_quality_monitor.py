@@ -71,7 +71,8 @@ def test_classifier_features_rank_constant_and_blurred_samples_below_real_like_o
     assert kid["real_like"] < kid["constant"] and kid["real_like"] < kid["blurred"], kid
 
 
-@pytest.mark.multibackend
+# Not multibackend: the cache is files and JSON (the backend-specific features are the tests around it), and
+# the test trains a classifier and two GANs (~2.5 min per pass).
 def test_the_workdir_classifier_is_trained_once_and_reused_by_every_class_and_resume(tmp_path, monkeypatch, capsys):
     data = tmp_path / "data"
     helpers.write_image_folder(data, dict.fromkeys(CLASSES, 8), helpers.squares_on_white(CLASSES, COLOURS, seed=0))
