@@ -1,4 +1,5 @@
-"""Loading ``.keras`` files with one-line errors: the loader every stage (generate, Grad-CAM, export) uses.
+"""Loading ``.keras`` files with one-line errors: the loader every stage (generate, Grad-CAM, export) uses;
+and :func:`save_model`, the atomic writer of the models a killed run must not leave half-written.
 
 Every custom class of keras-morsa is registered (``keras.saving.register_keras_serializable``) where it is
 defined; this module imports those modules, so a generator or classifier loads from any entry point without
@@ -14,6 +15,16 @@ from keras_morsa.errors import UserError
 
 # Imported for their registrations: the FastGAN networks and blocks, the classifier's output layer.
 from keras_morsa.models import fastgan, probabilities  # noqa: F401
+
+
+def save_model(model, path):
+    """Saves ``model`` to the ``.keras`` file ``path`` atomically: a killed run leaves the old file or none,
+    at most a hidden temporary sibling (``model.save`` needs a ``.keras`` path, so the sibling keeps that
+    suffix; the rename is atomic)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
 
 
 def load_model(path):

@@ -16,7 +16,7 @@ import keras
 from keras_morsa import io
 from keras_morsa.data import pipeline
 from keras_morsa.models.classifier import build_classifier
-from keras_morsa.models.saving import load_model
+from keras_morsa.models.saving import load_model, save_model
 
 
 def train_classifier(budget, manifest, image_size, seed, path, progress=True):
@@ -64,11 +64,8 @@ def train_classifier(budget, manifest, image_size, seed, path, progress=True):
         f"{budget.batch_size}) at {image_size} px for the classifier features"
     )
     model.fit(ds, epochs=1, steps_per_epoch=int(budget.steps), verbose=int(progress))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")  # model.save needs the .keras suffix; rename is atomic
-    model.save(tmp)
-    tmp.replace(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, path)
     return model
 
 

@@ -65,6 +65,7 @@ from keras_morsa.data import morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, PerformanceWarning, UserError
 from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reconstruction_targets
 from keras_morsa.models.fastgan.layers import call_with_labels
+from keras_morsa.models.saving import save_model
 from keras_morsa.training import callbacks as cbs
 from keras_morsa.training import distribute
 from keras_morsa.training.checkpoint import CheckpointManager, CheckpointMismatch
@@ -346,7 +347,7 @@ def _train_class(config, class_dir, manifest, class_name, strategy):
         with distribute.distribution_scope(strategy):
             gan = build_gan(config, strategy, num_classes=len(manifest.class_names))
             _fit(config, class_dir, manifest, class_name, gan, embedding)
-        _save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
+        save_model(gan.ema_generator, class_dir / GENERATOR_FILE)
         io.write_json(
             class_dir / DONE_FILE,
             {
@@ -535,7 +536,7 @@ def _quality_monitor(config, class_dir, manifest, class_name, gan, start, embedd
         train,
         config.checkpoint_every,
         config.train.num_steps,
-        save_best=lambda: _save_model(gan.ema_generator, class_dir / BEST_FILE),
+        save_best=lambda: save_model(gan.ema_generator, class_dir / BEST_FILE),
         best_file=class_dir / BEST_INFO_FILE,
         curve_path=class_dir / f"quality_{class_name}.png",
         history=history,
@@ -565,10 +566,3 @@ def _reconstructions(gan, real, labels=None):
     whole, _, quarter = reconstruction_targets(real, part, int(rec_big.shape[1]))
     columns = [cbs.images_to_uint8(x) for x in (whole, rec_big, rec_small, quarter, rec_part)]
     return np.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])
-
-
-def _save_model(model, path):
-    # model.save needs a ".keras" path, so the temporary sibling keeps that suffix; rename is atomic.
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
