@@ -81,14 +81,14 @@ def build_classifier(
     class_names = [str(name) for name in class_names]
     if len(class_names) != num_classes:
         raise UserError(f"class_names has {len(class_names)} names; expected num_classes={num_classes}")
+    if conv_init not in CONV_INITS:
+        raise UserError(f"conv_init={conv_init!r}; accepted: {', '.join(CONV_INITS)}")
 
     backbone = build_backbone(arch, image_size, library=backbone_library)
     if conv_init == "he_normal":
         for layer in backbone._flatten_layers():
             if isinstance(layer, keras.layers.Conv2D):
                 layer.kernel.assign(keras.initializers.HeNormal()(layer.kernel.shape))
-    elif conv_init not in CONV_INITS:
-        raise UserError(f"conv_init={conv_init!r}; accepted: {', '.join(CONV_INITS)}")
     if bn_momentum is not None:
         set_bn_momentum(backbone, bn_momentum)
     images = keras.Input(shape=(int(image_size), int(image_size), 3), name="images")
