@@ -23,6 +23,19 @@ from keras_morsa.quality.plots import quality_curve
 from keras_morsa.training.callbacks import StepCallback, logs_are_finite
 
 
+def score_samples(images, embedding, train_features, k=5, kid_subsets=10, seed=0):
+    """``{"kid", "kid_std", "coverage"}`` of uint8 ``images`` [N, S, S, 3] against ``train_features`` in
+    ``embedding`` (images resized like training images to its input side when that differs); what the
+    monitor records at a checkpoint and what ``train_gan.rescore_best`` compares."""
+    images = np.asarray(images).astype(np.float32)
+    if images.shape[1] != embedding.image_size:
+        images = np.asarray(pipeline.resize_like_training(images, embedding.image_size))
+    fake = embedding.embed(images, batch_size=min(64, len(images)))
+    kid = metrics.kid(train_features, fake, num_subsets=kid_subsets, seed=seed)
+    coverage = metrics.prdc(train_features, fake, k=k)["coverage"]
+    return {"kid": kid["mean"], "kid_std": kid["std"], "coverage": coverage}
+
+
 class QualityMonitor(StepCallback):
     """KID and coverage of fixed EMA samples at every ``every`` steps and at ``num_steps``; keeps the best.
 
@@ -79,13 +92,8 @@ class QualityMonitor(StepCallback):
 
     def score(self):
         """``{"kid", "kid_std", "coverage"}`` of the current EMA samples."""
-        images = self.make_images().astype(np.float32)
-        if images.shape[1] != self.embedding.image_size:
-            images = np.asarray(pipeline.resize_like_training(images, self.embedding.image_size))
-        fake = self.embedding.embed(images, batch_size=min(64, len(images)))
-        kid = metrics.kid(self.train_features, fake, num_subsets=self.kid_subsets, seed=self.seed)
-        coverage = metrics.prdc(self.train_features, fake, k=self.k)["coverage"]
-        return {"kid": kid["mean"], "kid_std": kid["std"], "coverage": coverage}
+        images = self.make_images()
+        return score_samples(images, self.embedding, self.train_features, self.k, self.kid_subsets, self.seed)
 
     def on_epoch_end(self, epoch, logs=None):
         step = self.step_after_epoch(epoch)

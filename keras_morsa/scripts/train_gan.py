@@ -4,6 +4,7 @@
     bin/train_gan --class=all --workdir=workdirs/gan             # every class in turn, finished ones skipped
     bin/train_gan --class=cat --data_dir=my_photos --config=configs/fastgan_size.py:256 --config.train.num_steps=20000
     bin/train_gan --class=jaw --strategy=mirrored --cpu_devices=2              # TensorFlow backend, 2 replicas
+    bin/train_gan --class=all --workdir=workdirs/gan --rescore   # choose generator_best again, train nothing
 
 (Installed with pip: keras-morsa-train-gan, same flags.) Ends with a summary: the generators, the latest
 samples, the final losses and the best KID per class, and the next command.
@@ -16,7 +17,7 @@ from keras_morsa import cli
 cli.prefer_onednn()  # before TensorFlow is imported
 from keras_morsa import summaries  # noqa: E402
 from keras_morsa.errors import UserError  # noqa: E402
-from keras_morsa.training.train_gan import train_gan  # noqa: E402
+from keras_morsa.training.train_gan import rescore_best, train_gan  # noqa: E402
 
 _CONFIG = cli.define_config_file(
     "config",
@@ -28,13 +29,22 @@ _CLASS = flags.DEFINE_string("class", None, "Class to train, or 'all'.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder <dir>/<class>/*; default: the built-in dataset.")
 _WORKDIR = flags.DEFINE_string("workdir", "./workdirs/gan", "Run folder; results go to <workdir>/<class>/.")
 _STRATEGY = cli.define_strategy_flags()
+_RESCORE = flags.DEFINE_bool(
+    "rescore",
+    False,
+    "Train nothing: choose generator_best.keras of finished classes again in the config's quality.features, "
+    "among the kept checkpoints and the current best (for runs scored in other features).",
+)
 
 
 def main(argv):
     del argv  # cli.launch refuses positional arguments
     if not _CLASS.value:
         raise UserError("--class is required: a class name of the dataset, or 'all'")
-    done = train_gan(_CONFIG.value, _WORKDIR.value, _CLASS.value, data_dir=_DATA_DIR.value, strategy=_STRATEGY())
+    if _RESCORE.value:
+        done = rescore_best(_CONFIG.value, _WORKDIR.value, _CLASS.value, data_dir=_DATA_DIR.value)
+    else:
+        done = train_gan(_CONFIG.value, _WORKDIR.value, _CLASS.value, data_dir=_DATA_DIR.value, strategy=_STRATEGY())
     summary = summaries.train_gan(done, _WORKDIR.value)
     summary.next_commands = [
         cli.command("generate", gan_workdir=_WORKDIR.value, num_images=100, out_dir="./workdirs/synthetic")

@@ -22,7 +22,8 @@ train split of one class and writes ``<workdir>/<class>/``:
   (``quality_classifier.json`` states its budget, data and train accuracy) and reused by every class and
   resume while those match (:func:`keras_morsa.quality.classifier.cached_classifier`). The seeded random
   CNN (``quality.features="random"``, the smoke configs' choice, no training) picked step-500 blobs as the
-  best of three built-in classes (issue 11): it sees background texture, not a thin part.
+  best of three built-in classes (issue 11): it sees background texture, not a thin part. :func:`rescore_best`
+  (``bin/train_gan --rescore``) chooses a finished run's best again in other features, training nothing.
 
 Resuming: rerunning on the same workdir restores the newest checkpoint and continues. Training is split in
 segments of ``checkpoint_every`` steps, each fed by a dataset seeded with ``(seed, first step of the
@@ -65,7 +66,7 @@ from keras_morsa.data import morsa_parts, pipeline, splits
 from keras_morsa.errors import DataError, PerformanceWarning, UserError
 from keras_morsa.models.fastgan import Discriminator, Generator, downscale, reconstruction_targets
 from keras_morsa.models.fastgan.layers import call_with_labels
-from keras_morsa.models.saving import save_model
+from keras_morsa.models.saving import load_model, save_model
 from keras_morsa.training import callbacks as cbs
 from keras_morsa.training import distribute
 from keras_morsa.training.checkpoint import CheckpointManager, CheckpointMismatch
@@ -323,6 +324,90 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
     return done
 
 
+def rescore_best(config, workdir, class_name, data_dir=None):
+    """Chooses ``generator_best.keras`` of finished runs again in the features of ``quality.features``; trains nothing.
+
+    For runs whose monitor scored in other features (before ``"classifier"`` was the default, the random CNN
+    chose step-500 blobs for three built-in classes, issue 11). The candidates are the EMA generators of the
+    kept checkpoints (``keep_checkpoints``: the deleted ones cannot be candidates) and the current
+    ``generator_best.keras``. Each is scored as the monitor scores a checkpoint: the same fixed latents, KID
+    and coverage against the class's **train** images. The lowest KID becomes ``generator_best.keras``, and
+    ``generator_best.json`` records it with every candidate's scores under ``"rescored"``. The old curve
+    and ``log.csv`` keep the old features' figures.
+
+    Args:
+        config: the config the runs were trained with (a change under ``model.`` is refused); its
+            ``quality`` section chooses the features (``quality.enabled`` must be on).
+        workdir, class_name, data_dir: as for :func:`train_gan`; every class named must be finished.
+
+    Returns:
+        ``{class_name: class folder}``, like :func:`train_gan`.
+
+    Raises:
+        UserError: the monitor is off, a class is unknown or unfinished, or a checkpoint has another network.
+    """
+    if not config.quality.enabled:
+        raise UserError("rescoring needs quality.enabled=True: the monitor's features choose the best generator")
+    check_quality_features(config.quality.features)
+    manifest = _dataset(config, data_dir, class_name, workdir)
+    conditional = bool(config.model.get("conditional", False))
+    names = [CONDITIONAL_DIR] if conditional else manifest.class_names if class_name == "all" else [class_name]
+    unfinished = [name for name in names if not (Path(workdir) / name / DONE_FILE).exists()]
+    if unfinished:
+        raise UserError(
+            f"cannot rescore {', '.join(unfinished)} in {workdir}: not finished (no {DONE_FILE}); train first"
+        )
+    embedding = quality_embedding(config, workdir, manifest)
+    gan = build_gan(config, num_classes=len(manifest.class_names))
+    done = {}
+    for name in names:
+        class_dir = done[name] = Path(workdir) / name
+        with io.folder_lock(class_dir):
+            _rescore_class(config, class_dir, manifest, name, gan, embedding)
+    return done
+
+
+def _rescore_class(config, class_dir, manifest, class_name, gan, embedding):
+    # Imported here: the quality package is only needed when the monitor is on.
+    from keras_morsa.quality.monitor import score_samples
+
+    q = config.quality
+    # The run's own record first: the old best file has no metadata of its own.
+    _refuse_other_network(config, class_dir / DONE_FILE, io.read_json(class_dir / DONE_FILE))
+    manager = CheckpointManager(class_dir / "checkpoints", gan, keep=config.keep_checkpoints)
+    make_images, train = _monitor_inputs(config, manifest, class_name, gan, embedding)
+
+    def restore_checkpoint(step):
+        manager.restore(step, check=lambda path, meta: _refuse_other_network(config, path, meta))
+
+    def restore_best():
+        gan.ema_generator.set_weights(load_model(class_dir / BEST_FILE).get_weights())
+
+    # {step: how to load that step's EMA generator into gan}; a checkpoint and the old best of one step agree.
+    candidates = {step: (lambda step=step: restore_checkpoint(step)) for step in manager.steps()}
+    old = io.read_json(class_dir / BEST_INFO_FILE) if (class_dir / BEST_INFO_FILE).exists() else None
+    if old is not None and (class_dir / BEST_FILE).exists():
+        candidates.setdefault(int(old["step"]), restore_best)
+    if not candidates:
+        raise UserError(f"{class_dir}: no checkpoint and no {BEST_FILE} to rescore")
+    scores = []
+    for step in sorted(candidates):
+        candidates[step]()
+        values = score_samples(make_images(), embedding, train, k=q.k, kid_subsets=q.kid_subsets, seed=config.seed)
+        scores.append({"step": step, **values})
+        print(
+            f"{class_name}: step {step}: KID {values['kid']:.3g} ± {values['kid_std']:.2g}, "
+            f"coverage {values['coverage']:.2f}"
+        )
+    best = min(scores, key=lambda row: row["kid"] if math.isfinite(row["kid"]) else math.inf)
+    candidates[best["step"]]()
+    save_model(gan.ema_generator, class_dir / BEST_FILE)
+    info = {**best, "features": embedding.description, "rescored": scores}
+    io.write_json(class_dir / BEST_INFO_FILE, info)
+    was = "none" if old is None else f"step {old['step']}"
+    print(f"{class_name}: best generator: step {best['step']} (was {was}), {embedding.description}")
+
+
 def _train_class(config, class_dir, manifest, class_name, strategy):
     num_steps, every = config.train.num_steps, config.checkpoint_every
     intervals = (num_steps, config.log_every, config.sample_every, every, config.keep_checkpoints)
@@ -463,15 +548,7 @@ def _resume(config, manager, gan, class_name):
     """
 
     def check(path, meta):
-        if "config" not in meta:
-            return
-        changed = _changed_keys(meta["config"], config.to_dict())
-        shape = [line for key, line in changed if key.startswith("model.")]
-        if shape:
-            raise CheckpointMismatch(
-                f"{path} was written with another network: {'; '.join(shape)}; the network cannot change on "
-                "resume: use another --workdir, or the checkpoint's values"
-            )
+        changed = _refuse_other_network(config, path, meta)
         if changed:
             print(
                 f"{class_name}: resuming step {meta['step']} with changed settings (applied from here on): "
@@ -482,6 +559,21 @@ def _resume(config, manager, gan, class_name):
     gan.g_optimizer.learning_rate = config.train.g_lr
     gan.d_optimizer.learning_rate = config.train.d_lr
     return start
+
+
+def _refuse_other_network(config, path, meta):
+    """``[(key, line)]`` where checkpoint ``path``'s config (its ``meta``) differs from ``config``; raises
+    :class:`CheckpointMismatch` naming them when a key under ``model.`` (the networks' shape) differs."""
+    if "config" not in meta:
+        return []
+    changed = _changed_keys(meta["config"], config.to_dict())
+    shape = [line for key, line in changed if key.startswith("model.")]
+    if shape:
+        raise CheckpointMismatch(
+            f"{path} was written with another network: {'; '.join(shape)}; the network cannot change on "
+            "resume: use another --workdir, or the checkpoint's values"
+        )
+    return changed
 
 
 # Keys added to the config after checkpoints were written without them: {key: the value that means what the
@@ -512,10 +604,9 @@ def _changed_keys(old, new):
     ]
 
 
-def _quality_monitor(config, class_dir, manifest, class_name, gan, start, embedding):
-    # Imported here: the quality package is only needed when the monitor is on.
-    from keras_morsa.quality.monitor import QualityMonitor
-
+def _monitor_inputs(config, manifest, class_name, gan, embedding):
+    """``(make_images, train_features)`` of the quality monitor: the EMA generator on its fixed latents (their
+    own seeded stream) and the embedding of the class's train images."""
     q = config.quality
     train = embedding.embed_files(manifest.files("train", _selection(config, class_name)))
     latents = keras.ops.convert_to_tensor(
@@ -524,6 +615,15 @@ def _quality_monitor(config, class_dir, manifest, class_name, gan, start, embedd
         .astype("float32")
     )
     labels = sample_labels(config, q.num_samples, len(manifest.class_names))
+    return (lambda: _samples(gan, latents, labels)), train
+
+
+def _quality_monitor(config, class_dir, manifest, class_name, gan, start, embedding):
+    # Imported here: the quality package is only needed when the monitor is on.
+    from keras_morsa.quality.monitor import QualityMonitor
+
+    q = config.quality
+    make_images, train = _monitor_inputs(config, manifest, class_name, gan, embedding)
     log = class_dir / "log.csv"
     history = [
         row
@@ -531,7 +631,7 @@ def _quality_monitor(config, class_dir, manifest, class_name, gan, start, embedd
         if (row.get("step") or "").isdigit() and int(row["step"]) <= start
     ]
     return QualityMonitor(
-        lambda: _samples(gan, latents, labels),
+        make_images,
         embedding,
         train,
         config.checkpoint_every,

@@ -19,10 +19,12 @@ from configs.fastgan_cpu import get_config
 from keras_morsa.data import splits
 from keras_morsa.errors import UserError
 from keras_morsa.io import LOCK_NAME, FolderLocked, read_csv, read_json, write_json
-from keras_morsa.training.checkpoint import CheckpointMismatch
+from keras_morsa.models.saving import load_model
+from keras_morsa.quality.features import random_cnn
+from keras_morsa.training.checkpoint import CheckpointManager, CheckpointMismatch
 from keras_morsa.training.fastgan import FastGAN
 from keras_morsa.training.generate import generate
-from keras_morsa.training.train_gan import NonFiniteLoss, build_gan, train_gan
+from keras_morsa.training.train_gan import NonFiniteLoss, build_gan, rescore_best, train_gan
 
 import helpers
 
@@ -182,6 +184,50 @@ def test_a_rerun_with_lower_learning_rates_uses_them_over_the_checkpoint(data_di
     assert read_json(run / "done.json")["step"] == 4
     # D's and G's rates (D's optimizer is stored among the model's variables), as the config says.
     assert _learning_rates(run / "checkpoints" / "ckpt_00000004.npz") == pytest.approx([1e-4, 2e-4])
+
+
+def test_rescore_chooses_the_best_again_among_the_kept_checkpoints_and_the_old_best(
+    trained, data_dir, tmp_path, run_script
+):
+    workdir = tmp_path / "gan"
+    shutil.copytree(trained[0], workdir)
+    run = workdir / "disc"
+    # An older pick whose checkpoint is gone (the smoke config keeps steps 4 and 6), scored in other features:
+    # step 1, whose file holds the final (step-6) generator.
+    shutil.copy(run / "generator_ema.keras", run / "generator_best.keras")
+    write_json(run / "generator_best.json", {"step": 1, "kid": -1.0, "kid_std": 0.0, "coverage": 1.0})
+    result = run_script(
+        "train_gan", "--class=disc", f"--workdir={workdir}", f"--data_dir={data_dir}", SMOKE,
+        "--config.quality.image_size=32", "--rescore",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    info = read_json(run / "generator_best.json")
+    scores = {row["step"]: row for row in info["rescored"]}
+    assert sorted(scores) == [1, 4, 6]
+    # The old best file was loaded and scored like the step-6 checkpoint it copies.
+    assert scores[1]["kid"] == scores[6]["kid"] and scores[1]["coverage"] == scores[6]["coverage"]
+    assert info["step"] == min(scores, key=lambda step: scores[step]["kid"])
+    assert info["kid"] == scores[info["step"]]["kid"] and info["features"] == random_cnn(32).description
+    assert f"disc: best generator: step {info['step']} (was step 1)" in result.stdout
+    # generator_best.keras is the chosen generator.
+    config = get_config("smoke")
+    gan = build_gan(config)
+    CheckpointManager(run / "checkpoints", gan).restore(6 if info["step"] == 1 else info["step"])
+    z = np.random.default_rng(0).standard_normal((2, config.model.nz)).astype("float32")
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(load_model(run / "generator_best.keras")(z)[0]),
+        ops.convert_to_numpy(gan.ema_generator(z)[0]),
+        atol=1e-5,
+    )
+
+    with pytest.raises(UserError, match=r"cannot rescore square in .*: not finished \(no done.json\); train first"):
+        rescore_best(config, workdir, "all", data_dir=data_dir)
+    config.quality.enabled = False
+    with pytest.raises(UserError, match="rescoring needs quality.enabled=True"):
+        rescore_best(config, workdir, "disc", data_dir=data_dir)
+    config.quality.enabled, config.model.ngf = True, 16
+    with pytest.raises(CheckpointMismatch, match=r"done.json was written with another network: model.ngf: 8 -> 16"):
+        rescore_best(config, workdir, "disc", data_dir=data_dir)
 
 
 def test_resume_refuses_another_network_naming_the_keys(trained, data_dir, tmp_path):
