@@ -20,7 +20,7 @@ from keras_morsa import io
 from keras_morsa.data import pipeline
 from keras_morsa.quality import metrics
 from keras_morsa.quality.plots import quality_curve
-from keras_morsa.training.callbacks import StepCallback, logs_are_finite
+from keras_morsa.training.callbacks import PeriodicCallback
 
 
 def score_samples(images, embedding, train_features, k=5, kid_subsets=10, seed=0):
@@ -36,7 +36,7 @@ def score_samples(images, embedding, train_features, k=5, kid_subsets=10, seed=0
     return {"kid": kid["mean"], "kid_std": kid["std"], "coverage": coverage}
 
 
-class QualityMonitor(StepCallback):
+class QualityMonitor(PeriodicCallback):
     """KID and coverage of fixed EMA samples at every ``every`` steps and at ``num_steps``; keeps the best.
 
     Args:
@@ -70,12 +70,10 @@ class QualityMonitor(StepCallback):
         seed=0,
         title="quality",
     ):
-        super().__init__()
+        super().__init__(every, num_steps)
         self.make_images = make_images
         self.embedding = embedding
         self.train_features = train_features
-        self.every = every
-        self.num_steps = num_steps
         self.save_best = save_best
         self.best_file = Path(best_file)
         self.curve_path = Path(curve_path)
@@ -96,16 +94,12 @@ class QualityMonitor(StepCallback):
         return score_samples(images, self.embedding, self.train_features, self.k, self.kid_subsets, self.seed)
 
     def on_epoch_end(self, epoch, logs=None):
-        step = self.step_after_epoch(epoch)
-        if (
-            logs is None
-            or not logs_are_finite(logs)
-            or self.model.stop_training
-            or (step % self.every and step != self.num_steps)
-        ):
+        step = self.due_step(epoch, logs)
+        if step is None:
             return
         values = self.score()
-        logs.update(values)
+        if logs is not None:  # what the CSV log and TensorBoard after this callback record
+            logs.update(values)
         self.history.append({"step": step, **values})
         if self.best is None or not math.isfinite(self.best["kid"]) or values["kid"] < self.best["kid"]:
             self.save_best()

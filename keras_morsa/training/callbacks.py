@@ -115,6 +115,23 @@ class StepCallback(keras.callbacks.Callback):
         return (epoch + 1) * self.params["steps"]
 
 
+class PeriodicCallback(StepCallback):
+    """Base of the callbacks that act every ``every`` steps and at the final step ``num_steps``, never after a
+    non-finite epoch (the sample grids, the checkpoints, the quality monitor)."""
+
+    def __init__(self, every, num_steps):
+        super().__init__()
+        self.every = every
+        self.num_steps = num_steps
+
+    def due_step(self, epoch, logs):
+        """The step to act at after ``epoch``, or ``None`` (not due, or the epoch's losses are not finite)."""
+        step = self.step_after_epoch(epoch)
+        if not _healthy(self, logs) or (step % self.every and step != self.num_steps):
+            return None
+        return step
+
+
 class ProgressBar(StepCallback):
     """One ``keras.utils.Progbar`` over the remaining steps, showing the losses and iterations per second.
 
@@ -268,7 +285,7 @@ def _is_int(text):
     return True
 
 
-class ImageGrid(StepCallback):
+class ImageGrid(PeriodicCallback):
     """Every ``every`` steps, saves ``make_images()`` as ``<directory>/step_XXXXXX.png`` (and to TensorBoard).
 
     Args:
@@ -281,18 +298,16 @@ class ImageGrid(StepCallback):
     """
 
     def __init__(self, directory, make_images, every, num_steps, columns, writer=None, tag="samples"):
-        super().__init__()
+        super().__init__(every, num_steps)
         self.directory = Path(directory)
         self.make_images = make_images
-        self.every = every
-        self.num_steps = num_steps
         self.columns = columns
         self.writer = writer
         self.tag = tag
 
     def on_epoch_end(self, epoch, logs=None):
-        step = self.step_after_epoch(epoch)
-        if not _healthy(self, logs) or (step % self.every and step != self.num_steps):
+        step = self.due_step(epoch, logs)
+        if step is None:
             return
         grid = image_grid(self.make_images(), self.columns)
         save_png(self.directory / f"step_{step:06d}.png", grid)
@@ -300,18 +315,16 @@ class ImageGrid(StepCallback):
             self.writer.image(self.tag, step, grid)
 
 
-class CheckpointSaver(StepCallback):
+class CheckpointSaver(PeriodicCallback):
     """Saves a checkpoint through a :class:`~keras_morsa.training.checkpoint.CheckpointManager` every
     ``every`` steps and at ``num_steps``, never after a non-finite epoch."""
 
     def __init__(self, manager, every, num_steps, metadata=None):
-        super().__init__()
+        super().__init__(every, num_steps)
         self.manager = manager
-        self.every = every
-        self.num_steps = num_steps
         self.metadata = metadata
 
     def on_epoch_end(self, epoch, logs=None):
-        step = self.step_after_epoch(epoch)
-        if _healthy(self, logs) and (step % self.every == 0 or step == self.num_steps):
+        step = self.due_step(epoch, logs)
+        if step is not None:
             self.manager.save(step, self.metadata)
