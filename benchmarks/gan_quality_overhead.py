@@ -7,9 +7,10 @@ and its cost per checkpoint (EMA samples, embedding, KID, coverage; the first ca
 apart). The overhead per class is (one-off + checkpoints x per-checkpoint) / (num_steps x step time).
 With ``--features=classifier`` (the config's default) the workdir's classifier is trained first, once for
 every class of a workdir (``quality.classifier`` budget): its time is printed apart, and shared by the
-classes. Prints the CPU and load.
+classes (``--workdir`` of a train_gan run reuses its cached classifier where it matches). Prints the CPU and load.
 
     .venv/bin/python benchmarks/gan_quality_overhead.py [--steps=30] [--class_name=jaw] [--features=random]
+    .venv/bin/python benchmarks/gan_quality_overhead.py --workdir=workdirs/gan   # its quality_classifier.keras
 """
 
 import os
@@ -29,6 +30,9 @@ _STEPS = flags.DEFINE_integer("steps", 30, "Timed training steps (after 5 warm-u
 _CLASS = flags.DEFINE_string("class_name", "jaw", "Class to time.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder; default: the built-in dataset (built if missing).")
 _FEATURES = flags.DEFINE_string("features", None, "quality.features; default: the config's (classifier).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "A train_gan workdir whose cached quality classifier is reused; default: trained in a temp folder."
+)
 
 
 def main(argv):
@@ -50,7 +54,8 @@ def main(argv):
 
     class_dir = Path(tempfile.mkdtemp()) / _CLASS.value  # the monitor writes its best/curve files here
     start = time.perf_counter()
-    embedding = train_gan.quality_embedding(config, class_dir.parent, manifest)  # trains the classifier
+    # Trains the classifier, or reuses --workdir's.
+    embedding = train_gan.quality_embedding(config, _WORKDIR.value or class_dir.parent, manifest)
     per_workdir = time.perf_counter() - start
     start = time.perf_counter()
     monitor = train_gan._quality_monitor(config, class_dir, manifest, _CLASS.value, gan, 0, embedding)
