@@ -23,31 +23,20 @@ TensorFlow only and is imported from there by ``keras_morsa.training.distribute`
 running replica's rows, so that N replicas draw what one device draws.
 """
 
+import importlib
+
 import keras
 
 _BACKEND = keras.backend.backend()
-if _BACKEND == "tensorflow":
-    from keras_morsa.backend.tensorflow import (
-        accelerators,
-        conv_kernel,
-        devices,
-        replica_position,
-        train_step,
-        value_and_grad,
-    )
-elif _BACKEND == "jax":
-    from keras_morsa.backend.jax import accelerators, conv_kernel, devices, replica_position, train_step, value_and_grad
-elif _BACKEND == "torch":
-    from keras_morsa.backend.torch import (
-        accelerators,
-        conv_kernel,
-        devices,
-        replica_position,
-        train_step,
-        value_and_grad,
-    )
-else:
+if _BACKEND not in ("tensorflow", "jax", "torch"):
     raise ImportError(f"KERAS_BACKEND={_BACKEND!r}: keras-morsa supports tensorflow, jax and torch")
+_ACTIVE = importlib.import_module(f"{__name__}.{_BACKEND}")  # the active backend's module only
+accelerators = _ACTIVE.accelerators
+conv_kernel = _ACTIVE.conv_kernel
+devices = _ACTIVE.devices
+replica_position = _ACTIVE.replica_position
+train_step = _ACTIVE.train_step
+value_and_grad = _ACTIVE.value_and_grad
 
 __all__ = [
     "accelerators",
