@@ -266,6 +266,19 @@ def quality_embedding(config, workdir, manifest, progress=True):
     return load_embedding(q.features, q.image_size, seed=config.seed, classifier=classifier).features_only()
 
 
+def _run_names(config, manifest, class_name):
+    """The run folders ``class_name`` names: one class, every class (``"all"``), or with ``model.conditional``
+    the one conditional model (``"all"`` only)."""
+    if config.model.get("conditional", False):
+        if class_name != "all":
+            raise UserError(
+                f"--class={class_name!r} with model.conditional=True: a conditional model learns every "
+                "class at once; use --class=all (or model.conditional=False for one class)"
+            )
+        return [CONDITIONAL_DIR]
+    return manifest.class_names if class_name == "all" else [class_name]
+
+
 def _check_class(class_name, valid, where):
     if class_name != "all" and class_name not in valid:
         raise UserError(
@@ -304,15 +317,7 @@ def train_gan(config, workdir, class_name, data_dir=None, strategy="none"):
     if config.quality.enabled:
         check_quality_features(config.quality.features)
     manifest = _dataset(config, data_dir, class_name, workdir)
-    if config.model.get("conditional", False):
-        if class_name != "all":
-            raise UserError(
-                f"--class={class_name!r} with model.conditional=True: a conditional model learns every "
-                "class at once; use --class=all (or model.conditional=False for one class)"
-            )
-        names = [CONDITIONAL_DIR]
-    else:
-        names = manifest.class_names if class_name == "all" else [class_name]
+    names = _run_names(config, manifest, class_name)
     done = {}
     for name in names:
         class_dir = Path(workdir) / name
@@ -350,8 +355,7 @@ def rescore_best(config, workdir, class_name, data_dir=None):
         raise UserError("rescoring needs quality.enabled=True: the monitor's features choose the best generator")
     check_quality_features(config.quality.features)
     manifest = _dataset(config, data_dir, class_name, workdir)
-    conditional = bool(config.model.get("conditional", False))
-    names = [CONDITIONAL_DIR] if conditional else manifest.class_names if class_name == "all" else [class_name]
+    names = _run_names(config, manifest, class_name)
     unfinished = [name for name in names if not (Path(workdir) / name / DONE_FILE).exists()]
     if unfinished:
         raise UserError(
