@@ -293,6 +293,13 @@ def command(stage, *args, **flag_values):
     return " ".join(shlex.quote(part) for part in parts)
 
 
+def flag_values(*holders):
+    """``{name: value}`` of absl flag ``holders``, for a library call whose keywords are the flags' names:
+    ``fn(..., **cli.flag_values(_SEED, _LAYER))`` passes ``seed=`` and ``layer=`` (one place that pairs each
+    flag with its keyword, so a script cannot pass one flag's value under another's name)."""
+    return {holder.name: holder.value for holder in holders}
+
+
 def without_flag(args, name):
     """Command-line ``args`` without flag ``name`` (``--name=v``, or ``--name v``), e.g. a shard's command
     turned into its merge."""

@@ -89,6 +89,14 @@ def test_strategy_flags_refuse_an_unknown_strategy():
         values(["bin/x", "--strategy=pipeline"])
 
 
+def test_flag_values_names_each_value_by_its_flag():
+    values = flags.FlagValues()
+    seed = flags.DEFINE_integer("seed", 0, "Seed.", flag_values=values)
+    layer = flags.DEFINE_string("layer", None, "Layer.", flag_values=values)
+    values(["bin/x", "--seed=3"])
+    assert cli.flag_values(seed, layer) == {"seed": 3, "layer": None}
+
+
 @pytest.mark.parametrize("error", [RuntimeError("bug"), OSError("no errno: a bug, keeps its traceback")])
 def test_bugs_keep_their_traceback(error):
     with pytest.raises(type(error)):

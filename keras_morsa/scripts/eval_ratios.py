@@ -82,10 +82,9 @@ def main(argv):
             _CONFIG.value,
             _WORKDIR.value,
             synthetic_dir=synthetic,
-            data_dir=_DATA_DIR.value,
             shard=shard,
             strategy=_STRATEGY(),
-            choose_only=_CHOOSE_ONLY.value,
+            **cli.flag_values(_DATA_DIR, _CHOOSE_ONLY),
         )
     if _CHOOSE_ONLY.value:
         summary = summaries.eval_ratios_choice(_WORKDIR.value)
@@ -105,8 +104,7 @@ def main(argv):
             cli.command(
                 "gradcam_report",
                 eval_workdir=_WORKDIR.value,
-                synthetic_dir=_SYNTHETIC_DIR.value,
-                data_dir=_DATA_DIR.value,
+                **cli.flag_values(_SYNTHETIC_DIR, _DATA_DIR),
                 out_dir="./workdirs/gradcam",
             ),
             cli.command("export", model=f"{_WORKDIR.value}/models/best_augmented.keras", export_dir="./serving/morsa"),

@@ -14,32 +14,30 @@ from pathlib import Path
 
 from absl import flags
 
-from keras_morsa import summaries
+from keras_morsa import cli, summaries
 from keras_morsa.export.classifier import MAX_PIXELS
 from keras_morsa.export.saved_model import KINDS, export_model
 
-flags.DEFINE_string("model", None, "The .keras file to export.", required=True)
-flags.DEFINE_string("export_dir", None, "<base>/<model name>: the version folder is written inside it.", required=True)
-flags.DEFINE_integer("version", None, "Version folder number (default: one more than the largest present).")
-flags.DEFINE_enum("kind", None, KINDS, "Model kind (default: detected from the file).")
-flags.DEFINE_integer("max_num_images", 64, "Generators: the most images one request may ask for.")
-flags.DEFINE_integer("max_pixels", MAX_PIXELS, "Classifiers: predict_bytes refuses images with more pixels (header).")
-FLAGS = flags.FLAGS
+_MODEL = flags.DEFINE_string("model", None, "The .keras file to export.", required=True)
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "<base>/<model name>: the version folder is written inside it.", required=True
+)
+_VERSION = flags.DEFINE_integer("version", None, "Version folder number (default: one more than the largest present).")
+_KIND = flags.DEFINE_enum("kind", None, KINDS, "Model kind (default: detected from the file).")
+_MAX_NUM_IMAGES = flags.DEFINE_integer("max_num_images", 64, "Generators: the most images one request may ask for.")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", MAX_PIXELS, "Classifiers: predict_bytes refuses images with more pixels (header)."
+)
 
 
 def main(argv):
-    del argv
+    del argv  # cli.launch refuses positional arguments
     path = export_model(
-        FLAGS.model,
-        FLAGS.export_dir,
-        version=FLAGS.version,
-        kind=FLAGS.kind,
-        max_num_images=FLAGS.max_num_images,
-        max_pixels=FLAGS.max_pixels,
+        _MODEL.value, _EXPORT_DIR.value, **cli.flag_values(_VERSION, _KIND, _MAX_NUM_IMAGES, _MAX_PIXELS)
     )
     print(f"exported {path}")
     summary = summaries.export(path)
-    base = Path(FLAGS.export_dir).resolve()
+    base = Path(_EXPORT_DIR.value).resolve()
     summary.next_commands = [
         shlex.join(
             [

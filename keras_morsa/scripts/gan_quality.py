@@ -38,11 +38,7 @@ def main(argv):
     report = gan_quality(
         _CONFIG.value,
         _OUT_DIR.value,
-        gan_workdir=_GAN_WORKDIR.value,
-        synthetic_dir=_SYNTHETIC_DIR.value,
-        data_dir=_DATA_DIR.value,
-        features=_FEATURES.value,
-        classifier=_CLASSIFIER.value,
+        **cli.flag_values(_GAN_WORKDIR, _SYNTHETIC_DIR, _DATA_DIR, _FEATURES, _CLASSIFIER),
     )
     summary = summaries.gan_quality(report, _OUT_DIR.value)
     synthetic = report["settings"]["synthetic_dir"]

@@ -67,16 +67,18 @@ def main(argv):
         _OUT_DIR.value,
         _NUM_IMAGES.value,
         class_names=None if _CLASS.value == "all" else [_CLASS.value],
-        seed=_SEED.value,
-        interpolate=_INTERPOLATE.value,
-        checkpoint=_CHECKPOINT.value,
-        filter=_FILTER.value,
-        classifier=_CLASSIFIER.value,
-        min_confidence=_MIN_CONFIDENCE.value,
-        dedupe=_DEDUPE.value,
-        data_dir=_DATA_DIR.value,
-        dedupe_percentile=_DEDUPE_PERCENTILE.value,
-        conditional=_CONDITIONAL.value,
+        **cli.flag_values(
+            _SEED,
+            _INTERPOLATE,
+            _CHECKPOINT,
+            _FILTER,
+            _CLASSIFIER,
+            _MIN_CONFIDENCE,
+            _DEDUPE,
+            _DATA_DIR,
+            _DEDUPE_PERCENTILE,
+            _CONDITIONAL,
+        ),
     )
     summary = summaries.generate(rows, _OUT_DIR.value)
     summary.next_commands = [

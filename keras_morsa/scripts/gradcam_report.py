@@ -38,14 +38,7 @@ def main(argv):
     report = gradcam_report(
         _EVAL_WORKDIR.value,
         _OUT_DIR.value,
-        synthetic_dir=_SYNTHETIC_DIR.value,
-        data_dir=_DATA_DIR.value,
-        mask_dir=_MASK_DIR.value,
-        max_images=_MAX_IMAGES.value,
-        method=_METHOD.value,
-        layer=_LAYER.value,
-        seed=_SEED.value,
-        min_map_size=_MIN_MAP_SIZE.value,
+        **cli.flag_values(_SYNTHETIC_DIR, _DATA_DIR, _MASK_DIR, _MAX_IMAGES, _METHOD, _LAYER, _SEED, _MIN_MAP_SIZE),
     )
     summary = summaries.gradcam_report(report, _OUT_DIR.value)
     summary.next_commands = [

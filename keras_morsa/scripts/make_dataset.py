@@ -24,12 +24,7 @@ _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar (--nopro
 
 def main(argv):
     del argv  # cli.launch refuses positional arguments
-    settings = dict(
-        images_per_class=_IMAGES_PER_CLASS.value,
-        image_size=_IMAGE_SIZE.value,
-        seed=_SEED.value,
-        progress=_PROGRESS.value,
-    )
+    settings = cli.flag_values(_IMAGES_PER_CLASS, _IMAGE_SIZE, _SEED, _PROGRESS)
     if _OUT_DIR.value:
         root = morsa_parts.build(_OUT_DIR.value, workers=_WORKERS.value, **settings)
     else:

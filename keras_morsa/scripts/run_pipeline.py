@@ -39,5 +39,5 @@ _REDO = flags.DEFINE_enum(
 
 def main(argv):
     del argv  # cli.launch refuses positional arguments
-    markers = run_pipeline(_CONFIG.value, _WORKDIR.value, data_dir=_DATA_DIR.value, redo=_REDO.value)
+    markers = run_pipeline(_CONFIG.value, _WORKDIR.value, **cli.flag_values(_DATA_DIR, _REDO))
     return summaries.run_pipeline(markers, _WORKDIR.value)
