@@ -41,12 +41,14 @@ _CLASSIFIER = flags.DEFINE_string(
 )
 _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.5, "The filter's probability threshold.")
 _DEDUPE = flags.DEFINE_bool(
-    "dedupe",
-    False,
-    "Drop near-copies of the class's training images (nearer to one than "
-    "--dedupe_percentile % of training images are to each other), drawing more.",
+    "dedupe", False, "Drop near-copies of the class's training images (see --dedupe_percentile), drawing more."
 )
-_DEDUPE_PERCENTILE = flags.DEFINE_float("dedupe_percentile", 5.0, "With --dedupe: the percentile of the threshold.")
+_DEDUPE_PERCENTILE = flags.DEFINE_float(
+    "dedupe_percentile",
+    5.0,
+    "With --dedupe: an image is a near-copy when it is nearer to a training image than this % of the "
+    "training images are to each other.",
+)
 _CONDITIONAL = flags.DEFINE_bool(
     "conditional",
     None,
