@@ -120,16 +120,22 @@ def _flag_error(error):
 _CONFIG_FLAGS = []
 
 
-def define_config_file(name, default, help_string):
-    """``config_flags.DEFINE_config_file`` with ``lock_config=True`` (an override cannot add a key) and the
-    one-line exit-2 report of a bad ``--config`` or ``--config.<key>`` (they are parsed right here and when
-    the flags are parsed)."""
+def define_config(file_name, help_string):
+    """A script's ``--config``, by default :func:`config_file` ``(file_name)``: ``config_flags.DEFINE_config_file``
+    with ``lock_config=True`` (an override cannot add a key) and the one-line exit-2 report of a bad
+    ``--config`` or ``--config.<key>`` (they are parsed right here and when the flags are parsed)."""
     try:
-        holder = config_flags.DEFINE_config_file(name, default, help_string, lock_config=True)
+        holder = config_flags.DEFINE_config_file("config", config_file(file_name), help_string, lock_config=True)
     except _FLAG_ERRORS as error:
         _flag_error(error)
     _CONFIG_FLAGS.append(holder)
     return holder
+
+
+def define_data_dir():
+    """``--data_dir`` of the stages that read real images: a folder of class subfolders, or None for the
+    built-in dataset (the same flag and help in every such script)."""
+    return flags.DEFINE_string("data_dir", None, "Real image folder <dir>/<class>/*; default: the built-in dataset.")
 
 
 def _parse_flags(argv):

@@ -39,9 +39,8 @@ from keras_morsa.errors import UserError
 from keras_morsa.evaluation.results import merge_study
 from keras_morsa.evaluation.study import parse_shard, parse_sources, run_study
 
-_CONFIG = cli.define_config_file(
-    "config",
-    cli.config_file("eval_ratios.py"),
+_CONFIG = cli.define_config(
+    "eval_ratios.py",
     "Study config (configs/eval_ratios.py, ':full' adds VGG16 and MobileNetV3-Large, ':smoke' is tiny).",
 )
 _SYNTHETIC_DIR = flags.DEFINE_string(
@@ -57,7 +56,7 @@ _CHOOSE_ONLY = flags.DEFINE_bool(
     "choose_only", False, "Only make the validation choice of config.choose (validation/choice.json); no test split."
 )
 _WORKDIR = flags.DEFINE_string("workdir", "./workdirs/study", "Output folder (results, report, models).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Real image folder; default: the built-in dataset.")
+_DATA_DIR = cli.define_data_dir()
 _SHARD = flags.DEFINE_string("shard", None, "i/n: run only this process's share of the sweep.")
 _MERGE = flags.DEFINE_bool("merge", False, "Only build results.csv, the report and models/ from finished runs.")
 _STRATEGY = cli.define_strategy_flags()

@@ -13,14 +13,13 @@ from absl import flags
 from keras_morsa import cli, summaries
 from keras_morsa.quality.report import gan_quality
 
-_CONFIG = cli.define_config_file(
-    "config",
-    cli.config_file("gan_quality.py"),
+_CONFIG = cli.define_config(
+    "gan_quality.py",
     "Quality config (configs/gan_quality.py, ':smoke' for the tiny variant); override keys with --config.x=y.",
 )
 _GAN_WORKDIR = flags.DEFINE_string("gan_workdir", None, "A bin/train_gan workdir: images are generated first.")
 _SYNTHETIC_DIR = flags.DEFINE_string("synthetic_dir", None, "A bin/generate folder <dir>/<class>/*.png.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Real image folder <dir>/<class>/*; default: the built-in dataset.")
+_DATA_DIR = cli.define_data_dir()
 _FEATURES = flags.DEFINE_string(
     "features", None, "classifier | random | a local .keras/.weights.h5 file (default: the config's, 'classifier')."
 )

@@ -20,13 +20,12 @@ cli.prefer_onednn()  # before TensorFlow is imported
 from keras_morsa import summaries  # noqa: E402
 from keras_morsa.pipeline.stages import STAGES, run_pipeline  # noqa: E402
 
-_CONFIG = cli.define_config_file(
-    "config",
-    cli.config_file("pipeline.py"),
+_CONFIG = cli.define_config(
+    "pipeline.py",
     "Pipeline config (configs/pipeline.py, ':smoke' for the tiny variant); override keys with --config.x=y, "
     "e.g. --config.gan.train.num_steps=8000.",
 )
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder <dir>/<class>/*; default: the built-in dataset.")
+_DATA_DIR = cli.define_data_dir()
 _WORKDIR = flags.DEFINE_string("workdir", "./runs/pipeline", "Run folder: every stage's outputs and index.html.")
 _REDO = flags.DEFINE_enum(
     "redo",

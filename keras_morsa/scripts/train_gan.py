@@ -19,14 +19,13 @@ from keras_morsa import summaries  # noqa: E402
 from keras_morsa.errors import UserError  # noqa: E402
 from keras_morsa.training.train_gan import rescore_best, train_gan  # noqa: E402
 
-_CONFIG = cli.define_config_file(
-    "config",
-    cli.config_file("fastgan_cpu.py"),
+_CONFIG = cli.define_config(
+    "fastgan_cpu.py",
     "Training config file (configs/fastgan_cpu.py, fastgan_size.py:<256|512|1024>, fastgan_morsa.py; ':smoke' for "
     "the tiny variant); override keys with --config.x=y.",
 )
 _CLASS = flags.DEFINE_string("class", None, "Class to train, or 'all'.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Image folder <dir>/<class>/*; default: the built-in dataset.")
+_DATA_DIR = cli.define_data_dir()
 _WORKDIR = flags.DEFINE_string("workdir", "./workdirs/gan", "Run folder; results go to <workdir>/<class>/.")
 _STRATEGY = cli.define_strategy_flags()
 _RESCORE = flags.DEFINE_bool(
