@@ -53,17 +53,21 @@ def data(tmp_path_factory):
     return root, manifest
 
 
-def test_report_files_and_planted_answers(data, tmp_path):
-    root, manifest = data
-    report = gan_quality(
+def _report(root, out_dir, **options):
+    """gan_quality of the smoke config on the fixture's synthetic and real folders."""
+    return gan_quality(
         get_config("smoke"),
-        tmp_path,
+        out_dir,
         synthetic_dir=root / "synthetic",
         data_dir=root / "real",
-        features="random",
-        classifier=root / "classifier.keras",
         progress=False,
+        **options,
     )
+
+
+def test_report_files_and_planted_answers(data, tmp_path):
+    root, manifest = data
+    report = _report(root, tmp_path, features="random", classifier=root / "classifier.keras")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nearest", "quality.html", "quality.json", "quality.md"]
     assert sorted(p.name for p in (tmp_path / "nearest").iterdir()) == ["disc.png", "square.png"]
     assert read_json(tmp_path / "quality.json") == json.loads(json.dumps(report))
@@ -98,24 +102,10 @@ def test_report_files_and_planted_answers(data, tmp_path):
 
 def test_classifier_features_without_a_classifier_file_give_no_cas_only_with_random(data, tmp_path):
     root, _ = data
-    report = gan_quality(
-        get_config("smoke"),
-        tmp_path,
-        synthetic_dir=root / "synthetic",
-        data_dir=root / "real",
-        features=str(root / "classifier.keras"),
-        progress=False,
-    )
+    report = _report(root, tmp_path, features=str(root / "classifier.keras"))
     assert report["settings"]["features"] == f"penultimate features of {root / 'classifier.keras'}"
     assert "cas" in report["classes"]["disc"]  # the features file is a classifier of these classes
-    report = gan_quality(
-        get_config("smoke"),
-        tmp_path / "r",
-        synthetic_dir=root / "synthetic",
-        data_dir=root / "real",
-        features="random",
-        progress=False,
-    )
+    report = _report(root, tmp_path / "r", features="random")
     assert "cas" not in report["classes"]["disc"] and "cas" not in report["mean"]
     assert "No classifier: no CAS." in (tmp_path / "r" / "quality.md").read_text()
 

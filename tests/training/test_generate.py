@@ -4,6 +4,7 @@ The GAN workdir here is a finished run's layout written directly (an untrained 6
 tests cost no training; tests/training/test_train_gan.py generates from a really trained run.
 """
 
+import functools
 import os
 import socket
 
@@ -150,16 +151,10 @@ def test_classifier_filter_keeps_confident_images_scores_them_and_bounds_the_dra
     out = tmp_path / "out"
     (out / "jaw").mkdir(parents=True)
     (out / "jaw" / "jaw_seed0_00099.png").write_bytes(b"stale")  # not kept by this call: removed
-    rows = gen.generate(
-        gan_workdir,
-        out,
-        3,
-        class_names=["jaw"],
-        filter="classifier",
-        classifier=classifier,
-        min_confidence=0.9,
-        progress=False,
+    filtered = functools.partial(
+        gen.generate, gan_workdir, out, filter="classifier", classifier=classifier, progress=False
     )
+    rows = filtered(3, class_names=["jaw"], min_confidence=0.9)
     assert [r["latent_index"] for r in rows] == [0, 1, 2]
     assert sorted(p.name for p in (out / "jaw").iterdir()) == [f"jaw_seed0_0000{i}.png" for i in range(3)]
     scores = [float(r["score"]) for r in read_csv(out / "manifest.csv")]
@@ -175,16 +170,7 @@ def test_classifier_filter_keeps_confident_images_scores_them_and_bounds_the_dra
     }
     # No image is a confident 'pin': the bound (num_images x max_draws_per_image latents) ends it with the yield.
     with pytest.raises(UserError, match=r"class 'pin': only 0 of 8 drawn images \(yield 0.0 %\)"):
-        gen.generate(
-            gan_workdir,
-            out,
-            2,
-            class_names=["pin"],
-            filter="classifier",
-            classifier=classifier,
-            max_draws_per_image=4,
-            progress=False,
-        )
+        filtered(2, class_names=["pin"], max_draws_per_image=4)
     assert read_json(out / "yield.json")["pin"]["drawn"] == 8
     with pytest.raises(UserError, match="--filter=classifier needs --classifier"):
         gen.generate(gan_workdir, out, 1, filter="classifier")
