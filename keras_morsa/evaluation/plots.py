@@ -139,13 +139,8 @@ def plot_accuracy_vs_ratio(summary, arch, path):
 
 
 def plot_accuracy_by_cell(summary, arch, path):
-    """Every cell's final test accuracy with its interval, one row per cell; the baselines dashed.
-
-    Args:
-        summary: rows of ``summary.summarize`` (other architectures are ignored).
-        arch: the architecture to draw.
-        path: output PNG.
-    """
+    """Every cell's final test accuracy with its interval, one row per cell; the baselines dashed. The
+    arguments are those of :func:`plot_accuracy_vs_ratio`."""
     rows = [row for row in summary if row["arch"] == arch]
     figure = Figure(figsize=(6.5, 1.2 + 0.35 * len(rows)))
     ax = figure.subplots()
