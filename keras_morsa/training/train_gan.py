@@ -111,24 +111,12 @@ def build_gan(config, strategy="none", num_classes=0):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(t.dtype_policy)  # layers take the global policy when they are created
     try:
-        generator = Generator(
-            ngf=m.ngf,
-            nz=m.nz,
-            image_size=m.image_size,
-            attention_resolutions=tuple(m.attention_resolutions),
-            activation=m.activation,
-            seed=config.seed,
-            num_classes=num_classes,
-            name="generator",
+        # What the two networks must agree on.
+        shared = dict(
+            image_size=m.image_size, attention_resolutions=tuple(m.attention_resolutions), num_classes=num_classes
         )
-        discriminator = Discriminator(
-            ndf=m.ndf,
-            image_size=m.image_size,
-            decoder_width=m.decoder_width,
-            attention_resolutions=tuple(m.attention_resolutions),
-            num_classes=num_classes,
-            name="discriminator",
-        )
+        generator = Generator(ngf=m.ngf, nz=m.nz, activation=m.activation, seed=config.seed, name="generator", **shared)
+        discriminator = Discriminator(ndf=m.ndf, decoder_width=m.decoder_width, name="discriminator", **shared)
         gan = FastGAN(
             generator,
             discriminator,
