@@ -10,6 +10,8 @@ directory (``keras_morsa.cli.config_module``):
 
 import ml_collections
 
+from keras_morsa.errors import check_variant
+
 
 def builtin_data(**overrides):
     """The ``data`` section every stage starts from: the built-in dataset's build and its split.
@@ -114,6 +116,16 @@ def fastgan_base():
         )
     )
     return config
+
+
+def fastgan_start(arg, variants=()):
+    """The start of a FastGAN config's ``get_config(arg)``: ``arg`` checked against the config's ``variants``
+    and ``"smoke"``, which every FastGAN config has (:func:`fastgan_smoke`), and a fresh :func:`fastgan_base`.
+
+    Returns:
+        ``(arg, config)``: ``arg`` as :func:`keras_morsa.errors.check_variant` returns it (None for the default).
+    """
+    return check_variant(arg, (*variants, "smoke")), fastgan_base()
 
 
 def quality_classifier():

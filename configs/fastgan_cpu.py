@@ -11,26 +11,20 @@ and checkpoints every 500 steps, log every 50.
     bin/train_gan --class=jaw --config.train.num_steps=8000            # longer, sharper
     bin/train_gan --class=jaw --config=configs/fastgan_cpu.py:smoke    # tiny, for tests
 
-D's reconstruction loss is L1 (train.reconstruction="l1", no pretrained weights); the reference's
-perceptual loss is an option that needs a local VGG16 weights file (nothing is downloaded):
-
-    bin/train_gan --class=jaw --config=configs/fastgan_cpu.py --config.train.reconstruction=perceptual
-        --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
+D's reconstruction loss is L1. The reference's perceptual loss costs about a VGG16 pass per reconstruction:
+a GPU option (configs/fastgan_size.py says how to turn it on, for any FastGAN config).
 """
 
 from keras_morsa import cli
-from keras_morsa.errors import check_variant
 
 common = cli.config_module(__file__, "common")
 
 
 def get_config(arg=None):
-    arg = check_variant(arg, ("smoke",))
-    config = common.fastgan_base()
-    # Trained at 64 px on the built-in dataset's cached 256-px render, shared with the other stages.
-    config.model.image_size = 64
-    config.model.ngf = config.model.ndf = 16
-    config.model.nz = 64
+    arg, config = common.fastgan_start(arg)
+    # Trained at 64 px on the built-in dataset's cached 256-px render, shared with the other stages; the
+    # networks' widths and the latent a quarter of the paper's.
+    config.model.update(image_size=64, ngf=16, ndf=16, nz=64)
     # D's three reconstruction decoders have a fixed base width of 32 in the reference (ndf/2 at ndf 64). Kept
     # at 32 here they were half of every iteration (README, "Benchmarks"); ndf/2 = 8 keeps the reference's
     # proportion and buys ~1.7x the steps in the same time.

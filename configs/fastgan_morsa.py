@@ -6,22 +6,16 @@ Self-attention sits after the 32x32 maps of G and D (its memory grows with the s
     bin/train_gan --class=jaw --config=configs/fastgan_morsa.py
     bin/train_gan --class=jaw --config=configs/fastgan_morsa.py:smoke   # tiny, for tests
 
-D's reconstruction loss is L1 (train.reconstruction="l1", no pretrained weights); the reference's
-perceptual loss is an option that needs a local VGG16 weights file (nothing is downloaded):
-
-    bin/train_gan --class=jaw --config=configs/fastgan_morsa.py --config.train.reconstruction=perceptual
-        --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
+D's reconstruction loss is L1, as in every FastGAN config (the perceptual option: configs/fastgan_size.py).
 """
 
 from keras_morsa import cli
-from keras_morsa.errors import check_variant
 
 common = cli.config_module(__file__, "common")
 
 
 def get_config(arg=None):
-    arg = check_variant(arg, ("smoke",))
-    config = common.fastgan_base()
+    arg, config = common.fastgan_start(arg)
     config.model.image_size = 256
     config.model.activation = "leaky_relu"
     config.model.attention_resolutions = (32,)

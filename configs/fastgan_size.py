@@ -9,14 +9,14 @@ argument is the image side, 256 (the default), 512 or 1024; "smoke" is the tiny 
     bin/train_gan --class=jaw --config=configs/fastgan_size.py:smoke    # tiny, for tests
 
 D's reconstruction loss is L1 (train.reconstruction="l1", no pretrained weights); the reference's
-perceptual loss is an option that needs a local VGG16 weights file (nothing is downloaded):
+perceptual loss is an option of every FastGAN config that needs a local VGG16 weights file (nothing is
+downloaded):
 
     bin/train_gan --class=jaw --config=configs/fastgan_size.py:512 --config.train.reconstruction=perceptual
         --config.train.perceptual_weights=/path/to/vgg16.weights.h5   # (one command line)
 """
 
 from keras_morsa import cli
-from keras_morsa.errors import check_variant
 
 common = cli.config_module(__file__, "common")
 
@@ -24,8 +24,7 @@ SIZES = ("256", "512", "1024")
 
 
 def get_config(arg=None):
-    arg = check_variant(arg, (*SIZES, "smoke"))
-    config = common.fastgan_base()
+    arg, config = common.fastgan_start(arg, SIZES)
     if arg == "smoke":
         return common.fastgan_smoke(config)
     config.model.image_size = int(arg or 256)
