@@ -34,38 +34,41 @@ ARCHITECTURES = ("vgg16", "mobilenet_v3_small", "mobilenet_v3_large")
 LIBRARIES = ("keras_cv", "keras_hub")
 
 _RE, _HS = "relu", "hard_swish"
+# The squeeze-and-excite ratio of the blocks the tables mark SE (both libraries take it as se_ratio).
+_SE = 0.25
 
-# One entry per bottleneck block: (expansion size, output channels, depthwise kernel, stride, SE, activation).
+# One entry per bottleneck block: (expansion size, output channels, depthwise kernel, stride, SE ratio (_SE, or
+# None for no SE), activation).
 # The expansion ratio KerasCV wants is expansion size / input channels of the block.
 _MOBILENET_V3_SMALL = (
-    (16, 16, 3, 2, True, _RE),
-    (72, 24, 3, 2, False, _RE),
-    (88, 24, 3, 1, False, _RE),
-    (96, 40, 5, 2, True, _HS),
-    (240, 40, 5, 1, True, _HS),
-    (240, 40, 5, 1, True, _HS),
-    (120, 48, 5, 1, True, _HS),
-    (144, 48, 5, 1, True, _HS),
-    (288, 96, 5, 2, True, _HS),
-    (576, 96, 5, 1, True, _HS),
-    (576, 96, 5, 1, True, _HS),
+    (16, 16, 3, 2, _SE, _RE),
+    (72, 24, 3, 2, None, _RE),
+    (88, 24, 3, 1, None, _RE),
+    (96, 40, 5, 2, _SE, _HS),
+    (240, 40, 5, 1, _SE, _HS),
+    (240, 40, 5, 1, _SE, _HS),
+    (120, 48, 5, 1, _SE, _HS),
+    (144, 48, 5, 1, _SE, _HS),
+    (288, 96, 5, 2, _SE, _HS),
+    (576, 96, 5, 1, _SE, _HS),
+    (576, 96, 5, 1, _SE, _HS),
 )
 _MOBILENET_V3_LARGE = (
-    (16, 16, 3, 1, False, _RE),
-    (64, 24, 3, 2, False, _RE),
-    (72, 24, 3, 1, False, _RE),
-    (72, 40, 5, 2, True, _RE),
-    (120, 40, 5, 1, True, _RE),
-    (120, 40, 5, 1, True, _RE),
-    (240, 80, 3, 2, False, _HS),
-    (200, 80, 3, 1, False, _HS),
-    (184, 80, 3, 1, False, _HS),
-    (184, 80, 3, 1, False, _HS),
-    (480, 112, 3, 1, True, _HS),
-    (672, 112, 3, 1, True, _HS),
-    (672, 160, 5, 2, True, _HS),
-    (960, 160, 5, 1, True, _HS),
-    (960, 160, 5, 1, True, _HS),
+    (16, 16, 3, 1, None, _RE),
+    (64, 24, 3, 2, None, _RE),
+    (72, 24, 3, 1, None, _RE),
+    (72, 40, 5, 2, _SE, _RE),
+    (120, 40, 5, 1, _SE, _RE),
+    (120, 40, 5, 1, _SE, _RE),
+    (240, 80, 3, 2, None, _HS),
+    (200, 80, 3, 1, None, _HS),
+    (184, 80, 3, 1, None, _HS),
+    (184, 80, 3, 1, None, _HS),
+    (480, 112, 3, 1, _SE, _HS),
+    (672, 112, 3, 1, _SE, _HS),
+    (672, 160, 5, 2, _SE, _HS),
+    (960, 160, 5, 1, _SE, _HS),
+    (960, 160, 5, 1, _SE, _HS),
 )
 # The stem convolution of both MobileNetV3 variants has 16 channels.
 _MOBILENET_V3_STEM = 16
@@ -79,7 +82,7 @@ def mobilenet_v3_arguments(table):
         "stackwise_filters": [row[1] for row in table],
         "stackwise_kernel_size": [row[2] for row in table],
         "stackwise_stride": [row[3] for row in table],
-        "stackwise_se_ratio": [0.25 if row[4] else None for row in table],
+        "stackwise_se_ratio": [row[4] for row in table],
         "stackwise_activation": [row[5] for row in table],
     }
 
@@ -108,7 +111,7 @@ def keras_hub_mobilenet_v3_arguments(table):
         "stackwise_num_filters": per_stage(lambda row: row[1]),
         "stackwise_kernel_size": per_stage(lambda row: row[2]),
         "stackwise_num_strides": per_stage(lambda row: row[3]),
-        "stackwise_se_ratio": per_stage(lambda row: 0.25 if row[4] else None),
+        "stackwise_se_ratio": per_stage(lambda row: row[4]),
         "stackwise_activation": per_stage(lambda row: row[5]),
         "stackwise_padding": per_stage(lambda row: row[2] // 2),
         "input_num_filters": _MOBILENET_V3_STEM,
@@ -116,7 +119,7 @@ def keras_hub_mobilenet_v3_arguments(table):
         "depthwise_filters": first[1],
         "depthwise_stride": first[3],
         "depthwise_residual": first[3] == 1 and first[1] == _MOBILENET_V3_STEM,
-        "squeeze_and_excite": 0.25 if first[4] else None,
+        "squeeze_and_excite": first[4],
         # KerasCV's last 1x1 convolution: 6 x the last block's channels.
         "last_layer_filter": 6 * table[-1][1],
         # The width of KerasHub's classifier-head convolution, which is not built here (the backbone ignores it).
