@@ -13,15 +13,20 @@ features: figures from different CPU kinds are not comparable, so quote it besid
 
 ``--onednn=default,on`` measures TensorFlow with oneDNN as TensorFlow chooses it (on only on CPUs with
 AVX-512) and forced on (``TF_ENABLE_ONEDNN_OPTS=1``, what ``bin/train_gan`` sets unless the variable is
-already set), side by side, with the ratio.
+already set), side by side, with the ratio. ``--jit_compile=auto,on`` measures each backend as Keras compiles
+it by default on a CPU (TensorFlow: a graph without XLA; JAX: XLA; torch: eager) and with ``jit_compile=True``
+(TensorFlow: XLA; torch: ``torch.compile``; JAX is XLA either way, so it runs once). ``--xla_flags`` lists
+``XLA_FLAGS`` settings to try on the XLA runs ("" is none), e.g. ``--xla_flags=,--xla_cpu_use_xnnpack=true``.
 
     .venv/bin/python benchmarks/fastgan_step.py                          # current KERAS_BACKEND, both cases
     .venv/bin/python benchmarks/fastgan_step.py --backends=tensorflow,jax,torch --cases=paper --steps=5
     .venv/bin/python benchmarks/fastgan_step.py --policies=float32,mixed_bfloat16  # side by side, with the ratio
     .venv/bin/python benchmarks/fastgan_step.py --cases=cpu --onednn=default,on      # TF oneDNN off vs on
+    .venv/bin/python benchmarks/fastgan_step.py --backends=tensorflow,torch --cases=cpu --jit_compile=auto,on
     OMP_NUM_THREADS=2 taskset -c 0,1 ...                                 # pin to 2 cores for comparable figures
 """
 
+import itertools
 import json
 import os
 import resource
@@ -60,10 +65,19 @@ _ONEDNN = flags.DEFINE_list(
     f"TensorFlow only: oneDNN settings to measure, some of "
     f"{list(ONEDNN)} (TF_ENABLE_ONEDNN_OPTS unset / 1 / 0); other backends ignore it.",
 )
+JIT = ("auto", "on")
+_JIT = flags.DEFINE_list(
+    "jit_compile",
+    ["auto"],
+    f"Some of {list(JIT)}: Keras's default compilation, and jit_compile=True (XLA, torch.compile).",
+)
+_XLA_FLAGS = flags.DEFINE_list(
+    "xla_flags", [""], 'XLA_FLAGS values for the runs that use XLA (JAX; TensorFlow with --jit_compile=on); "" = none.'
+)
 _CHILD = flags.DEFINE_string("child", None, "Internal: measure this case in this process, print JSON.")
 
 
-def measure(case, steps, warmup, policy):
+def measure(case, steps, warmup, policy, jit):
     """Builds the case's FastGAN and times ``train_on_batch``; returns a dict of figures."""
     import importlib
 
@@ -76,6 +90,8 @@ def measure(case, steps, warmup, policy):
     module, arg = CASES[case]
     config = importlib.import_module(f"configs.{module}").get_config(arg)
     gan = build_gan(config)
+    if jit == "on":
+        gan.jit_compile = True  # read when the train function is first made
     size, batch = config.model.image_size, config.train.batch_size
     images = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
     start = time.perf_counter()
@@ -112,61 +128,83 @@ def measure(case, steps, warmup, policy):
 def main(argv):
     del argv
     if _CHILD.value:
-        print(json.dumps(measure(_CHILD.value, _STEPS.value, _WARMUP.value, _POLICIES.value[0])))
+        print(json.dumps(measure(_CHILD.value, _STEPS.value, _WARMUP.value, _POLICIES.value[0], _JIT.value[0])))
         return
     for name, values, accepted in (
         ("cases", _CASES.value, list(CASES)),
         ("policies", _POLICIES.value, POLICIES),
         ("onednn", _ONEDNN.value, list(ONEDNN)),
+        ("jit_compile", _JIT.value, JIT),
     ):
         unknown = sorted(set(values) - set(accepted))
         if unknown:
             raise app.UsageError(f"--{name}={','.join(unknown)}: expected some of {list(accepted)}")
     print(f"CPU: {hardware.cpu_info().describe()}; load average {os.getloadavg()[0]:.2f} before the run")
     header = (
-        f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} {'onednn':<7} "
+        f"{'backend':<11} {'case':<6} {'size':>4} {'batch':>5} {'ngf':>3} {'policy':<14} {'onednn':<7} {'jit':<4} "
         f"{'threads':>7} {'s/iter':>7} {'it/s':>6} {'cpu s/iter':>10} {'busy':>5} {'warmup s':>8} {'peak GB':>7}"
+        "  xla flags"
     )
     print(header)
     seconds = {}
-    for backend in _BACKENDS.value:
-        for case in _CASES.value:
-            for policy in _POLICIES.value:
-                for onednn in _ONEDNN.value if backend == "tensorflow" else ["default"]:
-                    cmd = [
-                        sys.executable,
-                        __file__,
-                        f"--child={case}",
-                        f"--steps={_STEPS.value}",
-                        f"--warmup={_WARMUP.value}",
-                        f"--policies={policy}",
-                    ]
-                    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-                    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
-                    if ONEDNN[onednn] is not None:
-                        env["TF_ENABLE_ONEDNN_OPTS"] = ONEDNN[onednn]
-                    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                    if done.returncode != 0:
-                        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                        print(f"{backend:<11} {case:<6} {policy} {onednn}: failed: {reason}")
-                        continue
-                    r = json.loads(done.stdout.strip().splitlines()[-1])
-                    seconds[backend, case, policy, onednn] = r["s_per_iter"]
-                    print(
-                        f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
-                        f"{r['policy']:<14} {onednn:<7} {r['threads'] or 'auto':>7} {r['s_per_iter']:>7.3f} "
-                        f"{1 / r['s_per_iter']:>6.2f} {r['cpu_s_per_iter']:>10.3f} "
-                        f"{r['cpu_s_per_iter'] / r['s_per_iter']:>5.2f} {r['warmup_s']:>8.1f} "
-                        f"{r['peak_rss_gb']:>7.2f}",
-                        flush=True,
-                    )
-    for (backend, case, policy, onednn), value in seconds.items():
-        base = seconds.get((backend, case, "float32", "default"))
-        if base and (policy, onednn) != ("float32", "default"):
-            print(
-                f"{backend} {case}: {policy} with oneDNN {onednn} takes {value / base:.2f}x the time per "
-                "iteration of float32 with oneDNN default"
-            )
+    for run in _runs():
+        backend, case, policy, onednn, jit, xla = run
+        cmd = [
+            sys.executable,
+            __file__,
+            f"--child={case}",
+            f"--steps={_STEPS.value}",
+            f"--warmup={_WARMUP.value}",
+            f"--policies={policy}",
+            f"--jit_compile={jit}",
+        ]
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        if ONEDNN[onednn] is not None:
+            env["TF_ENABLE_ONEDNN_OPTS"] = ONEDNN[onednn]
+        if xla:
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {xla}".strip()
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"{backend:<11} {case:<6} {policy} {onednn} jit {jit} {xla}: failed: {reason}")
+            continue
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        seconds[run] = r["s_per_iter"]
+        print(
+            f"{r['backend']:<11} {r['case']:<6} {r['size']:>4} {r['batch']:>5} {r['ngf']:>3} "
+            f"{r['policy']:<14} {onednn:<7} {jit:<4} {r['threads'] or 'auto':>7} {r['s_per_iter']:>7.3f} "
+            f"{1 / r['s_per_iter']:>6.2f} {r['cpu_s_per_iter']:>10.3f} "
+            f"{r['cpu_s_per_iter'] / r['s_per_iter']:>5.2f} {r['warmup_s']:>8.1f} "
+            f"{r['peak_rss_gb']:>7.2f}  {xla or '-'}",
+            flush=True,
+        )
+    baseline = ", ".join(f"{name} {value or 'none'}" for name, value in zip(_SETTING_NAMES, _BASELINE))
+    for (backend, case, *settings), value in seconds.items():
+        base = seconds.get((backend, case, *_BASELINE))
+        if base and tuple(settings) != _BASELINE:
+            described = ", ".join(f"{name} {v or 'none'}" for name, v in zip(_SETTING_NAMES, settings))
+            print(f"{backend} {case}: {described} takes {value / base:.2f}x the time per iteration of {baseline}")
+        tf_base = seconds.get(("tensorflow", case, *_BASELINE))
+        if tf_base and backend != "tensorflow" and tuple(settings) == _BASELINE:
+            print(f"{backend} {case}: {value / tf_base:.2f}x the TensorFlow backend's time per iteration ({baseline})")
+
+
+# The settings every other run of a backend and case is compared with: policy, oneDNN, jit_compile, XLA flags.
+_BASELINE = ("float32", "default", "auto", "")
+_SETTING_NAMES = ("policy", "oneDNN", "jit_compile", "XLA flags")
+
+
+def _runs():
+    """Every (backend, case, policy, onednn, jit, xla_flags) to measure, leaving out the settings a backend
+    ignores: --onednn is TensorFlow's, JAX is XLA whatever --jit_compile says, --xla_flags reach only XLA runs."""
+    for backend, case, policy in itertools.product(_BACKENDS.value, _CASES.value, _POLICIES.value):
+        onednns = _ONEDNN.value if backend == "tensorflow" else ["default"]
+        jits = ["auto"] if backend == "jax" else _JIT.value
+        for onednn, jit in itertools.product(onednns, jits):
+            uses_xla = backend == "jax" or (backend == "tensorflow" and jit == "on")
+            for xla in _XLA_FLAGS.value if uses_xla else [""]:
+                yield backend, case, policy, onednn, jit, xla
 
 
 if __name__ == "__main__":
