@@ -562,8 +562,8 @@ def _refuse_other_network(config, path, meta):
     shape = [line for key, line in changed if key.startswith("model.")]
     if shape:
         raise CheckpointMismatch(
-            f"{path} was written with another network: {'; '.join(shape)}; the network cannot change on "
-            "resume: use another --workdir, or the checkpoint's values"
+            f"{path} was written with another network: {'; '.join(shape)}; a run's network cannot change "
+            "(on resume or --rescore): use another --workdir, or the checkpoint's values"
         )
     return changed
 

@@ -228,6 +228,11 @@ def test_rescore_chooses_the_best_again_among_the_kept_checkpoints_and_the_old_b
     config.quality.enabled, config.model.ngf = True, 16
     with pytest.raises(CheckpointMismatch, match=r"done.json was written with another network: model.ngf: 8 -> 16"):
         rescore_best(config, workdir, "disc", data_dir=data_dir)
+    config.model.ngf = 8
+    shutil.rmtree(run / "checkpoints")
+    (run / "generator_best.keras").unlink()
+    with pytest.raises(UserError, match=r"disc: no checkpoint and no generator_best.keras to rescore"):
+        rescore_best(config, workdir, "disc", data_dir=data_dir)
 
 
 def test_resume_refuses_another_network_naming_the_keys(trained, data_dir, tmp_path):
@@ -240,7 +245,7 @@ def test_resume_refuses_another_network_naming_the_keys(trained, data_dir, tmp_p
     with pytest.raises(
         CheckpointMismatch,
         match=r"ckpt_00000006.npz was written with another network: "
-        r"model.activation: 'glu' -> 'leaky_relu'; model.ngf: 8 -> 16; the network cannot change",
+        r"model.activation: 'glu' -> 'leaky_relu'; model.ngf: 8 -> 16; a run's network cannot change",
     ):
         train_gan(config, workdir, "disc", data_dir=data_dir)
     assert not (workdir / "disc" / "checkpoints" / "ckpt_00000008.npz").exists()
