@@ -58,14 +58,18 @@ def _compare_one_step(strategy, conditional=False):
     images = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype("float32")
     data = (images, np.array([0, 2, 1, 2], "int32")) if conditional else (images,)
     logs = [gan.fit(*data, batch_size=4, shuffle=False, verbose=0).history for gan in (single, multi)]
-    differences = {}
+    differences, sizes = {}, {}
     for a, b in zip(single.state_variables(), multi.state_variables()):
-        differences[a.path] = float(np.max(np.abs(ops.convert_to_numpy(a) - ops.convert_to_numpy(b)), initial=0))
+        a, b, path = ops.convert_to_numpy(a), ops.convert_to_numpy(b), a.path
+        differences[path] = float(np.max(np.abs(a - b), initial=0))
+        sizes[path] = float(np.max(np.abs(a), initial=0))
     print(
         json.dumps(
             {
                 "replicas": distribute.replica_count(strategy),
                 "differences": differences,
+                "sizes": sizes,
+                "g_optimizer": [v.path for v in single.g_optimizer.variables],
                 "losses": [{k: v[0] for k, v in log.items()} for log in logs],
             }
         )
@@ -84,10 +88,19 @@ def _run_child(strategy, conditional=False):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _check_match(report):
+def _check_match(report, g_optimizer_rtol=None):
+    """Every variable within 1e-5 of one device's and the same losses; with ``g_optimizer_rtol``, G's optimizer
+    state (Adam's moments) is compared relative to its largest value instead."""
     assert report["replicas"] == 2
     assert any("noise" in path for path in report["differences"])
-    off = {path: d for path, d in report["differences"].items() if d > 1e-5}
+    relative = set(report["g_optimizer"]) if g_optimizer_rtol is not None else set()
+    assert not g_optimizer_rtol or any("generator" in path and "momentum" in path for path in relative)
+    off = {path: d for path, d in report["differences"].items() if path not in relative and d > 1e-5}
+    off.update(
+        (path, d)
+        for path, d in report["differences"].items()
+        if path in relative and d > g_optimizer_rtol * report["sizes"][path] + 1e-7
+    )
     assert not off, f"differences above 1e-5: {off}"
     single, multi = report["losses"]
     for name, value in single.items():
@@ -114,6 +127,18 @@ def test_mirrored_two_replicas_match_one_device(mirrored_report):
     # Every variable, the generator's noise scales included: the noise is drawn for the global batch and
     # sliced per replica, and synchronized batch norm computes the one-device (two-pass) variance.
     _check_match(mirrored_report)
+
+
+@pytest.mark.tf_backend
+def test_mirrored_conditional_step_matches_one_device():
+    # Classes mixed within each replica (labels 0, 2 | 1, 2). Weights, losses and D's optimizer state match
+    # one device at 1e-5 as above. G's Adam moments (its first gradient) are compared relative to their size:
+    # with classes mixed in a batch that gradient is ill-conditioned on one device too. There, a 1e-6 relative
+    # change of the real images moved it by 2e-2 relative (with one class in the batch: by 1e-6), so the
+    # replicas' other float32 summation order shows in it (7e-4 relative measured, 1.3e-3 at most) and nowhere
+    # else. Faults move it by far more, and the losses too (measured: the two halves' labels swapped, 35x its
+    # size; batch norm not synchronised, 4.9x; losses off by 5e-4 to 0.14).
+    _check_match(_run_child("mirrored", conditional=True), g_optimizer_rtol=1e-2)
 
 
 @pytest.mark.multibackend
