@@ -203,7 +203,7 @@ def _runs():
         jits = ["auto"] if backend == "jax" else _JIT.value
         for onednn, jit in itertools.product(onednns, jits):
             uses_xla = backend == "jax" or (backend == "tensorflow" and jit == "on")
-            for xla in _XLA_FLAGS.value if uses_xla else [""]:
+            for xla in (_XLA_FLAGS.value or [""]) if uses_xla else [""]:
                 yield backend, case, policy, onednn, jit, xla
 
 
