@@ -179,20 +179,28 @@ def main(argv):
             f"{r['peak_rss_gb']:>7.2f}  {xla or '-'}",
             flush=True,
         )
-    baseline = ", ".join(f"{name} {value or 'none'}" for name, value in zip(_SETTING_NAMES, _BASELINE))
+    baseline = _describe(_BASELINE)
     for (backend, case, *settings), value in seconds.items():
+        settings = tuple(settings)
         base = seconds.get((backend, case, *_BASELINE))
-        if base and tuple(settings) != _BASELINE:
-            described = ", ".join(f"{name} {v or 'none'}" for name, v in zip(_SETTING_NAMES, settings))
-            print(f"{backend} {case}: {described} takes {value / base:.2f}x the time per iteration of {baseline}")
+        if base and settings != _BASELINE:
+            print(
+                f"{backend} {case}: {_describe(settings)} takes {value / base:.2f}x the time per iteration "
+                f"of {baseline}"
+            )
         tf_base = seconds.get(("tensorflow", case, *_BASELINE))
-        if tf_base and backend != "tensorflow" and tuple(settings) == _BASELINE:
+        if tf_base and backend != "tensorflow" and settings == _BASELINE:
             print(f"{backend} {case}: {value / tf_base:.2f}x the TensorFlow backend's time per iteration ({baseline})")
 
 
 # The settings every other run of a backend and case is compared with: policy, oneDNN, jit_compile, XLA flags.
 _BASELINE = ("float32", "default", "auto", "")
 _SETTING_NAMES = ("policy", "oneDNN", "jit_compile", "XLA flags")
+
+
+def _describe(settings):
+    """``(policy, onednn, jit, xla_flags)`` in words, e.g. "policy float32, oneDNN default, ..."."""
+    return ", ".join(f"{name} {value or 'none'}" for name, value in zip(_SETTING_NAMES, settings))
 
 
 def _runs():
